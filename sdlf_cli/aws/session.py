@@ -1,0 +1,64 @@
+"""Builds boto3 clients for one target (an AWS account, or the embedded emulator).
+
+Every client the CLI makes comes from `Clients.client()`, so `--profile`, `--region` and
+`--endpoint-url`/`--local` reach CloudFormation, S3, SSM, STS and the rest alike.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+import boto3
+from botocore.config import Config
+
+# Credentials the emulator accepts; never valid on AWS.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    region: str
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.endpoint_url is not None
+
+
+class Clients:
+    """Client factory with an injectable boto3 session (tests pass their own)."""
+
+    def __init__(self, target: AwsTarget, session: boto3.session.Session | None = None):
+        self.target = target
+        self._session = session
+        self._cache: dict[str, object] = {}
+
+    @cached_property
+    def session(self) -> boto3.session.Session:
+        if self._session is not None:
+            return self._session
+        if self.target.is_local and not self.target.profile:
+            creds = {
+                "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", LOCAL_CREDENTIALS["aws_access_key_id"]),
+                "aws_secret_access_key": os.environ.get(
+                    "AWS_SECRET_ACCESS_KEY", LOCAL_CREDENTIALS["aws_secret_access_key"]
+                ),
+            }
+            return boto3.session.Session(region_name=self.target.region, **creds)
+        return boto3.session.Session(profile_name=self.target.profile, region_name=self.target.region)
+
+    def client(self, service: str):
+        if service not in self._cache:
+            kwargs = {
+                "region_name": self.target.region,
+                "config": Config(retries={"max_attempts": 10, "mode": "adaptive"}),
+            }
+            if self.target.endpoint_url:
+                kwargs["endpoint_url"] = self.target.endpoint_url
+            self._cache[service] = self.session.client(service, **kwargs)
+        return self._cache[service]
+
+    def account_id(self) -> str:
+        return self.client("sts").get_caller_identity()["Account"]
