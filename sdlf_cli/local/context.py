@@ -1,0 +1,21 @@
+"""What every part of the embedded emulator needs to know about the running server."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class EmulatorContext:
+    host: str
+    port: int
+    state_dir: Path  # pid, port, log and worker scratch space live here
+    region: str = DEFAULT_REGION
+    account_id: str = ACCOUNT_ID
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
