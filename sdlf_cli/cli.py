@@ -1,0 +1,212 @@
+"""The `sdlf` command line: thin commands that parse, call one workflow, and render its result."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sdlf_cli import views
+from sdlf_cli.errors import SdlfError
+from sdlf_cli.options import GlobalOptions, defaults, global_options
+
+
+def _lake(opts: GlobalOptions):
+    from sdlf_cli.config.loader import load_config
+
+    return load_config(opts.env, opts.parameters_dir)
+
+
+def _clients(opts: GlobalOptions, cfg):
+    from sdlf_cli.aws.session import Clients
+    from sdlf_cli.workflows.target import resolve_target
+
+    target = resolve_target(cfg, profile=opts.profile, region=opts.region, endpoint_url=opts.endpoint_url,
+                            local=opts.local)
+    return Clients(target)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@global_options
+@click.version_option(package_name="sdlf")
+@click.pass_context
+def cli(ctx, opts):
+    """sdlf: a serverless data lake on AWS, as readable CloudFormation, with an embedded local AWS."""
+    ctx.obj = opts
+
+
+# --- the embedded emulator -------------------------------------------------------------------------
+@cli.group()
+def local():
+    """The embedded local AWS (a background process on 127.0.0.1)."""
+
+
+@local.command("up")
+@click.option("--port", type=int, default=None, help="Port (default 4566, or a free one).")
+@global_options
+def local_up(port, opts):
+    """Start the emulator (a no-op when it already runs)."""
+    from sdlf_cli.local import process
+
+    views.local_status(process.up(process.default_state_dir(), port=port), opts.output)
+
+
+@local.command("down")
+@global_options
+def local_down(opts):
+    """Stop the emulator (its state is in memory and goes with it)."""
+    from sdlf_cli.local import process
+
+    views.local_status(process.down(process.default_state_dir()), opts.output)
+
+
+@local.command("status")
+@global_options
+def local_status(opts):
+    """Show whether the emulator runs, where, and its log file."""
+    from sdlf_cli.local import process
+
+    views.local_status(process.status(process.default_state_dir()), opts.output)
+
+
+# --- configuration, render, lint, package ---------------------------------------------------------
+@cli.group()
+def config():
+    """The resolved configuration of one environment."""
+
+
+@config.command("show")
+@global_options
+def config_show(opts):
+    """Print every resolved value and the file:line it came from."""
+    from sdlf_cli.config.show import show_rows
+
+    views.config_rows(show_rows(_lake(opts)), opts.output)
+
+
+@cli.command()
+@click.argument("layer", required=False)
+@click.option("--build-dir", type=click.Path(path_type=Path), default=None, help="Default .sdlf/build/<env>.")
+@global_options
+def render(layer, build_dir, opts):
+    """Render templates (all layers, or LAYER) into the build folder."""
+    from sdlf_cli.workflows.build import render_to
+
+    cfg = _lake(opts)
+    views.paths(render_to(cfg, layer, build_dir or Path(".sdlf/build") / cfg.env), opts.output)
+
+
+@cli.command()
+@click.argument("layer", required=False)
+@global_options
+def lint(layer, opts):
+    """Run cfn-lint on every rendered template; exit 1 on any finding."""
+    from sdlf_cli.workflows.build import lint_layers
+
+    findings = lint_layers(_lake(opts), layer)
+    views.findings(findings, opts.output)
+    sys.exit(1 if findings else 0)
+
+
+@cli.command()
+@global_options
+def package(opts):
+    """Zip Lambda code deterministically; upload what the artifact bucket lacks."""
+    from sdlf_cli.workflows.build import package_artifacts
+
+    cfg = _lake(opts)
+    views.package(package_artifacts(cfg, _clients(opts, cfg)), opts.output)
+
+
+# --- deploy ----------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("layers", nargs=-1)
+@click.option("--all", "all_layers", is_flag=True, help="Every stack the parameters file declares.")
+@click.option("--dry-run", is_flag=True, help="Plan change sets without executing anything.")
+@global_options
+def deploy(layers, all_layers, dry_run, opts):
+    """Create or update stacks (parents first, independent stacks in parallel)."""
+    from sdlf_cli.ui import make_reporter
+    from sdlf_cli.workflows.deploy import deploy_layers, layers_to_deploy
+
+    cfg = _lake(opts)
+    outcome = deploy_layers(cfg, _clients(opts, cfg), make_reporter(opts.output),
+                            layers_to_deploy(cfg, list(layers), all_layers), dry_run=dry_run)
+    views.deploy_outcome(outcome, opts.output)
+    sys.exit(0 if outcome.ok else 1)
+
+
+@cli.command()
+@click.argument("layers", nargs=-1)
+@global_options
+def plan(layers, opts):
+    """What `deploy` would change (change sets, created and deleted again)."""
+    from sdlf_cli.ui import make_reporter
+    from sdlf_cli.workflows.deploy import deploy_layers, layers_to_deploy
+
+    cfg = _lake(opts)
+    outcome = deploy_layers(cfg, _clients(opts, cfg), make_reporter(opts.output),
+                            layers_to_deploy(cfg, list(layers), not layers), dry_run=True)
+    views.deploy_outcome(outcome, opts.output)
+    sys.exit(0 if outcome.ok else 1)
+
+
+# --- data ------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--team", required=True)
+@click.option("--dataset", required=True)
+@click.option("--wait/--no-wait", default=True, help="Wait for the catalog rows.")
+@global_options
+def ingest(files, team, dataset, wait, opts):
+    """Upload FILES to the raw bucket under <team>/<dataset>/."""
+    from sdlf_cli.workflows.ingest import ingest_and_track
+
+    cfg = _lake(opts)
+    views.ingested(ingest_and_track(cfg, _clients(opts, cfg), list(files), team, dataset, wait=wait), opts.output)
+
+
+@cli.command()
+@click.option("--team", default=None)
+@click.option("--dataset", default=None)
+@click.option("--uri", default=None, help="One object, s3://bucket/key.")
+@global_options
+def catalog(team, dataset, uri, opts):
+    """Rows of the object catalog, newest first."""
+    from sdlf_cli.workflows.ingest import catalog_rows
+
+    cfg = _lake(opts)
+    views.catalog(catalog_rows(cfg, _clients(opts, cfg), team=team, dataset=dataset, uri=uri), opts.output)
+
+
+@cli.command()
+@global_options
+def demo(opts):
+    """From nothing to a catalogued object on the embedded emulator, in one command."""
+    from sdlf_cli.ui import make_reporter
+    from sdlf_cli.workflows.demo import run_demo
+
+    result = run_demo(opts.env, opts.parameters_dir, make_reporter(opts.output))
+    views.demo(result, opts.output)
+    sys.exit(0 if result.ok else 1)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False, obj=defaults())
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except SdlfError as e:
+        views.error(str(e))
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

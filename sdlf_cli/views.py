@@ -1,0 +1,132 @@
+"""Renders workflow results for people (rich tables) or machines (`--output json`, versioned envelopes)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _json(payload) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _table(title: str | None, columns: list[str], rows) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r))
+    return table
+
+
+def error(message: str) -> None:
+    _err.print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def local_status(status, output: str) -> None:
+    data = dataclasses.asdict(status)
+    if output == "json":
+        return _json({"version": 1, **data})
+    if status.running:
+        _out.print(f"emulator running: {status.endpoint_url} (pid {status.pid}, log {status.log_file})")
+    else:
+        _out.print("emulator not running")
+
+
+def config_rows(rows, output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "values": [{"field": f, "value": v, "origin": o} for f, v, o in rows]})
+    _out.print(_table(None, ["field", "value", "from"], rows))
+
+
+def paths(paths: list[Path], output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "written": [str(p) for p in paths]})
+    for p in paths:
+        _out.print(f"wrote {p}")
+
+
+def findings(found, output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "findings": [dataclasses.asdict(f) for f in found]})
+    for f in found:
+        _out.print(str(f))
+    _out.print("lint: clean" if not found else f"lint: {len(found)} finding(s)")
+
+
+def package(outcome, output: str) -> None:
+    actions = {u.artifact.key: u.action for u in outcome.uploads}
+    if output == "json":
+        return _json({
+            "version": 1,
+            "bucket": outcome.bucket,
+            "message": outcome.message,
+            "artifacts": [
+                {"name": a.name, "kind": a.kind, "key": a.key, "sha256": a.sha256, "size": a.size,
+                 "action": actions.get(a.key, "built")}
+                for a in outcome.artifacts
+            ],
+        })
+    rows = [(a.kind, a.name, a.key, a.size, actions.get(a.key, "built")) for a in outcome.artifacts]
+    _out.print(_table(f"artifacts → {outcome.bucket or '(not uploaded)'}", ["kind", "name", "key", "bytes", "action"], rows))
+    if outcome.message:
+        _out.print(outcome.message)
+
+
+def deploy_outcome(outcome, output: str) -> None:
+    if output == "json":
+        return _json(outcome.to_dict())
+    for u in outcome.uploads:
+        _out.print(f"artifact {u.artifact.key}: {u.action}")
+    rows = []
+    for r in outcome.results:
+        detail = r.message
+        if r.failure:
+            detail = f"{r.failure.logical_id} ({r.failure.resource_type}): {r.failure.reason}"
+        rows.append((r.name, r.status, f"{r.duration:.1f}s", detail))
+    _out.print(_table("stacks", ["stack", "result", "time", "detail"], rows))
+    for r in outcome.results:
+        if r.changes and r.status == "planned":
+            _out.print(_table(f"{r.name}: planned changes", ["action", "resource", "type", "replacement", "note"], [
+                (c.action, c.logical_id, c.resource_type, c.replacement,
+                 ("IAM " if c.is_iam else "") + ("DESTRUCTIVE" if c.action == "Remove" or c.replacement == "True" else ""))
+                for c in r.changes
+            ]))
+        if r.outputs and r.status in ("created", "updated", "unchanged"):
+            _out.print(_table(f"{r.name}: outputs", ["output", "value"], sorted(r.outputs.items())))
+
+
+CATALOG_COLUMNS = ["id", "status", "stage", "team", "dataset", "size", "etag", "updated_at", "reason"]
+
+
+def catalog(rows: list[dict], output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "rows": rows})
+    _out.print(_table("object catalog", CATALOG_COLUMNS, [[r.get(c) for c in CATALOG_COLUMNS] for r in rows]))
+
+
+def ingested(tracked, output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "objects": [{"uri": t.ingested.uri, "row": t.row} for t in tracked]})
+    for t in tracked:
+        state = t.row.get("status") if t.row else "no catalog row yet"
+        _out.print(f"{t.ingested.file} → {t.ingested.uri}: {state}")
+
+
+def demo(result, output: str) -> None:
+    if output == "json":
+        return _json(result.to_dict())
+    deploy_outcome(result.deploy, output)
+    catalog([t.row for t in result.tracked if t.row], output)
+    missing = [t.ingested.uri for t in result.tracked if not t.row]
+    for uri in missing:
+        error(f"{uri}: no catalog row appeared")
+    _out.print(f"emulator: {result.endpoint_url}  (try: aws --endpoint-url {result.endpoint_url} s3 ls)")
+    _out.print(f"demo finished in {result.seconds:.1f}s: {'ok' if result.ok else 'FAILED'}")

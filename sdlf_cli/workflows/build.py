@@ -1,0 +1,51 @@
+"""The build steps on their own: render, lint, package (what `sdlf render|lint|package` run)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdlf_cli.aws.session import Clients
+from sdlf_cli.config.model import LakeConfig
+from sdlf_cli.lint import Finding, lint_templates
+from sdlf_cli.package import Artifact, UploadResult, build_artifacts, upload_artifacts
+from sdlf_cli.render import RenderedTemplate, render_layer, write_rendered
+
+
+def layers_of(cfg: LakeConfig, layer: str | None) -> list[str]:
+    from sdlf_cli.workflows.deploy import all_layers
+
+    return [layer] if layer else ["bootstrap", *all_layers(cfg)]
+
+
+def render_templates(cfg: LakeConfig, layer: str | None, root: Path = Path(".")) -> list[RenderedTemplate]:
+    return [t for name in layers_of(cfg, layer) for t in render_layer(cfg, name, root / "templates")]
+
+
+def render_to(cfg: LakeConfig, layer: str | None, build_dir: Path, root: Path = Path(".")) -> list[Path]:
+    return write_rendered(render_templates(cfg, layer, root), build_dir)
+
+
+def lint_layers(cfg: LakeConfig, layer: str | None, root: Path = Path(".")) -> list[Finding]:
+    return lint_templates(render_templates(cfg, layer, root))
+
+
+@dataclass
+class PackageOutcome:
+    artifacts: list[Artifact]
+    uploads: list[UploadResult] = field(default_factory=list)
+    bucket: str | None = None
+    message: str = ""
+
+
+def package_artifacts(cfg: LakeConfig, clients: Clients, root: Path = Path(".")) -> PackageOutcome:
+    """Build every artifact; upload the missing ones when the bootstrap stack exists."""
+    from sdlf_cli.aws.cloudformation import CloudFormationGateway
+
+    artifacts = build_artifacts(root, root / ".sdlf" / "build" / cfg.env / "artifacts")
+    stack = CloudFormationGateway(clients.client("cloudformation")).describe_stack(cfg.names.bootstrap_stack())
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in (stack or {}).get("Outputs", [])}
+    bucket = outputs.get("ArtifactsBucket")
+    if not bucket:
+        return PackageOutcome(artifacts, message="built only: the artifact bucket does not exist yet "
+                              f"(`sdlf deploy foundations --env {cfg.env}` creates it)")
+    return PackageOutcome(artifacts, upload_artifacts(artifacts, clients.client("s3"), bucket), bucket)

@@ -1,0 +1,207 @@
+"""Deploy (or plan) layers: render -> lint -> package -> bootstrap -> upload -> stacks in dependency order.
+
+`dry_run=True` walks the same path; the stack step plans change sets instead of executing them and
+nothing is uploaded.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cfn_tools import load_yaml
+
+from sdlf_cli.aws.cloudformation import CloudFormationGateway
+from sdlf_cli.aws.session import Clients
+from sdlf_cli.config.model import LakeConfig
+from sdlf_cli.deploy import StackDeployer, StackResult, StackSpec, run_stacks
+from sdlf_cli.errors import SdlfError, UsageError
+from sdlf_cli.lint import Finding, lint_templates
+from sdlf_cli.package import Artifact, UploadResult, build_artifacts, parameter_values, upload_artifacts
+from sdlf_cli.render import RenderedTemplate, render_layer
+from sdlf_cli.workflows.target import check_account
+
+# CloudFormation takes a template body up to this size inline; larger ones go through S3.
+MAX_TEMPLATE_BODY = 51_200
+
+# Parent layer of each layer; a stack waits for its parent stacks only.
+PARENT_LAYER = {"foundations": None, "team": "foundations", "pipeline": "team", "dataset": "pipeline"}
+
+
+class LintFailed(SdlfError):
+    exit_code = 1
+
+    def __init__(self, findings: list[Finding]):
+        self.findings = findings
+        super().__init__(
+            f"cfn-lint found {len(findings)} problem(s); nothing was deployed:\n" + "\n".join(map(str, findings))
+        )
+
+
+@dataclass
+class DeployOutcome:
+    results: list[StackResult] = field(default_factory=list)
+    uploads: list[UploadResult] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status not in ("failed", "skipped") for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {
+            "version": 1,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "results": [r.to_dict() for r in self.results],
+            "uploads": [
+                {"artifact": u.artifact.name, "key": u.artifact.key, "action": u.action} for u in self.uploads
+            ],
+        }
+
+
+def render_and_lint(cfg: LakeConfig, layers: list[str], root: Path) -> list[RenderedTemplate]:
+    templates = [t for layer in layers for t in render_layer(cfg, layer, root / "templates")]
+    findings = lint_templates(templates)
+    if findings:
+        raise LintFailed(findings)
+    return templates
+
+
+def declared_parameters(template: RenderedTemplate) -> set[str]:
+    return set((load_yaml(template.body) or {}).get("Parameters", {}) or {})
+
+
+def stack_dependencies(template: RenderedTemplate, stacks: list[RenderedTemplate]) -> tuple[str, ...]:
+    """Parents are the stacks of the parent layer that this stack's names build on."""
+    parent = PARENT_LAYER.get(template.layer)
+    if parent is None:
+        return ()
+    prefix_parts = template.stack_name.split("-")
+    parents = []
+    for other in stacks:
+        if other.layer != parent:
+            continue
+        # team stack org-app-env-team-T is parent of pipeline org-app-env-pipeline-T-P, and so on.
+        other_tail = other.stack_name.split("-")[4:]
+        if prefix_parts[4 : 4 + len(other_tail)] == other_tail:
+            parents.append(other.stack_name)
+    return tuple(parents)
+
+
+class LayerDeployer:
+    """Wires the steps together for one lake and one target."""
+
+    def __init__(self, cfg: LakeConfig, clients: Clients, reporter, root: Path = Path("."), build_dir: Path | None = None):
+        self.cfg = cfg
+        self.clients = clients
+        self.reporter = reporter
+        self.root = root
+        self.build_dir = build_dir or root / ".sdlf" / "build" / cfg.env
+        self.gateway = CloudFormationGateway(clients.client("cloudformation"))
+        self.stacks = StackDeployer(self.gateway, reporter)
+
+    def run(self, layers: list[str], dry_run: bool = False) -> DeployOutcome:
+        account = check_account(self.cfg, self.clients)
+        templates = render_and_lint(self.cfg, ["bootstrap", *layers], self.root)
+        bootstrap, rest = templates[0], templates[1:]
+        artifacts = build_artifacts(self.root, self.build_dir / "artifacts")
+        outcome = DeployOutcome(dry_run=dry_run)
+
+        boot = self._action(dry_run)(self._spec(bootstrap, {}))
+        outcome.results.append(boot)
+        if boot.status == "failed":
+            return outcome
+        bucket = boot.outputs.get("ArtifactsBucket") or self.cfg.names.resolve(
+            self.cfg.names.bucket("artifacts"), account, self.clients.target.region
+        )
+        bucket_exists = "ArtifactsBucket" in boot.outputs
+        outcome.uploads = upload_artifacts(artifacts, self.clients.client("s3"), bucket, dry_run=dry_run or not bucket_exists)
+
+        code = parameter_values(artifacts)
+        specs = []
+        for template in rest:
+            params = {"pArtifactsBucket": bucket, **code}
+            declared = declared_parameters(template)
+            params = {k: v for k, v in params.items() if k in declared}
+            spec = self._spec(template, params, stack_dependencies(template, rest))
+            if len(template.body.encode()) > MAX_TEMPLATE_BODY:
+                if not bucket_exists:
+                    outcome.results.append(_planned_from_template(template, "template too large to plan before the artifact bucket exists"))
+                    continue
+                spec = self._with_template_url(spec, bucket, dry_run)
+            specs.append(spec)
+        outcome.results.extend(run_stacks(specs, self._action(dry_run)))
+        return outcome
+
+    def _action(self, dry_run: bool):
+        return self.stacks.plan if dry_run else self.stacks.deploy
+
+    def _spec(self, template: RenderedTemplate, params: dict, depends_on: tuple[str, ...] = ()) -> StackSpec:
+        extra = {}
+        for part in ("team", "pipeline", "dataset"):
+            value = getattr(template, part, None)
+            if isinstance(value, str):
+                extra[part] = value
+        return StackSpec(
+            name=template.stack_name,
+            layer=template.layer,
+            template_body=template.body,
+            parameters=params,
+            tags=self.cfg.names.tags(template.layer, **extra),
+            depends_on=depends_on,
+        )
+
+    def _with_template_url(self, spec: StackSpec, bucket: str, dry_run: bool) -> StackSpec:
+        body = spec.template_body.encode()
+        key = f"templates/{spec.name}/{hashlib.sha256(body).hexdigest()[:20]}.yaml"
+        s3 = self.clients.client("s3")
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        region = self.clients.target.region
+        url = f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+        from dataclasses import replace
+
+        return replace(spec, template_url=url)
+
+
+def _planned_from_template(template: RenderedTemplate, message: str) -> StackResult:
+    from sdlf_cli.deploy import Change
+
+    resources = (load_yaml(template.body) or {}).get("Resources", {}) or {}
+    changes = [
+        Change(action="Add", logical_id=lid, resource_type=res.get("Type", ""), replacement=None,
+               is_iam=res.get("Type", "").startswith("AWS::IAM::"))
+        for lid, res in resources.items()
+    ]
+    return StackResult(name=template.stack_name, layer=template.layer, status="planned", outputs={},
+                       changes=changes, failure=None, duration=0.0, message=message)
+
+
+def all_layers(cfg: LakeConfig, root: Path = Path(".")) -> list[str]:
+    """Layers that have at least one stack in this configuration (and templates), parents first."""
+    wanted = {
+        "foundations": True,
+        "team": bool(cfg.teams),
+        "pipeline": any(t.pipelines for t in cfg.teams),
+        "dataset": any(t.datasets for t in cfg.teams),
+    }
+    return [layer for layer, want in wanted.items() if want and _has_templates(root, layer)]
+
+
+def _has_templates(root: Path, layer: str) -> bool:
+    return any(not p.name.startswith("_") for p in (root / "templates" / layer).glob("*.yaml.j2"))
+
+
+def layers_to_deploy(cfg: LakeConfig, requested: list[str], everything: bool) -> list[str]:
+    known = all_layers(cfg)
+    if everything or not requested:
+        return known if everything else ["foundations"]
+    unknown = [l for l in requested if l not in PARENT_LAYER]
+    if unknown:
+        raise UsageError(f"unknown layer(s) {', '.join(unknown)}; expected one of {', '.join(PARENT_LAYER)}")
+    return [l for l in PARENT_LAYER if l in requested]
+
+
+def deploy_layers(cfg: LakeConfig, clients: Clients, reporter, layers: list[str], *, dry_run: bool = False,
+                  root: Path = Path(".")) -> DeployOutcome:
+    return LayerDeployer(cfg, clients, reporter, root).run(layers, dry_run=dry_run)
