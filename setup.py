@@ -8,8 +8,8 @@ setup(
     packages=find_packages(include=["sdlf_cli", "sdlf_cli.*"]),
     include_package_data=True,
     install_requires=[
-        "boto3==1.44.5",
-        "botocore==1.44.5",
+        "boto3==1.44.3",
+        "botocore==1.44.3",
         "click==8.5.1",
         "cfn-flip==1.3.0",
         "jinja2==3.1.6",
@@ -21,7 +21,7 @@ setup(
         "moto[server]==5.2.5",
     ],
     extras_require={
-        "test": ["pytest==9.2.0"],
+        "test": ["pytest==9.2.0", "awscli==1.46.3"],
     },
     entry_points={"console_scripts": ["sdlf=sdlf_cli.cli:main"]},
 )
