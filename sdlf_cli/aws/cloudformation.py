@@ -1,0 +1,294 @@
+"""A small typed gateway over one boto3 CloudFormation client.
+
+This is the only module that knows botocore's response and error shapes: it returns frozen
+dataclasses and raises `CloudFormationError` (a `DeployError`, exit 1) or `NoChangesError`.
+The client is injected (built by `aws.session.Clients`), so tests pass a client wrapped in a
+botocore Stubber and the emulator is reached through the same code as AWS.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sdlf_cli.errors import DeployError
+
+# What AWS (FAILED change set) and the emulator (synchronous ValidationError) say when a
+# change set would change nothing. Both mean "unchanged", never an error.
+NO_CHANGES_MARKERS = (
+    "didn't contain changes",
+    "No updates are to be performed",
+)
+
+
+class CloudFormationError(DeployError):
+    """A CloudFormation call failed; the message names the operation, the stack and AWS's reason."""
+
+    def __init__(self, operation: str, target: str, code: str, message: str):
+        self.operation = operation
+        self.target = target
+        self.code = code
+        self.reason = message
+        super().__init__(f"{operation} {target}: {code}: {message}")
+
+
+class NoChangesError(Exception):
+    """create_change_set was refused because the template, parameters and tags equal the stack's."""
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    name: str
+    stack_id: str
+    status: str
+    status_reason: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StackEvent:
+    event_id: str
+    stack_name: str
+    logical_id: str
+    resource_type: str
+    status: str
+    reason: str | None
+    timestamp: datetime
+    physical_id: str | None = None
+
+    @property
+    def is_stack_level(self) -> bool:
+        return self.resource_type == "AWS::CloudFormation::Stack" and self.logical_id == self.stack_name
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    action: str  # Add | Modify | Remove | Import | Dynamic
+    logical_id: str
+    resource_type: str
+    replacement: str | None = None  # "True" | "False" | "Conditional" (Modify only)
+    physical_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeSetInfo:
+    change_set_id: str
+    name: str
+    stack_id: str
+    status: str  # CREATE_PENDING | CREATE_IN_PROGRESS | CREATE_COMPLETE | FAILED | DELETE_*
+    execution_status: str | None
+    status_reason: str | None
+    changes: tuple[ResourceChange, ...] = ()
+
+    @property
+    def has_no_changes(self) -> bool:
+        return self.status == "FAILED" and is_no_changes_message(self.status_reason or "")
+
+
+def is_no_changes_message(message: str) -> bool:
+    return any(marker in message for marker in NO_CHANGES_MARKERS)
+
+
+def _client_error(operation: str, target: str, err: Exception) -> CloudFormationError:
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        return CloudFormationError(operation, target, error.get("Code", "Error"), error.get("Message", str(err)))
+    # The emulator answers some failures with a JSON body botocore cannot parse as XML
+    # (ResponseParserError); the useful part is the "message" inside that body.
+    text = str(err)
+    match = re.search(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
+    if match:
+        try:
+            message = json.loads(f'"{match.group(1)}"')
+        except ValueError:
+            message = match.group(1)
+        code_match = re.search(r'"__type"\s*:\s*"([^"]+)"', text)
+        return CloudFormationError(operation, target, code_match.group(1) if code_match else type(err).__name__, message)
+    return CloudFormationError(operation, target, type(err).__name__, text)
+
+
+def _is_missing_stack(err: ClientError) -> bool:
+    error = err.response.get("Error", {})
+    return error.get("Code") == "ValidationError" and "does not exist" in error.get("Message", "")
+
+
+class CloudFormationGateway:
+    def __init__(self, client: Any):
+        self._client = client
+
+    # --- stacks ------------------------------------------------------------------------
+    def describe_stack(self, name_or_id: str) -> StackInfo | None:
+        """The stack, or None when no live stack has that name (a deleted one counts as absent)."""
+        try:
+            response = self._client.describe_stacks(StackName=name_or_id)
+        except ClientError as err:
+            if _is_missing_stack(err):
+                return None
+            raise _client_error("DescribeStacks", name_or_id, err) from err
+        except BotoCoreError as err:
+            raise _client_error("DescribeStacks", name_or_id, err) from err
+        stacks = response.get("Stacks", [])
+        if not stacks:
+            return None
+        raw = stacks[0]
+        if raw["StackStatus"] == "DELETE_COMPLETE":
+            return None
+        return StackInfo(
+            name=raw["StackName"],
+            stack_id=raw["StackId"],
+            status=raw["StackStatus"],
+            status_reason=raw.get("StackStatusReason"),
+            tags={t["Key"]: t["Value"] for t in raw.get("Tags") or []},
+            outputs={o["OutputKey"]: o.get("OutputValue", "") for o in raw.get("Outputs") or []},
+            parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters") or []},
+        )
+
+    def outputs(self, name_or_id: str) -> dict[str, str]:
+        stack = self.describe_stack(name_or_id)
+        if stack is None:
+            raise CloudFormationError("DescribeStacks", name_or_id, "ValidationError", "stack does not exist")
+        return dict(stack.outputs)
+
+    def delete_stack(self, name_or_id: str) -> None:
+        try:
+            self._client.delete_stack(StackName=name_or_id)
+        except (ClientError, BotoCoreError) as err:
+            raise _client_error("DeleteStack", name_or_id, err) from err
+
+    def describe_stack_events(self, name_or_id: str, stop_at_event_id: str | None = None) -> list[StackEvent]:
+        """Events newest first. With `stop_at_event_id`, only the events newer than that one
+        (pagination stops there, so a long-lived stack does not cost its whole history)."""
+        events: list[StackEvent] = []
+        try:
+            paginator = self._client.get_paginator("describe_stack_events")
+            for page in paginator.paginate(StackName=name_or_id):
+                for raw in page.get("StackEvents", []):
+                    if stop_at_event_id is not None and raw["EventId"] == stop_at_event_id:
+                        return events
+                    events.append(
+                        StackEvent(
+                            event_id=raw["EventId"],
+                            stack_name=raw["StackName"],
+                            logical_id=raw.get("LogicalResourceId", ""),
+                            resource_type=raw.get("ResourceType", ""),
+                            status=raw.get("ResourceStatus", ""),
+                            reason=raw.get("ResourceStatusReason"),
+                            timestamp=raw["Timestamp"],
+                            physical_id=raw.get("PhysicalResourceId"),
+                        )
+                    )
+        except ClientError as err:
+            if _is_missing_stack(err):
+                return events
+            raise _client_error("DescribeStackEvents", name_or_id, err) from err
+        except BotoCoreError as err:
+            raise _client_error("DescribeStackEvents", name_or_id, err) from err
+        return events
+
+    def latest_event_id(self, name_or_id: str) -> str | None:
+        """Id of the newest event, used as the marker before which events are old news."""
+        try:
+            response = self._client.describe_stack_events(StackName=name_or_id)
+        except ClientError as err:
+            if _is_missing_stack(err):
+                return None
+            raise _client_error("DescribeStackEvents", name_or_id, err) from err
+        except BotoCoreError as err:
+            raise _client_error("DescribeStackEvents", name_or_id, err) from err
+        events = response.get("StackEvents", [])
+        return events[0]["EventId"] if events else None
+
+    # --- change sets ---------------------------------------------------------------------
+    def create_change_set(
+        self,
+        *,
+        stack_name: str,
+        change_set_name: str,
+        change_set_type: str,
+        parameters: dict[str, str],
+        tags: dict[str, str],
+        capabilities: tuple[str, ...],
+        template_body: str | None = None,
+        template_url: str | None = None,
+        description: str | None = None,
+    ) -> tuple[str, str]:
+        """Returns (change set id, stack id). Raises NoChangesError for the emulator's synchronous
+        "No updates are to be performed." refusal."""
+        if (template_body is None) == (template_url is None):
+            raise ValueError("exactly one of template_body and template_url is required")
+        kwargs: dict[str, Any] = {
+            "StackName": stack_name,
+            "ChangeSetName": change_set_name,
+            "ChangeSetType": change_set_type,
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            "Capabilities": list(capabilities),
+        }
+        if template_url is not None:
+            kwargs["TemplateURL"] = template_url
+        else:
+            kwargs["TemplateBody"] = template_body
+        if description:
+            kwargs["Description"] = description
+        try:
+            response = self._client.create_change_set(**kwargs)
+        except ClientError as err:
+            if is_no_changes_message(err.response.get("Error", {}).get("Message", "")):
+                raise NoChangesError(err.response["Error"]["Message"]) from err
+            raise _client_error("CreateChangeSet", stack_name, err) from err
+        except BotoCoreError as err:
+            raise _client_error("CreateChangeSet", stack_name, err) from err
+        return response["Id"], response.get("StackId", "")
+
+    def describe_change_set(self, change_set_id: str, include_changes: bool = True) -> ChangeSetInfo:
+        changes: list[ResourceChange] = []
+        kwargs: dict[str, Any] = {"ChangeSetName": change_set_id}
+        try:
+            while True:
+                response = self._client.describe_change_set(**kwargs)
+                for raw in response.get("Changes") or []:
+                    rc = raw.get("ResourceChange")
+                    if raw.get("Type") != "Resource" or not rc:
+                        continue
+                    changes.append(
+                        ResourceChange(
+                            action=rc.get("Action", ""),
+                            logical_id=rc.get("LogicalResourceId", ""),
+                            resource_type=rc.get("ResourceType", ""),
+                            replacement=rc.get("Replacement"),
+                            physical_id=rc.get("PhysicalResourceId"),
+                        )
+                    )
+                token = response.get("NextToken")
+                if not include_changes or not token:
+                    break
+                kwargs["NextToken"] = token
+        except (ClientError, BotoCoreError) as err:
+            raise _client_error("DescribeChangeSet", change_set_id, err) from err
+        return ChangeSetInfo(
+            change_set_id=response.get("ChangeSetId", change_set_id),
+            name=response.get("ChangeSetName", ""),
+            stack_id=response.get("StackId", ""),
+            status=response.get("Status", ""),
+            execution_status=response.get("ExecutionStatus"),
+            status_reason=response.get("StatusReason"),
+            changes=tuple(changes) if include_changes else (),
+        )
+
+    def execute_change_set(self, change_set_id: str) -> None:
+        try:
+            self._client.execute_change_set(ChangeSetName=change_set_id)
+        except (ClientError, BotoCoreError) as err:
+            raise _client_error("ExecuteChangeSet", change_set_id, err) from err
+
+    def delete_change_set(self, change_set_id: str) -> None:
+        try:
+            self._client.delete_change_set(ChangeSetName=change_set_id)
+        except (ClientError, BotoCoreError) as err:
+            raise _client_error("DeleteChangeSet", change_set_id, err) from err

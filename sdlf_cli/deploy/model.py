@@ -1,0 +1,136 @@
+"""What the deploy engine works on (StackSpec) and what it hands back (StackResult).
+
+Plain frozen dataclasses: the planner builds specs, the deployer turns each into one result,
+and the UI and `--output json` render results. Nothing here talks to AWS.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+FINGERPRINT_TAG = "sdlf:fingerprint"
+
+DEFAULT_CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
+
+Status = Literal["created", "updated", "unchanged", "failed", "skipped", "planned"]
+
+# Resource types whose change alters who may do what: flagged in plans like CDK's IAM diff.
+PERMISSION_TYPES = frozenset(
+    {
+        "AWS::Lambda::Permission",
+        "AWS::S3::BucketPolicy",
+        "AWS::SQS::QueuePolicy",
+        "AWS::SNS::TopicPolicy",
+        "AWS::Events::EventBusPolicy",
+        "AWS::LakeFormation::Permissions",
+        "AWS::LakeFormation::PrincipalPermissions",
+    }
+)
+
+
+def is_iam_type(resource_type: str) -> bool:
+    return resource_type.startswith("AWS::IAM::") or resource_type in PERMISSION_TYPES
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    name: str
+    layer: str
+    template_body: str
+    parameters: dict[str, str]
+    tags: dict[str, str]
+    depends_on: tuple[str, ...] = ()
+    # For templates over the 51,200-byte TemplateBody limit: the uploaded copy's URL.
+    # The fingerprint still hashes template_body, which must be the same text.
+    template_url: str | None = None
+    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
+
+    def fingerprint(self) -> str:
+        """sha256 over template body, parameters and tags (not the fingerprint tag itself)."""
+        payload = json.dumps(
+            {
+                "template": self.template_body,
+                "parameters": dict(sorted(self.parameters.items())),
+                "tags": {k: v for k, v in sorted(self.tags.items()) if k != FINGERPRINT_TAG},
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # Add | Modify | Remove | Import | Dynamic
+    logical_id: str
+    resource_type: str
+    replacement: str | None  # "True" | "False" | "Conditional" | None
+    is_iam: bool
+
+    @property
+    def destructive(self) -> bool:
+        """Data may be lost: the resource is removed or replaced by a new physical resource."""
+        return self.action == "Remove" or self.replacement == "True"
+
+    @property
+    def may_replace(self) -> bool:
+        return self.replacement == "Conditional"
+
+    def to_dict(self) -> dict:
+        return {
+            "action": self.action,
+            "logical_id": self.logical_id,
+            "resource_type": self.resource_type,
+            "replacement": self.replacement,
+            "is_iam": self.is_iam,
+            "destructive": self.destructive,
+        }
+
+
+@dataclass(frozen=True)
+class Failure:
+    logical_id: str
+    resource_type: str
+    status: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.logical_id} ({self.resource_type}) {self.status}: {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {
+            "logical_id": self.logical_id,
+            "resource_type": self.resource_type,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class StackResult:
+    name: str
+    layer: str
+    status: Status
+    outputs: dict[str, str] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+    failure: Failure | None = None
+    duration: float = 0.0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status not in ("failed", "skipped")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "layer": self.layer,
+            "status": self.status,
+            "outputs": dict(self.outputs),
+            "changes": [c.to_dict() for c in self.changes],
+            "failure": self.failure.to_dict() if self.failure else None,
+            "duration": round(self.duration, 3),
+            "message": self.message,
+        }
