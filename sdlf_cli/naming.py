@@ -154,3 +154,99 @@ class Names:
         }
         tags.update({f"sdlf:{k}": v for k, v in extra.items()})
         return tags
+
+
+# --- every name a lake derives ---------------------------------------------------------------
+LAKE_FIELDS = ("org", "app", "env")
+
+# Per-pipeline and per-dataset resources the pipeline/dataset layers create (suffixes given to Names).
+PIPELINE_FUNCTIONS = ("routing-a", "transform-a", "error-a", "routing-b", "error-b")
+PIPELINE_STATE_MACHINES = ("sm-a", "sm-b")
+TEAM_ROLES = ("lambda", "states", "glue")
+FOUNDATION_TABLES = ("catalog", "datasets", "pipelines", "executions")
+
+
+@dataclass(frozen=True)
+class DerivedName:
+    """One resource name the lake creates, its kind (a key of LIMITS) and the config fields it is built from,
+    most specific first (e.g. the dataset's path, then its team's, then org/app/env)."""
+
+    kind: str
+    name: str
+    fields: tuple[str, ...]
+
+    @property
+    def limit(self) -> int:
+        return LIMITS[self.kind]
+
+    @property
+    def too_long(self) -> bool:
+        return len(self.name) > self.limit
+
+
+def derived_names(cfg, account: str = LONGEST_ACCOUNT, region: str | None = None) -> list[DerivedName]:
+    """Every stack/resource name of the lake `cfg` (a LakeConfig), with pseudo-parameters resolved.
+
+    By default the longest account id and the longer of LONGEST_REGION and the configured region are
+    substituted, so a lake that passes the limits here passes them in any account.
+    """
+    if region is None:
+        region = max(LONGEST_REGION, getattr(cfg, "region", "") or "", key=len)
+    n = cfg.names
+    out: list[DerivedName] = []
+
+    def add(kind: str, name: str, *owners: str) -> None:
+        out.append(DerivedName(kind, Names.resolve(name, account, region), tuple(owners) + LAKE_FIELDS))
+
+    # bootstrap, foundations and cicd (lake-wide)
+    for layer in ("bootstrap", "foundations", "cicd"):
+        add("stack", n.stack(layer))
+    for kind in BUCKET_KINDS:
+        add("bucket", n.bucket(kind))
+    for table in FOUNDATION_TABLES:
+        add("table", n.table(table))
+    add("function", n.function("catalog"))
+    add("log_group", n.log_group("lambda", n.function("catalog")))
+    add("role", n.role("catalog"))
+    add("queue", n.queue("catalog"))
+    add("queue", n.dlq("catalog"))
+    add("rule", n.rule("catalog"))
+    add("layer", n.layer("datalake"))
+    add("topic", n.topic("notifications"))
+    add("workgroup", n.workgroup("athena"))
+    add("kms_alias", n.kms_alias("data"))
+    add("glue_database", n.glue_database())
+
+    for team in cfg.teams:
+        t = team.name
+        tf = f"teams.{t}"
+        add("stack", n.team_stack(t), tf)
+        for role in TEAM_ROLES:
+            add("role", n.role(t, role), tf)
+        add("topic", n.topic(t, "notifications"), tf)
+        add("workgroup", n.workgroup(t), tf)
+        add("kms_alias", n.kms_alias(t, "data"), tf)
+        add("glue_database", n.glue_database(t), tf)
+        for pipeline in team.pipelines:
+            p = pipeline.name
+            pf = f"{tf}.pipelines.{p}"
+            add("stack", n.pipeline_stack(t, p), pf, tf)
+            for fn in PIPELINE_FUNCTIONS:
+                add("function", n.function(t, p, fn), pf, tf)
+                add("log_group", n.log_group("lambda", n.function(t, p, fn)), pf, tf)
+            for sm in PIPELINE_STATE_MACHINES:
+                add("state_machine", n.state_machine(t, p, sm), pf, tf)
+                add("log_group", n.log_group("states", n.state_machine(t, p, sm)), pf, tf)
+            add("queue", n.queue(t, p, "a"), pf, tf)
+            add("queue", n.dlq(t, p, "a"), pf, tf)
+        for dataset in team.datasets:
+            d = dataset.name
+            df = f"{tf}.datasets.{d}"
+            add("stack", n.dataset_stack(t, d), df, tf)
+            add("queue", n.queue(t, d, "b"), df, tf)
+            add("queue", n.dlq(t, d, "b"), df, tf)
+            add("glue_job", n.resource(t, d, "job"), df, tf)
+            add("crawler", n.resource(t, d, "crawler"), df, tf)
+            add("rule", n.rule(t, d, "schedule"), df, tf)
+            add("log_group", n.log_group("glue", n.resource(t, d, "job")), df, tf)
+    return out
