@@ -424,9 +424,9 @@ def _check_dataset(ck: _Checker, node: Node, path: tuple, team: str, name: str,
             pipeline = ck.string(child, p, "the name of a pipeline of this team")
             if pipeline is not None and pipeline not in pipeline_names_ok:
                 if pipeline not in pipelines:  # an invalid pipeline name is reported where it is defined
-                    known = ", ".join(pipelines) or "(team has no pipelines)"
-                    ck.add(child, p, f"unknown pipeline {pipeline!r} of team {team!r}{_suggest(pipeline, pipelines)}; "
-                                     f"expected one of: {known}")
+                    known = ", ".join(sorted(pipeline_names_ok)) or "(none: the team has no valid pipelines)"
+                    ck.add(child, p, f"unknown pipeline {pipeline!r} of team {team!r}"
+                                     f"{_suggest(pipeline, pipeline_names_ok)}; expected one of: {known}")
                 pipeline = None
             value = pipeline
         elif key == "description":
@@ -456,14 +456,12 @@ def _check_team(ck: _Checker, node: Node, path: tuple, name: str) -> Team | None
     entries = ck.mapping(node, path, TEAM_KEYS, null_ok=True)
     if entries is None:
         return None
-    ok = True
     email = None
     if "notification_email" in entries:
         email = ck.email(entries["notification_email"], path + ("notification_email",))
-        ok = email is not None
     pipeline_nodes = {}
-    if "pipelines" in entries:
-        pipeline_nodes = entries["pipelines"].value if entries["pipelines"].kind == "map" else {}
+    if "pipelines" in entries and entries["pipelines"].kind == "map":
+        pipeline_nodes = entries["pipelines"].value
     pipelines = []
     valid_pipeline_names: set[str] = set()
     if "pipelines" in entries:
@@ -475,11 +473,9 @@ def _check_team(ck: _Checker, node: Node, path: tuple, name: str) -> Team | None
             if pentries is not None and "description" in pentries:
                 description = ck.string(pentries["description"], ppath + ("description",))
             if pentries is None or description is None:
-                ok = False
                 continue
             pipelines.append(Pipeline(name=pname, team=name, description=description))
             valid_pipeline_names.add(pname)
-        ok = ok and len(named) == len(pipeline_nodes)
     datasets = []
     if "datasets" in entries:
         dnode = entries["datasets"]
@@ -487,13 +483,11 @@ def _check_team(ck: _Checker, node: Node, path: tuple, name: str) -> Team | None
         for dname, child in named.items():
             dataset = _check_dataset(ck, child, path + ("datasets", dname), name, dname, pipeline_nodes,
                                      valid_pipeline_names)
-            if dataset is None:
-                ok = False
-            else:
+            if dataset is not None:
                 datasets.append(dataset)
-    team = Team(name=name, notification_email=email, pipelines=tuple(pipelines), datasets=tuple(datasets))
-    # A partially valid team is still returned so that its names can be length-checked.
-    return team if ok else Team(name=name, pipelines=tuple(pipelines), datasets=tuple(datasets))
+    # A partially valid team is still returned so that its names can be length-checked; its
+    # problems are already recorded, so no config is built from it.
+    return Team(name=name, notification_email=email, pipelines=tuple(pipelines), datasets=tuple(datasets))
 
 
 def _collect_origins(node: Node, path: tuple, origins: dict) -> None:
@@ -509,6 +503,7 @@ def _collect_origins(node: Node, path: tuple, origins: dict) -> None:
 
 # --- derived names -------------------------------------------------------------------------------
 def _field_label(field: str, cfg: LakeConfig) -> str:
+    """'teams.eng.datasets.x' -> "the dataset name 'x' (teams.eng.datasets.x)"; 'org' -> "org 'acme'"."""
     parts = field.split(".")
     if len(parts) == 4 and parts[2] == "datasets":
         return f"the dataset name {parts[3]!r} ({field})"
@@ -544,12 +539,12 @@ def check_names(cfg: LakeConfig, env_file: str | None = None) -> list[Problem]:
         first = names[0]
         excess = max(len(d.name) - d.limit for d in names)
         listed = "; ".join(f"{d.kind} {d.name!r} is {len(d.name)} characters (AWS allows {d.limit})" for d in names)
-        labels = [_field_label(f, cfg) for f in first.fields if f not in ("app", "env")]
-        labels = [label if not label.startswith("org ") else "org/app/env" for label in labels]
+        labels = [_field_label(f, cfg) for f in first.fields]
         file, line = origin(field)
+        plural = "s" if excess > 1 else ""
         problems.append(Problem(file, line, field,
-                                f"derived names too long: {listed}; shorten {' or '.join(labels)} "
-                                f"by at least {excess} characters"))
+                                f"derived names too long: {listed}; shorten {', '.join(labels[:-1])} or {labels[-1]} "
+                                f"by at least {excess} character{plural}"))
     return problems
 
 
