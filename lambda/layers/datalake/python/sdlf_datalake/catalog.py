@@ -1,0 +1,360 @@
+"""The object catalog: one DynamoDB row per object (`id` = "s3://<bucket>/<key>").
+
+Writes from S3 events are order-safe and idempotent. Every event carries S3's `sequencer`; the row
+keeps the (padded) sequencer of the last event applied, and a write only happens when the incoming
+event is newer (DynamoDB ConditionExpression). A redelivered or older event is therefore a no-op.
+Equal sequencers are broken by event time, because some emulators send one constant sequencer;
+a redelivered event has the same time, so it still counts as a duplicate.
+
+Pipeline stages move the status along (RUNNING -> PROCESSED | FAILED) with `set_status`, and record
+where an output came from with `add_lineage`. An "Object Created" event for the version a row
+already describes keeps that status (a stage may write the row before S3's event arrives); only a
+new version, or a re-upload after a delete, makes the row RECEIVED again.
+"""
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from typing import Any, Iterable
+
+from sdlf_datalake.events import S3ObjectEvent
+from sdlf_datalake.keys import parse_object_id, split_key
+from sdlf_datalake.timeutil import Clock, now_iso
+
+DATASET_INDEX = "by-dataset"
+STAGES = ("raw", "stage", "analytics")
+_LINEAGE_RETRIES = 5
+# Attribute names that are DynamoDB reserved words; expressions always use these placeholders.
+_RESERVED = {"#bucket": "bucket", "#key": "key", "#size": "size", "#status": "status"}
+
+
+class Status(str, enum.Enum):
+    RECEIVED = "RECEIVED"
+    RUNNING = "RUNNING"
+    PROCESSED = "PROCESSED"
+    FAILED = "FAILED"
+    DELETED = "DELETED"
+
+
+class RecordOutcome(str, enum.Enum):
+    RECEIVED = "received"  # new object or new version: status RECEIVED
+    REFRESHED = "refreshed"  # same version already known: metadata updated, status kept
+    DELETED = "deleted"
+    STALE = "stale"  # duplicate or older than what the row holds: nothing written
+    IGNORED = "ignored"  # not about the row's current object (e.g. a non-current version purged)
+
+
+# A row is updated by an event only when the event is newer than the last one applied.
+_NEWER = (
+    "(attribute_not_exists(sequencer) OR sequencer < :seq"
+    " OR (sequencer = :seq AND (attribute_not_exists(event_time) OR event_time < :etime)))"
+)
+
+
+class CatalogRepository:
+    """Object catalog access. Pass a boto3 DynamoDB client, or let it create one lazily."""
+
+    def __init__(self, table_name: str, client: Any = None, clock: Clock | None = None):
+        if not table_name:
+            raise ValueError("CatalogRepository needs a table name")
+        self.table_name = table_name
+        self._client = client
+        self._clock = clock
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3  # lazily, so importing this module needs no AWS configuration
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    # --- reads ------------------------------------------------------------------------------
+    def get(self, object_id: str) -> dict[str, Any] | None:
+        response = self.client.get_item(
+            TableName=self.table_name, Key={"id": {"S": object_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return _from_dynamo(item) if item else None
+
+    def list_dataset(self, dataset_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Rows of one dataset (`<team>/<dataset>`), most recently updated first."""
+        rows: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": DATASET_INDEX,
+            "KeyConditionExpression": "dataset_id = :d",
+            "ExpressionAttributeValues": {":d": {"S": dataset_id}},
+            "ScanIndexForward": False,
+        }
+        while True:
+            response = self.client.query(**kwargs)
+            rows.extend(_from_dynamo(item) for item in response.get("Items", []))
+            if (limit is not None and len(rows) >= limit) or "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return rows[:limit] if limit is not None else rows
+
+    # --- writes from S3 events --------------------------------------------------------------
+    def record_event(self, event: S3ObjectEvent, stage: str) -> RecordOutcome:
+        if event.is_created:
+            return self.record_created(event, stage)
+        if event.is_deleted:
+            return self.record_deleted(event, stage)
+        raise ValueError(f"event {event.event_id}: cannot record detail-type {event.detail_type!r}")
+
+    def record_created(self, event: S3ObjectEvent, stage: str) -> RecordOutcome:
+        _check_stage(stage)
+        now = now_iso(self._clock)
+        sets, values = self._event_fields(event, stage, now)
+        removes: list[str] = []
+        for attr, value in (("etag", event.etag), ("version_id", event.version_id), ("size", event.size)):
+            if value is None:
+                removes.append(_attr(attr))
+            else:
+                sets.append(f"{_attr(attr)} = :{attr}")
+                values[f":{attr}"] = _to_attr(value)
+        sets.append("created_at = if_not_exists(created_at, :now)")
+
+        # A: a new object, a new version, or a re-upload after a delete -> RECEIVED. A row with a
+        # status but no etag was written by a stage before S3's event arrived: the same version.
+        same_version = []
+        if event.etag is not None:
+            same_version.append("etag = :etag")
+        if event.version_id is not None:
+            same_version.append("(attribute_not_exists(version_id) OR version_id = :version_id)")
+        new_version = "attribute_not_exists(#status) OR #status = :deleted"
+        if same_version:
+            new_version += " OR (attribute_exists(etag) AND NOT (" + " AND ".join(same_version) + "))"
+        else:
+            new_version += " OR attribute_exists(etag)"
+        values_a = dict(values)
+        values_a[":received"] = _to_attr(Status.RECEIVED.value)
+        values_a[":deleted"] = _to_attr(Status.DELETED.value)
+        expression_a = "SET " + ", ".join(sets + ["#status = :received"]) + " REMOVE " + ", ".join(
+            removes + ["reason", "deleted_at"]
+        )
+        if self._update(event, expression_a, f"{_NEWER} AND ({new_version})", values_a):
+            return RecordOutcome.RECEIVED
+
+        # B: the version the row already describes -> keep the status, refresh the metadata.
+        expression_b = "SET " + ", ".join(sets)
+        if self._update(event, expression_b, f"attribute_exists(id) AND {_NEWER}", values):
+            return RecordOutcome.REFRESHED
+        return RecordOutcome.STALE
+
+    def record_deleted(self, event: S3ObjectEvent, stage: str) -> RecordOutcome:
+        _check_stage(stage)
+        now = now_iso(self._clock)
+        sets, values = self._event_fields(event, stage, now)
+        sets += ["#status = :deleted", "deleted_at = :etime", "created_at = if_not_exists(created_at, :now)"]
+        values[":deleted"] = _to_attr(Status.DELETED.value)
+        condition = _NEWER
+        purge_of_version = event.deletion_type == "Permanently Deleted" and event.version_id is not None
+        if purge_of_version:
+            # Purging one version only deletes the object if it is the version the row describes.
+            condition += " AND (attribute_not_exists(version_id) OR version_id = :version_id)"
+            values[":version_id"] = _to_attr(event.version_id)
+        if self._update(event, "SET " + ", ".join(sets), condition, values):
+            return RecordOutcome.DELETED
+        if purge_of_version and self._is_newer_than_row(event):
+            return RecordOutcome.IGNORED
+        return RecordOutcome.STALE
+
+    # --- writes from pipeline stages --------------------------------------------------------
+    def set_status(
+        self,
+        object_id: str,
+        status: Status | str,
+        reason: str | None = None,
+        *,
+        stage: str | None = None,
+        etag: str | None = None,
+        version_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move an object to RUNNING, PROCESSED or FAILED (FAILED needs a reason).
+
+        Creates the row if the catalog has not seen the object yet. Pass the object's etag and
+        version_id when you know them (a stage that just wrote the object does), so the S3 event
+        that follows is recognised as the same version and does not reset the status.
+        `extra` sets further attributes (for example an execution id). Returns False, writing
+        nothing, when the row says DELETED.
+        """
+        status = Status(status)
+        if status not in (Status.RUNNING, Status.PROCESSED, Status.FAILED):
+            raise ValueError(f"set_status: status must be RUNNING, PROCESSED or FAILED, got {status.value}")
+        if status is Status.FAILED and not reason:
+            raise ValueError(f"set_status({object_id!r}, FAILED): a reason is required")
+        bucket, key = parse_object_id(object_id)
+        now = now_iso(self._clock)
+        sets = [
+            "#status = :status",
+            "updated_at = :now",
+            "created_at = if_not_exists(created_at, :now)",
+            "#bucket = if_not_exists(#bucket, :bucket)",
+            "#key = if_not_exists(#key, :key)",
+        ]
+        values: dict[str, Any] = {
+            ":status": _to_attr(status.value),
+            ":now": _to_attr(now),
+            ":bucket": _to_attr(bucket),
+            ":key": _to_attr(key),
+            ":deleted": _to_attr(Status.DELETED.value),
+        }
+        names: dict[str, str] = {}
+        parts = split_key(key)
+        if parts.in_layout:
+            for attr, value in (("team", parts.team), ("dataset", parts.dataset), ("dataset_id", parts.dataset_id)):
+                sets.append(f"{attr} = if_not_exists({attr}, :{attr})")
+                values[f":{attr}"] = _to_attr(value)
+        optional = {"stage": stage, "etag": etag, "version_id": version_id, **(extra or {})}
+        for index, (attr, value) in enumerate(sorted(optional.items())):
+            if value is None:
+                continue
+            names[f"#x{index}"] = attr
+            sets.append(f"#x{index} = :x{index}")
+            values[f":x{index}"] = _to_attr(value)
+        if status is Status.FAILED:
+            sets.append("reason = :reason")
+            values[":reason"] = _to_attr(reason)
+            expression = "SET " + ", ".join(sets)
+        else:
+            expression = "SET " + ", ".join(sets) + " REMOVE reason"
+        return self._write(
+            object_id, expression, "attribute_not_exists(#status) OR #status <> :deleted", values, names
+        )
+
+    def add_lineage(self, object_id: str, sources: Iterable[str]) -> list[str]:
+        """Add source ids to the row's lineage (a list without duplicates, order kept). Returns it."""
+        new = [s for s in dict.fromkeys(sources) if s]
+        for _ in range(_LINEAGE_RETRIES):
+            row = self.get(object_id) or {}
+            current = list(row.get("lineage") or [])
+            merged = current + [s for s in new if s not in current]
+            if merged == current and row:
+                return current
+            values = {":lineage": _to_attr(merged), ":now": _to_attr(now_iso(self._clock))}
+            if current:
+                condition = "lineage = :current"
+                values[":current"] = _to_attr(current)
+            else:
+                condition = "attribute_not_exists(lineage)"
+            bucket, key = parse_object_id(object_id)
+            values.update({":bucket": _to_attr(bucket), ":key": _to_attr(key)})
+            if self._write(
+                object_id,
+                "SET lineage = :lineage, updated_at = :now, #bucket = if_not_exists(#bucket, :bucket),"
+                " #key = if_not_exists(#key, :key), created_at = if_not_exists(created_at, :now)",
+                condition,
+                values,
+                {},
+            ):
+                return merged
+        raise RuntimeError(f"add_lineage({object_id!r}): lineage kept changing under us; gave up")
+
+    # --- internals --------------------------------------------------------------------------
+    def _event_fields(self, event: S3ObjectEvent, stage: str, now: str) -> tuple[list[str], dict[str, Any]]:
+        sets = [
+            "#bucket = :bucket",
+            "#key = :key",
+            "stage = :stage",
+            "sequencer = :seq",
+            "event_time = :etime",
+            "last_event_id = :event_id",
+            "updated_at = :now",
+        ]
+        values: dict[str, Any] = {
+            ":bucket": _to_attr(event.bucket),
+            ":key": _to_attr(event.key),
+            ":stage": _to_attr(stage),
+            ":seq": _to_attr(event.order_key),
+            ":etime": _to_attr(event.time),
+            ":event_id": _to_attr(event.event_id),
+            ":now": _to_attr(now),
+        }
+        parts = event.key_parts
+        if parts.in_layout:
+            sets += ["team = :team", "dataset = :dataset", "dataset_id = :dataset_id"]
+            values.update(
+                {
+                    ":team": _to_attr(parts.team),
+                    ":dataset": _to_attr(parts.dataset),
+                    ":dataset_id": _to_attr(parts.dataset_id),
+                }
+            )
+        return sets, values
+
+    def _update(self, event: S3ObjectEvent, expression: str, condition: str, values: dict[str, Any]) -> bool:
+        return self._write(event.object_id, expression, condition, values, {})
+
+    def _write(
+        self, object_id: str, expression: str, condition: str, values: dict[str, Any], names: dict[str, str]
+    ) -> bool:
+        used = expression + " " + condition
+        names = {**_RESERVED, **names}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": object_id}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={k: v for k, v in names.items() if _mentions(used, k)},
+                ExpressionAttributeValues={k: v for k, v in values.items() if _mentions(used, k)},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _is_newer_than_row(self, event: S3ObjectEvent) -> bool:
+        row = self.get(event.object_id)
+        if row is None or "sequencer" not in row:
+            return True
+        return (event.order_key, event.time) > (row["sequencer"], row.get("event_time", ""))
+
+
+def _attr(name: str) -> str:
+    """Attribute name as written in an expression (reserved words go through a placeholder)."""
+    return f"#{name}" if f"#{name}" in _RESERVED else name
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+
+
+def _mentions(text: str, placeholder: str) -> bool:
+    # ":seq" must not match ":sequencer"-like longer placeholders.
+    start = 0
+    while (index := text.find(placeholder, start)) != -1:
+        end = index + len(placeholder)
+        if end == len(text) or not (text[end].isalnum() or text[end] == "_"):
+            return True
+        start = end
+    return False
+
+
+def _to_attr(value: Any) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    if isinstance(value, float):
+        value = Decimal(str(value))
+    return TypeSerializer().serialize(value)
+
+
+def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    row = {name: deserializer.deserialize(value) for name, value in item.items()}
+    return {name: _plain(value) for name, value in row.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
