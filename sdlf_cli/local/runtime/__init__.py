@@ -1,0 +1,66 @@
+"""The emulator's execution parts: what moto stores but does not run the way AWS does.
+
+- lambda_hook / workers: Lambda functions on warm host-Python workers instead of Docker;
+- sqs_poller: SQS event source mappings polled in batches with retries and DLQ, like Lambda's poller;
+- events: EventBridge delivery to Lambda / Step Functions targets, schedule-only rules kept out of matching;
+- scheduler (+ schedule_expressions): rate()/cron() rules fired by a clock;
+- stepfunctions: fixes to moto's Step Functions interpreter.
+
+`install(ctx)` wires all of them into the running moto server and returns a stop function. It is
+idempotent: a second call for the same emulator returns the first call's stop function.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from sdlf_cli.local.context import EmulatorContext
+
+_lock = threading.Lock()
+_installed: dict[str, Callable[[], None]] = {}
+
+
+def install(ctx: EmulatorContext) -> Callable[[], None]:
+    with _lock:
+        if "stop" in _installed:
+            return _installed["stop"]
+
+        from sdlf_cli.local.runtime import events, stepfunctions
+        from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
+        from sdlf_cli.local.runtime.scheduler import Scheduler
+        from sdlf_cli.local.runtime.sqs_poller import SqsPoller, install_mapping_takeover
+        from sdlf_cli.local.runtime.workers import WorkerManager
+
+        manager = WorkerManager(ctx.state_dir / "lambda", ctx.endpoint_url)
+        runtime = LambdaRuntime(manager, ctx.region)
+        install_lambda_hooks(runtime)
+        install_mapping_takeover()
+        events.install(runtime)
+        stepfunctions.install(ctx)
+        poller = SqsPoller(runtime, ctx.account_id)
+        poller.start()
+        scheduler = Scheduler(ctx.account_id)
+        scheduler.start()
+
+        def stop() -> None:
+            with _lock:
+                if _installed.get("stop") is not stop:
+                    return
+                _installed.pop("stop")
+            scheduler.stop()
+            poller.stop()
+            events.uninstall()
+            uninstall_lambda_hooks()
+            runtime.close()
+
+        _installed["stop"] = stop
+        _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler)
+        return stop
+
+
+_installed_parts: dict[str, object] = {}
+
+
+def installed_part(name: str) -> object:
+    """The live runtime/poller/scheduler of the installed emulator (for tests and diagnostics)."""
+    return _installed_parts[name]

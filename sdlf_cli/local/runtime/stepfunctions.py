@@ -1,0 +1,98 @@
+"""Fixes to moto 5.2.5's Step Functions interpreter (`execute_state_machine` on).
+
+1. CloudFormation creates state machines in `stepfunctions_backends`, the API (and interpreter)
+   serves `stepfunctions_parser_backends`: we point the former name at the latter, so both see one store.
+2. `start_execution` without a name uses the literal name "None", so the second call collides:
+   generate a unique name, as AWS does.
+3. `.sync` tasks of services without `.waitForTaskToken` support (glue:startJobRun.sync) crash on
+   `callback_endpoint.interrupt_all()` because no callback endpoint was set up: give them one.
+4. Execution output holding datetimes (e.g. Glue's GetJobRun) breaks DescribeExecution's json.dumps:
+   store the output JSON-safe.
+Lambda tasks need nothing here: the interpreter calls the Lambda API on this server, which runs them on
+the warm workers.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from sdlf_cli.local.context import EmulatorContext
+
+LOG = logging.getLogger(__name__)
+
+_done: dict[str, Any] = {}
+
+
+def _share_backends() -> None:
+    import moto.stepfunctions.models as sfn_models
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    sfn_models.stepfunctions_backends = stepfunctions_parser_backends
+
+
+def _unique_execution_names() -> None:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None,
+                        trace_header: Any = None) -> Any:
+        if not name:
+            name = str(uuid.uuid4())
+        return original(self, state_machine_arn, name, execution_input, trace_header)
+
+    StepFunctionsParserBackend.start_execution = start_execution
+
+
+def _sync_without_task_token() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_module,
+    )
+
+    cls = callback_module.StateTaskServiceCallback
+    wait_for_token = callback_module.ResourceCondition.WaitForTaskToken
+    original = cls._eval_integration_pattern
+
+    def _eval_integration_pattern(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
+        if wait_for_token in self._supported_integration_patterns:
+            return original(self, env, *args, **kwargs)
+        # Give the task a token and an endpoint so moto's cleanup has something to interrupt.
+        token = env.states.context_object.update_task_token()
+        env.callback_pool_manager.add(token)
+        patterns = self._supported_integration_patterns
+        self._supported_integration_patterns = set(patterns) | {wait_for_token}
+        try:
+            return original(self, env, *args, **kwargs)
+        finally:
+            self._supported_integration_patterns = patterns
+            env.states.context_object.context_object_data.pop("Task", None)
+
+    cls._eval_integration_pattern = _eval_integration_pattern
+
+
+def _json_safe_output() -> None:
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    original = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def _reflect_execution_status(self: Any) -> None:
+        original(self)
+        output = self.execution.output
+        if output is not None and not isinstance(output, str):
+            self.execution.output = json.loads(to_json_str(output))
+
+    BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status
+
+
+def install(ctx: EmulatorContext) -> None:
+    """Apply once per process (the patches are on classes shared by every emulator in it)."""
+    if _done:
+        return
+    _share_backends()
+    _unique_execution_names()
+    _sync_without_task_token()
+    _json_safe_output()
+    _done["ctx"] = ctx
