@@ -81,26 +81,18 @@ def package(outcome, output: str) -> None:
 
 
 def deploy_outcome(outcome, output: str) -> None:
+    from sdlf_cli.ui import changes_table, outputs_table, results_table
+
     if output == "json":
         return _json(outcome.to_dict())
     for u in outcome.uploads:
         _out.print(f"artifact {u.artifact.key}: {u.action}")
-    rows = []
-    for r in outcome.results:
-        detail = r.message
-        if r.failure:
-            detail = f"{r.failure.logical_id} ({r.failure.resource_type}): {r.failure.reason}"
-        rows.append((r.name, r.status, f"{r.duration:.1f}s", detail))
-    _out.print(_table("stacks", ["stack", "result", "time", "detail"], rows))
-    for r in outcome.results:
-        if r.changes and r.status == "planned":
-            _out.print(_table(f"{r.name}: planned changes", ["action", "resource", "type", "replacement", "note"], [
-                (c.action, c.logical_id, c.resource_type, c.replacement,
-                 ("IAM " if c.is_iam else "") + ("DESTRUCTIVE" if c.action == "Remove" or c.replacement == "True" else ""))
-                for c in r.changes
-            ]))
-        if r.outputs and r.status in ("created", "updated", "unchanged"):
-            _out.print(_table(f"{r.name}: outputs", ["output", "value"], sorted(r.outputs.items())))
+    _out.print(results_table(outcome.results))
+    if any(r.changes and r.status == "planned" for r in outcome.results):
+        _out.print(changes_table([r for r in outcome.results if r.status == "planned"]))
+    done = [r for r in outcome.results if r.outputs and r.status in ("created", "updated", "unchanged")]
+    if done:
+        _out.print(outputs_table(done))
 
 
 CATALOG_COLUMNS = ["id", "status", "stage", "team", "dataset", "size", "etag", "updated_at", "reason"]

@@ -37,6 +37,7 @@ class Node:
     file: str
     line: int
     key_line: int | None = None
+    key_col: int | None = None  # 0-based column of that key (the editor indents new entries by it)
     raw: str | None = None  # source text of a scalar, e.g. '123456789012' for an unquoted number
     tag: str = ""
     flow: bool = False
@@ -125,6 +126,7 @@ class _Converter:
                 continue
             first_line[key] = kline
             entries[key] = self.convert(value_node, child_path, kline, depth + 1)
+            entries[key].key_col = key_node.start_mark.column
         for k, v in merged.items():
             entries.setdefault(k, v)
         return Node("map", entries, self.file, node.start_mark.line + 1, key_line, tag=node.tag,
@@ -191,12 +193,16 @@ def env_file(env: str, parameters_dir: Path | str = "parameters") -> Path:
     return Path(parameters_dir) / f"{env}.yaml"
 
 
-def load_tree(env: str, parameters_dir: Path | str = "parameters") -> tuple[Node | None, tuple[str, ...], list[Problem]]:
-    """Reads and merges base + env files. Returns (merged tree or None, files read, problems)."""
+def load_tree(env: str, parameters_dir: Path | str = "parameters", *,
+              env_text: str | None = None) -> tuple[Node | None, tuple[str, ...], list[Problem]]:
+    """Reads and merges base + env files. Returns (merged tree or None, files read, problems).
+
+    `env_text` replaces the env file's content (the editor validates an edit before writing it).
+    """
     directory = Path(parameters_dir)
     problems: list[Problem] = []
     path = env_file(env, directory)
-    if not path.is_file():
+    if env_text is None and not path.is_file():
         envs = available_envs(directory)
         found = f"environments found: {', '.join(envs)}" if envs else f"no <env>.yaml files in {directory}"
         problems.append(Problem(str(path), None, "env",
@@ -209,18 +215,25 @@ def load_tree(env: str, parameters_dir: Path | str = "parameters") -> tuple[Node
         files.append(str(base_path))
         base_tree = read_file(base_path, str(base_path), problems)
     files.append(str(path))
-    env_tree = read_file(path, str(path), problems)
+    if env_text is None:
+        env_tree = read_file(path, str(path), problems)
+    else:
+        env_tree = parse_text(env_text, str(path), problems)
+        if env_tree is not None and env_tree.kind != "map":
+            problems.append(Problem(str(path), env_tree.line, "yaml",
+                                    "expected a mapping of settings (key: value lines) at the top level"))
+            env_tree = None
     if env_tree is None:
         return None, tuple(files), problems
     tree = merge(base_tree, env_tree) if base_tree is not None else env_tree
     return tree, tuple(files), problems
 
 
-def load_config(env: str, parameters_dir: Path | str = "parameters") -> LakeConfig:
+def load_config(env: str, parameters_dir: Path | str = "parameters", *, env_text: str | None = None) -> LakeConfig:
     """Loads and validates the lake of one environment; raises ConfigError listing every problem."""
     from sdlf_cli.config.validate import build_config  # validate reads Node trees; import here avoids a cycle
 
-    tree, files, problems = load_tree(env, parameters_dir)
+    tree, files, problems = load_tree(env, parameters_dir, env_text=env_text)
     if tree is None:
         raise ConfigError(problems)
     return build_config(tree, env=env, env_file=str(env_file(env, parameters_dir)), files=files,

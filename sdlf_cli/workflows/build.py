@@ -43,8 +43,7 @@ def package_artifacts(cfg: LakeConfig, clients: Clients, root: Path = Path("."))
 
     artifacts = build_artifacts(root, root / ".sdlf" / "build" / cfg.env / "artifacts")
     stack = CloudFormationGateway(clients.client("cloudformation")).describe_stack(cfg.names.bootstrap_stack())
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in (stack or {}).get("Outputs", [])}
-    bucket = outputs.get("ArtifactsBucket")
+    bucket = stack.outputs.get("ArtifactsBucket") if stack else None
     if not bucket:
         return PackageOutcome(artifacts, message="built only: the artifact bucket does not exist yet "
                               f"(`sdlf deploy foundations --env {cfg.env}` creates it)")

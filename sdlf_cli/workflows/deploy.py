@@ -72,21 +72,29 @@ def declared_parameters(template: RenderedTemplate) -> set[str]:
     return set((load_yaml(template.body) or {}).get("Parameters", {}) or {})
 
 
-def stack_dependencies(template: RenderedTemplate, stacks: list[RenderedTemplate]) -> tuple[str, ...]:
-    """Parents are the stacks of the parent layer that this stack's names build on."""
-    parent = PARENT_LAYER.get(template.layer)
-    if parent is None:
-        return ()
-    prefix_parts = template.stack_name.split("-")
-    parents = []
-    for other in stacks:
-        if other.layer != parent:
-            continue
-        # team stack org-app-env-team-T is parent of pipeline org-app-env-pipeline-T-P, and so on.
-        other_tail = other.stack_name.split("-")[4:]
-        if prefix_parts[4 : 4 + len(other_tail)] == other_tail:
-            parents.append(other.stack_name)
-    return tuple(parents)
+def parent_stacks(cfg: LakeConfig, template: RenderedTemplate) -> tuple[str, ...]:
+    """The stacks this one reads values from (through SSM), so they must be deployed first."""
+    names = cfg.names
+    if template.layer == "team":
+        return (names.foundations_stack(),)
+    if template.layer == "pipeline":
+        team, _ = template.name.split("/")
+        return (names.team_stack(team),)
+    if template.layer == "dataset":
+        team_name, dataset_name = template.name.split("/")
+        team = cfg.team(team_name)
+        dataset = next(d for d in team.datasets if d.name == dataset_name)
+        return (names.pipeline_stack(team_name, dataset.pipeline),)
+    return ()
+
+
+def unit_tags(template: RenderedTemplate) -> dict[str, str]:
+    parts = template.name.split("/")
+    if template.layer == "team":
+        return {"team": parts[0]}
+    if template.layer in ("pipeline", "dataset"):
+        return {"team": parts[0], template.layer: parts[1]}
+    return {}
 
 
 class LayerDeployer:
@@ -124,7 +132,9 @@ class LayerDeployer:
             params = {"pArtifactsBucket": bucket, **code}
             declared = declared_parameters(template)
             params = {k: v for k, v in params.items() if k in declared}
-            spec = self._spec(template, params, stack_dependencies(template, rest))
+            in_run = {t.stack_name for t in rest}
+            parents = tuple(p for p in parent_stacks(self.cfg, template) if p in in_run)
+            spec = self._spec(template, params, parents)
             if len(template.body.encode()) > MAX_TEMPLATE_BODY:
                 if not bucket_exists:
                     outcome.results.append(_planned_from_template(template, "template too large to plan before the artifact bucket exists"))
@@ -138,17 +148,12 @@ class LayerDeployer:
         return self.stacks.plan if dry_run else self.stacks.deploy
 
     def _spec(self, template: RenderedTemplate, params: dict, depends_on: tuple[str, ...] = ()) -> StackSpec:
-        extra = {}
-        for part in ("team", "pipeline", "dataset"):
-            value = getattr(template, part, None)
-            if isinstance(value, str):
-                extra[part] = value
         return StackSpec(
             name=template.stack_name,
             layer=template.layer,
             template_body=template.body,
             parameters=params,
-            tags=self.cfg.names.tags(template.layer, **extra),
+            tags=self.cfg.names.tags(template.layer, **unit_tags(template)),
             depends_on=depends_on,
         )
 

@@ -1,0 +1,55 @@
+"""Shared behaviour for the project's CloudFormation providers (moto `CloudFormationModel` subclasses).
+
+moto finds resource types through `CloudFormationModel.__subclasses__()` - DIRECT subclasses only - so each
+provider is declared as `class X(ProviderMixin, CloudFormationModel)`, never through an intermediate base.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+
+class ProviderMixin:
+    TYPE: ClassVar[str] = ""
+    NAME_PROPERTY: ClassVar[str] = ""  # the template property holding the physical name, if any
+    # GetAtt attribute -> function(self) returning its value
+    ATTRIBUTES: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    @classmethod
+    def cloudformation_type(cls) -> str:  # moto calls it on the class, with no arguments
+        return cls.TYPE
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in cls.ATTRIBUTES
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        getter = self.ATTRIBUTES.get(attribute_name)
+        if getter is None:
+            raise UnformattedGetAttTemplateException()
+        return getter(self)
+
+    def is_created(self) -> bool:
+        return True
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        # Stacks delete through `resource.delete()`; this path is only hit for resources moto lost track of.
+        raise NotImplementedError(f"{cls.TYPE} is deleted through its resource object")
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        raise NotImplementedError
+
+
+def tags_dict(tags: Any) -> dict[str, str]:
+    """CloudFormation tags come as a list of {Key, Value} or (Glue) as a JSON object."""
+    if not tags:
+        return {}
+    if isinstance(tags, dict):
+        return {str(k): str(v) for k, v in tags.items()}
+    return {t["Key"]: t["Value"] for t in tags}

@@ -1,0 +1,231 @@
+"""Fixes to moto's stack machinery: change-set execution, failures, update propagation, nested outputs."""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from sdlf_cli.local.cfn._patching import Patch, install, wrap
+
+log = logging.getLogger(__name__)
+
+
+# --- which logical resource failed --------------------------------------------------------------
+def _tag_failure(exc: BaseException, logical_id: str, resource_json: dict[str, Any]) -> None:
+    # The innermost resource wins: a Ref resolved while creating B may create (and fail on) A.
+    if not hasattr(exc, "sdlf_logical_id"):
+        exc.sdlf_logical_id = logical_id  # type: ignore[attr-defined]
+        exc.sdlf_resource_type = resource_json.get("Type", "")  # type: ignore[attr-defined]
+
+
+def _make_create(original):
+    def parse_and_create_resource(logical_id, resource_json, resources_map, account_id, region_name):
+        try:
+            return original(logical_id, resource_json, resources_map, account_id, region_name)
+        except Exception as exc:
+            _tag_failure(exc, logical_id, resource_json)
+            raise
+
+    return parse_and_create_resource
+
+
+def _make_update(original):
+    from moto.cloudformation import parsing
+
+    def parse_and_update_resource(logical_id, resource_json, resources_map, account_id, region_name):
+        try:
+            resource_class = parsing.resource_class_from_type(resource_json["Type"])
+            if resource_class is not None and hasattr(
+                resource_class.update_from_cloudformation_json, "__isabstractmethod__"
+            ):
+                # moto returns None for types without an update, which then replaces the resource in the
+                # map with None (Ref yields nothing). AWS replaces such resources: create new, delete old.
+                return _replace(logical_id, resource_json, resources_map, account_id, region_name)
+            return original(logical_id, resource_json, resources_map, account_id, region_name)
+        except Exception as exc:
+            _tag_failure(exc, logical_id, resource_json)
+            raise
+
+    return parse_and_update_resource
+
+
+def _replace(logical_id, resource_json, resources_map, account_id, region_name):
+    from moto.cloudformation import parsing
+
+    old = resources_map._parsed_resources.get(logical_id)
+    new = parsing.parse_and_create_resource(logical_id, resource_json, resources_map, account_id, region_name)
+    if old is not None and old is not new and not isinstance(old, str):
+        try:
+            resources_map._delete_resource(old, resource_json)
+        except Exception as exc:  # the old copy lingering is harmless; say so rather than fail the update
+            log.warning("could not delete replaced %s: %s", logical_id, exc)
+    return new
+
+
+# --- change sets ------------------------------------------------------------------------------------
+def _find_change_set(backend, change_set_name: str):
+    return backend.describe_change_set(change_set_name)  # raises ValidationError when unknown
+
+
+def _refresh_outputs_and_exports(backend, stack, change_set) -> None:
+    """moto builds Outputs/Exports only in create_stack; redo that after a change set ran."""
+    from moto.cloudformation.exceptions import ValidationError
+
+    stack.template = change_set.template
+    stack._parse_template()
+    stack.description = stack.template_dict.get("Description")
+    stack.parameters = dict(change_set.parameters or {})
+    stack.output_map = stack._create_output_map()
+    new_exports = stack.exports
+    for name in [n for n, e in backend.exports.items() if e.exporting_stack_id == stack.stack_id]:
+        del backend.exports[name]
+    for export in new_exports:
+        if export.name in backend.exports:
+            raise ValidationError(
+                stack.stack_id,
+                message=f"Export with name {export.name} is already exported by stack "
+                f"{backend.exports[export.name].exporting_stack_id}",
+            )
+        backend.exports[export.name] = export
+
+
+def _record_failure(stack, change_set, exc: BaseException) -> None:
+    from moto.cloudformation.models import Event
+
+    creating = change_set.change_set_type == "CREATE"
+    reason = str(exc) or exc.__class__.__name__
+    logical_id = getattr(exc, "sdlf_logical_id", None)
+    if logical_id:
+        stack.events.append(
+            Event(
+                stack_id=stack.stack_id,
+                stack_name=stack.name,
+                logical_resource_id=logical_id,
+                physical_resource_id="",
+                resource_type=getattr(exc, "sdlf_resource_type", ""),
+                resource_status="CREATE_FAILED" if creating else "UPDATE_FAILED",
+                resource_status_reason=reason,
+            )
+        )
+    if creating:
+        stack._add_stack_event("ROLLBACK_IN_PROGRESS", resource_status_reason=f"The following resource(s) failed to create: [{logical_id or '?'}]. Rollback requested by user.")
+        try:
+            stack.resource_map.delete()
+        except Exception as cleanup:  # keep the original failure as the story; note the leftover
+            log.warning("rollback of %s left resources behind: %s", stack.name, cleanup)
+        stack._add_stack_event("ROLLBACK_COMPLETE")
+        stack.status = "ROLLBACK_COMPLETE"
+    else:
+        # The emulator cannot undo a half-applied update; it says so instead of pretending.
+        stack._add_stack_event(
+            "UPDATE_ROLLBACK_COMPLETE",
+            resource_status_reason=f"{reason} (the local emulator does not revert resources already updated)",
+        )
+        stack.status = "UPDATE_ROLLBACK_COMPLETE"
+    change_set.execution_status = "EXECUTE_FAILED"
+    change_set.status_reason = reason
+
+
+def _make_execute_change_set(original):
+    def execute_change_set(self, change_set_name, stack_name=None):
+        change_set = _find_change_set(self, change_set_name)
+        stack = self.stacks[change_set.stack_id]
+        # A stack born in create_change_set got its own empty export map; Fn::ImportValue must see the
+        # region's exports, as create_stack gives them.
+        stack.cross_stack_resources = self.exports
+        stack.resource_map.cross_stack_resources = self.exports
+        try:
+            original(self, change_set_name, stack_name)
+        except Exception as exc:
+            # AWS runs change sets asynchronously: the API call succeeds and the stack shows the failure.
+            log.warning("change set %s on %s failed: %s", change_set.change_set_name, stack.name, exc)
+            _record_failure(stack, change_set, exc)
+            return
+        _refresh_outputs_and_exports(self, stack, change_set)
+
+    return execute_change_set
+
+
+# --- updates propagate to resources that reference a replaced one ----------------------------------
+_SUB_NAME = re.compile(r"\$\{([A-Za-z0-9_:]+)(?:\.[^}]*)?\}")
+
+
+def _references(node: Any, out: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                out.add(value)
+            elif key == "Fn::GetAtt":
+                target = value[0] if isinstance(value, list) else str(value).split(".")[0]
+                out.add(target)
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                if isinstance(text, str):
+                    out.update(m.group(1) for m in _SUB_NAME.finditer(text))
+                _references(value, out)
+            else:
+                _references(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _references(item, out)
+    return out
+
+
+def _identity(resource: Any) -> Any:
+    if resource is None or isinstance(resource, (str, int, float, list, dict)):
+        return resource
+    return getattr(resource, "physical_resource_id", id(resource))
+
+
+def _make_resource_map_update(original):
+    from moto.cloudformation import parsing
+
+    def update(self, template, parameters=None):
+        before = {name: _identity(res) for name, res in self._parsed_resources.items()}
+        original(self, template, parameters)
+        changed = {
+            name for name, res in self._parsed_resources.items() if name in before and _identity(res) != before[name]
+        }
+        updated: set[str] = set()
+        # AWS re-resolves Ref/GetAtt of a replaced resource in every resource that uses it; moto only
+        # looks at the raw template text. Re-apply dependants until nothing else changes identity.
+        while changed:
+            next_changed: set[str] = set()
+            for name, resource_json in self._resource_json_map.items():
+                if name in updated or name not in self._parsed_resources:
+                    continue
+                if not (_references(resource_json, set()) & changed):
+                    continue
+                old = _identity(self._parsed_resources[name])
+                new = parsing.parse_and_update_resource(name, resource_json, self, self._account_id, self._region_name)
+                if new is not None:
+                    self._parsed_resources[name] = new
+                updated.add(name)
+                if _identity(new) != old:
+                    next_changed.add(name)
+            changed = next_changed
+
+    return update
+
+
+# --- Fn::GetAtt on a nested stack's outputs ---------------------------------------------------------
+def _stack_get_cfn_attribute(self, attribute_name: str) -> Any:
+    from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+    if attribute_name.startswith("Outputs."):
+        key = attribute_name[len("Outputs."):]
+        output = self.output_map[key] if key in self.output_map.outputs else None
+        if output is None:
+            raise UnformattedGetAttTemplateException()
+        return output.value
+    raise UnformattedGetAttTemplateException()
+
+
+def install_stack_fixes() -> None:
+    from moto.cloudformation import models, parsing
+
+    wrap(parsing, "parse_and_create_resource", "cfn.failed-resource-name.create", _make_create)
+    wrap(parsing, "parse_and_update_resource", "cfn.update-replaces-types-without-update", _make_update)
+    wrap(models.CloudFormationBackend, "execute_change_set", "cfn.change-set-outputs-and-exports", _make_execute_change_set)
+    wrap(parsing.ResourceMap, "update", "cfn.update-propagates-replacements", _make_resource_map_update)
+    install(Patch("cfn.nested-stack-getatt-outputs", models.Stack, "get_cfn_attribute", _stack_get_cfn_attribute))
