@@ -119,16 +119,15 @@ def _flow(value: Any) -> str:
     return text[len("{v: "):-1]
 
 
-def _render(key: str, body: dict, indent: int) -> list[str]:
-    pad = " " * indent
+def _render(chain: list[str], body: dict, indent: int) -> list[str]:
+    """Lines for `chain[0]: chain[1]: ... chain[-1]: body` as nested block mappings; the body's values
+    are written one per line in flow style, an empty body as `{}`."""
+    out = [f"{' ' * (indent + INDENT * i)}{part}:\n" for i, part in enumerate(chain[:-1])]
+    pad = " " * (indent + INDENT * (len(chain) - 1))
     if not body:
-        return [f"{pad}{key}: {{}}\n"]
-    out = [f"{pad}{key}:\n"]
-    for k, v in body.items():
-        if isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
-            out.extend(_render(k, v, indent + INDENT))
-        else:
-            out.append(f"{pad}{' ' * INDENT}{k}: {_flow(v)}\n")
+        return out + [f"{pad}{chain[-1]}: {{}}\n"]
+    out.append(f"{pad}{chain[-1]}:\n")
+    out.extend(f"{pad}{' ' * INDENT}{k}: {_flow(v)}\n" for k, v in body.items())
     return out
 
 
@@ -166,37 +165,29 @@ def _end_of_block(lines: list[str], last: int, child_indent: int) -> int:
     return end
 
 
-def _insert(path: Path, lines: list[str], parent: Node, missing_path: list[str], key: str, body: dict) -> None:
-    """Inserts `key: body` under parent[missing_path...], creating the intermediate mappings it lacks."""
+def _insert(path: Path, lines: list[str], parent: Node, container: list[str], key: str, body: dict) -> None:
+    """Inserts `key: body` under parent[container...], creating the container mappings it lacks."""
     node = parent
-    nest: list[str] = []
-    for part in missing_path:
-        child = _child(node, part) if not nest else None
+    missing: list[str] = []
+    for part in container:
+        child = None if missing else _child(node, part)
         if child is None:
-            nest.append(part)
+            missing.append(part)
         else:
             node = child
-    entry = body
-    for part in reversed([*nest, key][1:]):
-        pass
-    # Build the nested body: nest[0]: {nest[1]: {... key: body}}
-    new_key, new_body = key, body
-    for part in reversed(nest):
-        new_key, new_body = part, {new_key: new_body}
-    del entry
-    _insert_into(path, lines, node, new_key, new_body)
+    _insert_into(path, lines, node, [*missing, key], body)
 
 
-def _insert_into(path: Path, lines: list[str], node: Node, key: str, body: dict) -> None:
+def _insert_into(path: Path, lines: list[str], node: Node, chain: list[str], body: dict) -> None:
+    key = chain[0]
     ynode = node.yaml_node
     if node.kind == "map" and ynode is not None and node.value and not node.flow:
         indent = ynode.value[0][0].start_mark.column
         at = _end_of_block(lines, _last_line(ynode), indent)
-        # Skip blank lines before a following sibling only if we consumed nothing: keep layout stable.
-        lines[at:at] = _render(key, body, indent)
+        lines[at:at] = _render(chain, body, indent)
         return
     if node.kind == "map" and ynode is None:  # empty document
-        lines.extend(_render(key, body, 0))
+        lines.extend(_render(chain, body, 0))
         return
     if node.key_line is None:  # the top level of a file that is only '{}' or similar
         raise UsageError(f"{path}:{node.line}: cannot add {key!r} to a flow-style top level; "
@@ -215,7 +206,7 @@ def _insert_into(path: Path, lines: list[str], node: Node, key: str, body: dict)
             lines[row] += "\n"
     elif ynode is not None:
         raise UsageError(f"{path}:{node.line}: cannot add {key!r}: the empty value spans several lines")
-    lines[row + 1:row + 1] = _render(key, body, (node.key_col or 0) + INDENT)
+    lines[row + 1:row + 1] = _render(chain, body, (node.key_col or 0) + INDENT)
 
 
 def _commit(path: Path, lines: list[str], what: str) -> None:
