@@ -190,7 +190,8 @@ class _Checker:
     def string(self, node: Node, path: tuple, what: str = "a string") -> str | None:
         if node.kind == "scalar" and isinstance(node.value, str):
             return node.value
-        hint = "; quote it" if node.kind == "scalar" and node.value is not None else ""
+        # A number or date where free text belongs (description: 2024) only needs quotes.
+        hint = "; quote it" if what == "a string" and node.kind == "scalar" and node.value is not None else ""
         self.add(node, path, f"expected {what}, got {_describe(node)}{hint}")
         return None
 
@@ -389,7 +390,8 @@ def _check_rule(ck: _Checker, node: Node, path: tuple) -> dict | None:
 
 def _check_values(ck: _Checker, node: Node, path: tuple) -> list | None:
     if node.kind != "seq" or not node.value:
-        ck.add(node, path, f"expected a non-empty list of allowed values, got {_describe(node)}")
+        got = "an empty list" if node.kind == "seq" else _describe(node)
+        ck.add(node, path, f"expected a non-empty list of allowed values, got {got}")
         return None
     values = []
     for i, item in enumerate(node.value):
@@ -468,6 +470,7 @@ def _check_team(ck: _Checker, node: Node, path: tuple, name: str) -> Team | None
         named = ck.named_entries(entries["pipelines"], path + ("pipelines",), PIPELINE_RULE, "pipeline")
         for pname, pnode in named.items():
             ppath = path + ("pipelines", pname)
+            valid_pipeline_names.add(pname)  # datasets may name it even if its body has problems
             pentries = ck.mapping(pnode, ppath, PIPELINE_KEYS, null_ok=True)
             description = ""
             if pentries is not None and "description" in pentries:
@@ -475,7 +478,6 @@ def _check_team(ck: _Checker, node: Node, path: tuple, name: str) -> Team | None
             if pentries is None or description is None:
                 continue
             pipelines.append(Pipeline(name=pname, team=name, description=description))
-            valid_pipeline_names.add(pname)
     datasets = []
     if "datasets" in entries:
         dnode = entries["datasets"]
