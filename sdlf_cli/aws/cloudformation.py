@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from sdlf_cli.errors import DeployError
 
@@ -23,6 +24,11 @@ NO_CHANGES_MARKERS = (
     "didn't contain changes",
     "No updates are to be performed",
 )
+
+
+# Transport-level failures. ResponseParserError is not a BotoCoreError; the emulator triggers it by
+# answering some failures with JSON where botocore expects XML.
+_BOTO_ERRORS = (BotoCoreError, ResponseParserError)
 
 
 class CloudFormationError(DeployError):
@@ -131,7 +137,7 @@ class CloudFormationGateway:
             if _is_missing_stack(err):
                 return None
             raise _client_error("DescribeStacks", name_or_id, err) from err
-        except BotoCoreError as err:
+        except _BOTO_ERRORS as err:
             raise _client_error("DescribeStacks", name_or_id, err) from err
         stacks = response.get("Stacks", [])
         if not stacks:
@@ -158,7 +164,7 @@ class CloudFormationGateway:
     def delete_stack(self, name_or_id: str) -> None:
         try:
             self._client.delete_stack(StackName=name_or_id)
-        except (ClientError, BotoCoreError) as err:
+        except (ClientError, *_BOTO_ERRORS) as err:
             raise _client_error("DeleteStack", name_or_id, err) from err
 
     def describe_stack_events(self, name_or_id: str, stop_at_event_id: str | None = None) -> list[StackEvent]:
@@ -187,7 +193,7 @@ class CloudFormationGateway:
             if _is_missing_stack(err):
                 return events
             raise _client_error("DescribeStackEvents", name_or_id, err) from err
-        except BotoCoreError as err:
+        except _BOTO_ERRORS as err:
             raise _client_error("DescribeStackEvents", name_or_id, err) from err
         return events
 
@@ -199,7 +205,7 @@ class CloudFormationGateway:
             if _is_missing_stack(err):
                 return None
             raise _client_error("DescribeStackEvents", name_or_id, err) from err
-        except BotoCoreError as err:
+        except _BOTO_ERRORS as err:
             raise _client_error("DescribeStackEvents", name_or_id, err) from err
         events = response.get("StackEvents", [])
         return events[0]["EventId"] if events else None
@@ -242,7 +248,7 @@ class CloudFormationGateway:
             if is_no_changes_message(err.response.get("Error", {}).get("Message", "")):
                 raise NoChangesError(err.response["Error"]["Message"]) from err
             raise _client_error("CreateChangeSet", stack_name, err) from err
-        except BotoCoreError as err:
+        except _BOTO_ERRORS as err:
             raise _client_error("CreateChangeSet", stack_name, err) from err
         return response["Id"], response.get("StackId", "")
 
@@ -269,7 +275,7 @@ class CloudFormationGateway:
                 if not include_changes or not token:
                     break
                 kwargs["NextToken"] = token
-        except (ClientError, BotoCoreError) as err:
+        except (ClientError, *_BOTO_ERRORS) as err:
             raise _client_error("DescribeChangeSet", change_set_id, err) from err
         return ChangeSetInfo(
             change_set_id=response.get("ChangeSetId", change_set_id),
@@ -284,11 +290,11 @@ class CloudFormationGateway:
     def execute_change_set(self, change_set_id: str) -> None:
         try:
             self._client.execute_change_set(ChangeSetName=change_set_id)
-        except (ClientError, BotoCoreError) as err:
+        except (ClientError, *_BOTO_ERRORS) as err:
             raise _client_error("ExecuteChangeSet", change_set_id, err) from err
 
     def delete_change_set(self, change_set_id: str) -> None:
         try:
             self._client.delete_change_set(ChangeSetName=change_set_id)
-        except (ClientError, BotoCoreError) as err:
+        except (ClientError, *_BOTO_ERRORS) as err:
             raise _client_error("DeleteChangeSet", change_set_id, err) from err
