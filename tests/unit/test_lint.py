@@ -1,0 +1,81 @@
+"""cfn-lint over rendered templates: ours are clean, broken ones are reported with template:line."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sdlf_cli.lint import Finding, has_errors, lint_templates
+from sdlf_cli.render import RenderedTemplate, render_layer
+from tests.snapshots import FULL, TEMPLATES_DIR
+
+
+def test_bootstrap_is_clean():
+    assert lint_templates(render_layer(FULL, "bootstrap", TEMPLATES_DIR)) == []
+
+
+@pytest.mark.parametrize("lake_formation", [True, False], ids=["lake-formation", "no-lake-formation"])
+@pytest.mark.parametrize("email", ["data-team@example.com", None], ids=["email", "no-email"])
+def test_foundations_is_clean(lake_formation, email):
+    cfg = replace(FULL, lake_formation=lake_formation, notification_email=email)
+    findings = lint_templates(render_layer(cfg, "foundations", TEMPLATES_DIR))
+    assert findings == [], "\n".join(map(str, findings))
+
+
+BROKEN = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  rBucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketNme: typo
+  rQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: !Ref pMissing
+"""
+
+
+def broken(body: str) -> RenderedTemplate:
+    return RenderedTemplate("foundations", "foundations", "acme-lake-dev-foundations",
+                            Path("templates/foundations/foundations.yaml.j2"), body, "eu-west-1")
+
+
+def test_broken_template_findings_name_template_line_and_rule():
+    findings = lint_templates([broken(BROKEN)])
+    typo = next(f for f in findings if f.rule == "E3002")
+    assert (typo.template, typo.line, typo.level) == ("foundations/acme-lake-dev-foundations.yaml", 6, "error")
+    assert "BucketNme" in typo.message
+    assert str(typo) == f"foundations/acme-lake-dev-foundations.yaml:6 E3002 {typo.message}"
+    missing_ref = next(f for f in findings if f.rule == "E1020")
+    assert missing_ref.line == 10 and "pMissing" in missing_ref.message
+    assert [f.line for f in findings] == sorted(f.line for f in findings)
+    assert has_errors(findings)
+
+
+def test_warnings_are_findings_but_not_errors():
+    body = (
+        "Parameters:\n"
+        "  pUnused:\n"
+        "    Type: String\n"
+        "Resources:\n"
+        "  rQueue:\n"
+        "    Type: AWS::SQS::Queue\n"
+    )
+    findings = lint_templates([broken(body)])
+    assert [(f.rule, f.level, f.line) for f in findings] == [("W2001", "warning", 2)]
+    assert not has_errors(findings)
+
+
+def test_unparseable_template_is_one_error_at_its_line():
+    (finding,) = lint_templates([broken("Resources:\n  rQueue: [\n")])
+    assert finding == Finding("foundations/acme-lake-dev-foundations.yaml", finding.line, "E0000", "error",
+                              finding.message)
+    assert finding.line in (2, 3)
+
+
+def test_clean_templates_add_nothing_to_a_broken_ones_findings():
+    clean = render_layer(FULL, "bootstrap", TEMPLATES_DIR)
+    findings = lint_templates(clean + [broken(BROKEN)])
+    assert {f.template for f in findings} == {"foundations/acme-lake-dev-foundations.yaml"}
