@@ -1,16 +1,28 @@
 """Runs the embedded emulator: moto's server on 127.0.0.1 plus the project's own fixes and execution parts.
 
 `start(ctx)` is used both in-process (integration tests) and by the background process behind
-`sdlf local up` (`python -m sdlf_cli.local.server --port N --state-dir D`).
+`sdlf local up` (`python -m sdlf_cli.local.server --host 127.0.0.1 --port N --state-dir D`), which logs to
+`D/emulator.log` and stops cleanly on SIGTERM/SIGINT (runtime workers first, then the HTTP server).
 """
 from __future__ import annotations
 
+import argparse
+import logging
 import os
+import signal
 import socket
+import sys
+import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from sdlf_cli.local.context import EmulatorContext
+
+LOG = logging.getLogger("sdlf.local.server")
+LOG_FILE_NAME = "emulator.log"
+RUNTIME_MODULE = "sdlf_cli.local.runtime"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -24,15 +36,38 @@ class RunningEmulator:
     context: EmulatorContext
     _server: object
     _stops: list[Callable[[], None]] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    _stopped: bool = False
 
     @property
     def endpoint_url(self) -> str:
         return self.context.endpoint_url
 
     def stop(self) -> None:
+        """Stops the execution parts (last installed first), then the HTTP server. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         for stop in reversed(self._stops):
-            stop()
+            try:
+                stop()
+            except Exception:  # keep stopping the rest; the log says what failed
+                LOG.exception("stopping an emulator part failed")
         self._server.stop()
+
+
+def _install_runtime(ctx: EmulatorContext) -> Callable[[], None] | None:
+    try:
+        import importlib
+
+        runtime = importlib.import_module(RUNTIME_MODULE)
+    except ImportError as exc:
+        # Only a missing runtime package is tolerated; a broken import inside it must surface.
+        if exc.name != RUNTIME_MODULE:
+            raise
+        LOG.warning("no %s: Lambda, queues and schedules will not execute", RUNTIME_MODULE)
+        return None
+    return runtime.install(ctx)
 
 
 def start(ctx: EmulatorContext) -> RunningEmulator:
@@ -44,10 +79,75 @@ def start(ctx: EmulatorContext) -> RunningEmulator:
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
+    from sdlf_cli.local import cfn
+
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     default_user_config["lambda"]["use_docker"] = False
 
+    # werkzeug logs a line per request at INFO; keep it for real problems only.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stops: list[Callable[[], None]] = []
     server = ThreadedMotoServer(ip_address=ctx.host, port=ctx.port, verbose=False)
     server.start()
-    return RunningEmulator(ctx, server, stops)
+    running = RunningEmulator(ctx, server, stops)
+    try:
+        stops.append(cfn.install(ctx))
+        runtime_stop = _install_runtime(ctx)
+        if runtime_stop is not None:
+            stops.append(runtime_stop)
+    except BaseException:
+        running.stop()
+        raise
+    LOG.info("emulator listening on %s (state in %s)", ctx.endpoint_url, ctx.state_dir)
+    return running
+
+
+# --- background process ----------------------------------------------------------------------------------
+def _configure_logging(state_dir: Path) -> None:
+    handler = logging.FileHandler(state_dir / LOG_FILE_NAME, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sdlf_cli.local.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    state_dir: Path = args.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    _configure_logging(state_dir)
+    # Lambda handlers and Glue scripts run in child processes that inherit this environment.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        LOG.info("received %s, stopping", signal.Signals(signum).name)
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        running = start(EmulatorContext(host=args.host, port=args.port, state_dir=state_dir))
+    except Exception:
+        LOG.exception("emulator failed to start")
+        return 1
+    while not done.wait(1.0):
+        pass
+    running.stop()
+    LOG.info("emulator stopped")
+    logging.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

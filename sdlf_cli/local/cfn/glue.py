@@ -19,10 +19,6 @@ def _glue(account_id: str, region_name: str):
     return glue_backends[account_id][region_name]
 
 
-def _arn(account_id: str, region_name: str, kind: str, name: str) -> str:
-    return f"arn:aws:glue:{region_name}:{account_id}:{kind}/{name}"
-
-
 class GlueDatabase(ProviderMixin, CloudFormationModel):
     TYPE = "AWS::Glue::Database"
     ATTRIBUTES: dict = {}
@@ -171,8 +167,9 @@ class GlueJob(ProviderMixin, CloudFormationModel):
         from moto.core.utils import utcnow
 
         for attr, value in cls._fields(props).items():
-            setattr(job, attr, value if value is not None or attr not in ("execution_property", "default_arguments")
-                    else {})
+            if value is None and attr in ("execution_property", "default_arguments"):
+                value = {}  # what moto's FakeJob stores for "not set"
+            setattr(job, attr, value)
         job.execution_class = job.execution_class or "STANDARD"
         job.last_modified_on = utcnow()
         return original_resource

@@ -1,0 +1,180 @@
+"""Providers for AWS::SQS::QueuePolicy, AWS::SNS::TopicPolicy and AWS::SNS::Subscription (moto skips them).
+
+A queue policy really sets the queue's `Policy` attribute (the catalog queue only accepts EventBridge
+through it); a topic policy sets the topic's `Policy`; a subscription subscribes through moto's SNS backend.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from moto.core.common_models import CloudFormationModel
+
+from sdlf_cli.local.cfn._provider import ProviderMixin
+
+
+def _policy_text(document: Any) -> str:
+    return document if isinstance(document, str) else json.dumps(document)
+
+
+def _sqs(account_id: str, region_name: str):
+    from moto.sqs.models import sqs_backends
+
+    return sqs_backends[account_id][region_name]
+
+
+def _sns(account_id: str, region_name: str):
+    from moto.sns.models import sns_backends
+
+    return sns_backends[account_id][region_name]
+
+
+def queue_name_from_url(url: str) -> str:
+    # https://sqs.<region>.amazonaws.com/<account>/<name>  or  http://127.0.0.1:<port>/<account>/<name>
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+class QueuePolicy(ProviderMixin, CloudFormationModel):
+    TYPE = "AWS::SQS::QueuePolicy"
+    ATTRIBUTES = {"Id": lambda self: self.resource_id}
+
+    def __init__(self, resource_id: str, queue_urls: list[str]):
+        self.resource_id = resource_id
+        self.queue_urls = queue_urls
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.resource_id
+
+    @staticmethod
+    def _set(queue_urls: list[str], policy: str, account_id: str, region_name: str) -> None:
+        backend = _sqs(account_id, region_name)
+        for url in queue_urls:
+            backend.set_queue_attributes(queue_name_from_url(url), {"Policy": policy})
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        urls = list(props["Queues"])
+        cls._set(urls, _policy_text(props["PolicyDocument"]), account_id, region_name)
+        return cls(resource_name, urls)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                        account_id, region_name):
+        props = cloudformation_json["Properties"]
+        urls = list(props["Queues"])
+        dropped = [u for u in original_resource.queue_urls if u not in urls]
+        cls._set(dropped, "", account_id, region_name)
+        cls._set(urls, _policy_text(props["PolicyDocument"]), account_id, region_name)
+        return cls(original_resource.resource_id, urls)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = _sqs(account_id, region_name)
+        for url in self.queue_urls:
+            name = queue_name_from_url(url)
+            if name in backend.queues:  # the queue may already be gone
+                backend.set_queue_attributes(name, {"Policy": ""})
+
+
+class TopicPolicy(ProviderMixin, CloudFormationModel):
+    TYPE = "AWS::SNS::TopicPolicy"
+    ATTRIBUTES = {"Id": lambda self: self.resource_id}
+
+    def __init__(self, resource_id: str, topic_arns: list[str]):
+        self.resource_id = resource_id
+        self.topic_arns = topic_arns
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.resource_id
+
+    @staticmethod
+    def _set(topic_arns: list[str], policy: str | None, account_id: str, region_name: str) -> None:
+        backend = _sns(account_id, region_name)
+        for arn in topic_arns:
+            topic = backend.topics.get(arn)
+            if topic is None:
+                if policy is None:
+                    continue
+                backend.get_topic(arn)  # raises NotFound with the ARN
+            if policy is None:
+                topic._policy_json = topic._create_default_topic_policy(region_name, account_id, topic.name)
+            else:
+                topic.policy = policy
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        arns = list(props["Topics"])
+        cls._set(arns, _policy_text(props["PolicyDocument"]), account_id, region_name)
+        return cls(resource_name, arns)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                        account_id, region_name):
+        props = cloudformation_json["Properties"]
+        arns = list(props["Topics"])
+        cls._set([a for a in original_resource.topic_arns if a not in arns], None, account_id, region_name)
+        cls._set(arns, _policy_text(props["PolicyDocument"]), account_id, region_name)
+        return cls(original_resource.resource_id, arns)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self._set(self.topic_arns, None, account_id, region_name)
+
+
+_SUBSCRIPTION_ATTRIBUTES = ("RawMessageDelivery", "DeliveryPolicy", "FilterPolicyScope", "FilterPolicy", "RedrivePolicy")
+
+
+class SnsSubscription(ProviderMixin, CloudFormationModel):
+    TYPE = "AWS::SNS::Subscription"
+    ATTRIBUTES = {"Arn": lambda self: self.arn}
+
+    def __init__(self, arn: str, identity: tuple[str, str, str]):
+        self.arn = arn
+        self.identity = identity  # (topic, protocol, endpoint): changing any replaces the subscription
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    @staticmethod
+    def _identity(props: dict[str, Any]) -> tuple[str, str, str]:
+        return props["TopicArn"], props["Protocol"], props.get("Endpoint", "")
+
+    @staticmethod
+    def _set_attributes(arn: str, props: dict[str, Any], account_id: str, region_name: str) -> None:
+        backend = _sns(account_id, region_name)
+        for name in _SUBSCRIPTION_ATTRIBUTES:  # scope before policy: the policy is validated against it
+            if name in props:
+                value = props[name]
+                if isinstance(value, (dict, list)):
+                    value = json.dumps(value)
+                elif isinstance(value, bool):
+                    value = str(value).lower()
+                backend.set_subscription_attributes(arn, name, str(value))
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        topic_arn, protocol, endpoint = cls._identity(props)
+        subscription = _sns(account_id, region_name).subscribe(topic_arn, endpoint, protocol)
+        cls._set_attributes(subscription.arn, props, account_id, region_name)
+        return cls(subscription.arn, (topic_arn, protocol, endpoint))
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                        account_id, region_name):
+        props = cloudformation_json["Properties"]
+        if cls._identity(props) != original_resource.identity:
+            new = cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+            original_resource.delete(account_id, region_name)
+            return new
+        cls._set_attributes(original_resource.arn, props, account_id, region_name)
+        return original_resource
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        _sns(account_id, region_name).unsubscribe(self.arn)
+
+
+PROVIDERS = [QueuePolicy, TopicPolicy, SnsSubscription]
