@@ -29,6 +29,7 @@ LIMITS = {
     "kms_alias": 256,
     "log_group": 512,
     "layer": 64,
+    "managed_policy": 128,
 }
 
 # Longest values the pseudo-parameters can take, used to check limits before knowing them.
@@ -213,8 +214,9 @@ def derived_names(cfg, account: str = LONGEST_ACCOUNT, region: str | None = None
     add("rule", n.rule("catalog"))
     add("layer", n.layer("datalake"))
     add("topic", n.topic("notifications"))
-    add("workgroup", n.workgroup("athena"))
-    add("kms_alias", n.kms_alias("data"))
+    add("workgroup", n.workgroup("primary"))
+    add("kms_alias", n.kms_alias("artifacts"))
+    add("kms_alias", n.kms_alias("lake"))
     add("glue_database", n.glue_database())
 
     for team in cfg.teams:
@@ -225,7 +227,8 @@ def derived_names(cfg, account: str = LONGEST_ACCOUNT, region: str | None = None
             add("role", n.role(t, role), tf)
         add("topic", n.topic(t, "notifications"), tf)
         add("workgroup", n.workgroup(t), tf)
-        add("kms_alias", n.kms_alias(t, "data"), tf)
+        add("kms_alias", n.kms_alias(t), tf)
+        add("managed_policy", n.resource(t, "boundary"), tf)
         add("glue_database", n.glue_database(t), tf)
         for pipeline in team.pipelines:
             p = pipeline.name

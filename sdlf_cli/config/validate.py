@@ -533,9 +533,10 @@ def check_names(cfg: LakeConfig, env_file: str | None = None) -> list[Problem]:
         key = (derived.kind, derived.name)
         if key in seen and seen[key] != derived.fields[0]:
             file, line = origin(derived.fields[0])
+            other = "a lake-wide resource" if seen[key] in ("org", "app", "env") else seen[key]
             problems.append(Problem(file, line, derived.fields[0],
-                                    f"{derived.kind} name {derived.name!r} is also derived from {seen[key]}; "
-                                    "rename one of them"))
+                                    f"{derived.kind} name {derived.name!r} is also the name of {other}; "
+                                    f"rename {derived.fields[0]}"))
         seen.setdefault(key, derived.fields[0])
     for field, names in too_long.items():
         first = names[0]
