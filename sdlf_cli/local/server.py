@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Callable
 
 from sdlf_cli.local.context import EmulatorContext
+from sdlf_cli.local.process import LOG_FILE as LOG_FILE_NAME
+from sdlf_cli.local.process import READY_FILE
 
 LOG = logging.getLogger("sdlf.local.server")
-LOG_FILE_NAME = "emulator.log"
 RUNTIME_MODULE = "sdlf_cli.local.runtime"
 
 
@@ -141,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         LOG.exception("emulator failed to start")
         return 1
-    while not done.wait(1.0):
+    # `sdlf local up` waits for this file: the port answering is not enough, the fixes must be in too.
+    ready = state_dir / READY_FILE
+    ready.write_text(f"{args.port}\n")
+    while not done.wait(0.2):
         pass
+    ready.unlink(missing_ok=True)
     running.stop()
     LOG.info("emulator stopped")
     logging.shutdown()
