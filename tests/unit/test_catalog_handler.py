@@ -298,3 +298,41 @@ def test_logs_are_structured_json(dynamodb, logs):
     updated = [entry for entry in lines if entry.get("message") == "catalog updated"]
     assert updated and updated[0]["object_id"] == OBJECT_ID and updated[0]["outcome"] == "received"
     assert updated[0]["service"] == "catalog"
+
+
+def test_events_as_moto_emits_them_end_to_end(dynamodb):
+    """put/overwrite/delete in (moto) S3 -> EventBridge -> SQS -> the handler, with moto's own envelopes."""
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    events = boto3.client("events", region_name="eu-west-1")
+    s3.create_bucket(Bucket=RAW, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_notification_configuration(
+        Bucket=RAW, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    queue_url = sqs.create_queue(QueueName="catalog")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="catalog",
+        EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"],
+                                 "detail": {"bucket": {"name": [RAW]}}}),
+    )
+    events.put_targets(Rule="catalog", Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    def drain() -> dict:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        batch = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                              "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs"} for m in messages]}
+        assert batch["Records"], "moto delivered no event"
+        return catalog_handler.handler(batch, None)
+
+    s3.put_object(Bucket=RAW, Key=KEY, Body=b"hello")
+    assert drain() == {"batchItemFailures": []}
+    assert (row(dynamodb)["status"], row(dynamodb)["size"]) == ("RECEIVED", "5")
+
+    s3.put_object(Bucket=RAW, Key=KEY, Body=b"hello, world")
+    assert drain() == {"batchItemFailures": []}
+    assert row(dynamodb)["size"] == "12"
+
+    s3.delete_object(Bucket=RAW, Key=KEY)
+    assert drain() == {"batchItemFailures": []}
+    assert row(dynamodb)["status"] == "DELETED"

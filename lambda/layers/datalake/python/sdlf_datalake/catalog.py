@@ -3,8 +3,7 @@
 Writes from S3 events are order-safe and idempotent. Every event carries S3's `sequencer`; the row
 keeps the (padded) sequencer of the last event applied, and a write only happens when the incoming
 event is newer (DynamoDB ConditionExpression). A redelivered or older event is therefore a no-op.
-Equal sequencers are broken by event time, because some emulators send one constant sequencer;
-a redelivered event has the same time, so it still counts as a duplicate.
+Equal sequencers (emulators) are broken by event time and content; see `_NEWER`.
 
 Pipeline stages move the status along (RUNNING -> PROCESSED | FAILED) with `set_status`, and record
 where an output came from with `add_lineage`. An "Object Created" event for the version a row
@@ -44,10 +43,15 @@ class RecordOutcome(str, enum.Enum):
     IGNORED = "ignored"  # not about the row's current object (e.g. a non-current version purged)
 
 
-# A row is updated by an event only when the event is newer than the last one applied.
+# A row is updated by an event only when the event is newer than the last one applied: a greater
+# sequencer. On AWS an equal sequencer means the same S3 operation, i.e. a redelivery. Emulators
+# may send one constant sequencer (moto does, with one event id and whole-second times), so equal
+# sequencers fall back to the event time, then to "the event says something different" (its
+# fingerprint); a true redelivery has the same fingerprint and stays a no-op.
 _NEWER = (
     "(attribute_not_exists(sequencer) OR sequencer < :seq"
-    " OR (sequencer = :seq AND (attribute_not_exists(event_time) OR event_time < :etime)))"
+    " OR (sequencer = :seq AND (attribute_not_exists(event_time) OR event_time < :etime"
+    " OR (event_time = :etime AND (attribute_not_exists(event_fingerprint) OR event_fingerprint <> :fingerprint)))))"
 )
 
 
@@ -262,6 +266,7 @@ class CatalogRepository:
             "sequencer = :seq",
             "event_time = :etime",
             "last_event_id = :event_id",
+            "event_fingerprint = :fingerprint",
             "updated_at = :now",
         ]
         values: dict[str, Any] = {
@@ -271,6 +276,7 @@ class CatalogRepository:
             ":seq": _to_attr(event.order_key),
             ":etime": _to_attr(event.time),
             ":event_id": _to_attr(event.event_id),
+            ":fingerprint": _to_attr(event.fingerprint),
             ":now": _to_attr(now),
         }
         parts = event.key_parts

@@ -7,6 +7,7 @@ classic S3 notification format), so they are used as they come.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -57,6 +58,13 @@ class S3ObjectEvent:
     @property
     def key_parts(self) -> KeyParts:
         return split_key(self.key)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of what the event says; a redelivery of the same event has the same fingerprint."""
+        said = [self.event_id, self.detail_type, self.time, self.etag, self.version_id, self.size,
+                self.reason, self.deletion_type]
+        return hashlib.sha256(json.dumps(said).encode()).hexdigest()[:32]
 
     @property
     def order_key(self) -> str:

@@ -1,0 +1,96 @@
+"""The `default` transform: normalise one raw file into JSON lines.
+
+Formats (detected by content; the file extension and content type are hints that break ties):
+- a JSON document: an object -> one record; an array -> one record per element; a scalar -> one record
+- JSON lines (one value per line; .jsonl/.ndjson, or a .json file holding several lines of values)
+- CSV with a header row (values stay strings, header names kept; delimiter , TAB ; or | sniffed
+  from the header, TAB for .tsv)
+- any of these gzip-compressed (detected by magic bytes, not only by a .gz suffix)
+Records that are not JSON objects are wrapped as {"value": ...}. The output is one file named
+like the input with its format extensions replaced by `.jsonl` (see `stage_name`).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from sdlf_datalake.transforms.base import RawObject, StageObject, stage_name
+from sdlf_datalake.transforms.formats import (
+    looks_like_json_lines,
+    read_csv,
+    read_json_document,
+    read_json_lines,
+)
+from sdlf_datalake.transforms.registry import register
+
+JSON = "json"
+JSON_LINES = "jsonl"
+CSV = "csv"
+
+_HINTS = {
+    ".json": JSON,
+    ".jsonl": JSON_LINES,
+    ".ndjson": JSON_LINES,
+    ".csv": CSV,
+    ".tsv": CSV,
+}
+_CONTENT_TYPE_HINTS = {
+    "application/json": JSON,
+    "application/x-ndjson": JSON_LINES,
+    "application/jsonl": JSON_LINES,
+    "application/x-jsonlines": JSON_LINES,
+    "text/csv": CSV,
+    "text/tab-separated-values": CSV,
+}
+
+
+@register("default")
+def transform(obj: RawObject) -> list[StageObject]:
+    text = obj.text  # gunzipped and decoded; raises "empty file" / "binary content ..."
+    fmt = detect_format(text, format_hint(obj.key, obj.content_type))
+    records = parse(text, fmt, tab_separated=_base_name(obj.key).endswith((".tsv", ".tsv.gz")))
+    return [StageObject.from_records(stage_name(obj.relative_key), records)]
+
+
+def format_hint(key: str, content_type: str | None = None) -> str | None:
+    """The format the name (or, failing that, the content type) suggests; None when neither does."""
+    name = _base_name(key)
+    for suffix in (".gz", ".gzip"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    for ext, fmt in _HINTS.items():
+        if name.endswith(ext):
+            return fmt
+    if content_type:
+        return _CONTENT_TYPE_HINTS.get(content_type.split(";", 1)[0].strip().lower())
+    return None
+
+
+def detect_format(text: str, hint: str | None) -> str:
+    """JSON starts with '{' or '['; several values on separate lines are JSON lines; the rest is CSV.
+
+    A CSV hint wins over content (a CSV header may start with '['); a JSON-lines hint is trusted
+    (JSON lines of numbers or strings do not start with a bracket).
+    """
+    if hint in (CSV, JSON_LINES):
+        return hint
+    first = text.lstrip()[:1]
+    if first in ("{", "["):
+        return JSON_LINES if looks_like_json_lines(text) else JSON
+    if hint == JSON:
+        return JSON_LINES if looks_like_json_lines(text) else JSON
+    return CSV
+
+
+def parse(text: str, fmt: str, tab_separated: bool = False) -> Iterable[Any]:
+    if fmt == JSON:
+        document = read_json_document(text)
+        return document if isinstance(document, list) else [document]
+    if fmt == JSON_LINES:
+        return read_json_lines(text)
+    if fmt == CSV:
+        return read_csv(text, delimiter="\t" if tab_separated else None)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _base_name(key: str) -> str:
+    return key.rsplit("/", 1)[-1].lower()
