@@ -164,7 +164,10 @@ def read_file(path: Path, display: str, problems: list[Problem]) -> Node | None:
     except OSError as exc:
         problems.append(Problem(display, None, "yaml", f"cannot read file: {exc.strerror}"))
         return None
-    tree = parse_text(text, display, problems)
+    return _top_level(parse_text(text, display, problems), display, problems)
+
+
+def _top_level(tree: Node | None, display: str, problems: list[Problem]) -> Node | None:
     if tree is not None and tree.kind != "map":
         problems.append(Problem(display, tree.line, "yaml",
                                 "expected a mapping of settings (key: value lines) at the top level"))
@@ -218,11 +221,7 @@ def load_tree(env: str, parameters_dir: Path | str = "parameters", *,
     if env_text is None:
         env_tree = read_file(path, str(path), problems)
     else:
-        env_tree = parse_text(env_text, str(path), problems)
-        if env_tree is not None and env_tree.kind != "map":
-            problems.append(Problem(str(path), env_tree.line, "yaml",
-                                    "expected a mapping of settings (key: value lines) at the top level"))
-            env_tree = None
+        env_tree = _top_level(parse_text(env_text, str(path), problems), str(path), problems)
     if env_tree is None:
         return None, tuple(files), problems
     tree = merge(base_tree, env_tree) if base_tree is not None else env_tree
@@ -231,7 +230,7 @@ def load_tree(env: str, parameters_dir: Path | str = "parameters", *,
 
 def load_config(env: str, parameters_dir: Path | str = "parameters", *, env_text: str | None = None) -> LakeConfig:
     """Loads and validates the lake of one environment; raises ConfigError listing every problem."""
-    from sdlf_cli.config.validate import build_config  # validate reads Node trees; import here avoids a cycle
+    from sdlf_cli.config.validate import build_config  # validate imports this module; a late import avoids a cycle
 
     tree, files, problems = load_tree(env, parameters_dir, env_text=env_text)
     if tree is None:

@@ -10,14 +10,12 @@ import difflib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sdlf_cli.config.loader import Node, format_path
 from sdlf_cli.config.model import Dataset, LakeConfig, Origin, Pipeline, Team
 from sdlf_cli.errors import ConfigError, Problem
 from sdlf_cli.naming import derived_names
-
-if TYPE_CHECKING:
-    from sdlf_cli.config.loader import Node
 
 
 # --- name rules ----------------------------------------------------------------------------------
@@ -134,8 +132,6 @@ def _is_number(value: Any) -> bool:
 
 
 def _fmt(path: tuple) -> str:
-    from sdlf_cli.config.loader import format_path
-
     return format_path(path)
 
 
