@@ -5,19 +5,16 @@ NotImplementedError for Lambda and Step Functions targets, and so turns put_even
 silently stops S3's fan-out at that rule. We wrap `Rule.send_to_targets`: disabled and schedule-only
 rules are skipped, Lambda targets are invoked asynchronously on the warm workers, Step Functions
 targets start an execution (deterministic name, so a redelivered event is idempotent), and every
-other target type is left to moto. S3 events also get a unique id and an increasing sequencer (moto
-sends constants) and AWS's `etag` spelling, since the object catalog orders and dedups on them.
+other target type is left to moto (which needs `time` as epoch seconds; S3 events built by
+`sdlf_cli.local.cfn.buckets` carry AWS's ISO string, so we convert for moto).
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import json
 import logging
-import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,9 +24,6 @@ LOG = logging.getLogger(__name__)
 
 _originals: dict[str, Any] = {}
 _state: dict[str, Any] = {}
-_sequencer_lock = threading.Lock()
-_sequencer = itertools.count(int(time.time() * 1000) << 16)
-_MOTO_CONSTANT_EVENT_ID = "17793124-05d4-b198-2fde-7ededc63b103"
 
 
 def is_schedule_only(rule: Any) -> bool:
@@ -44,27 +38,19 @@ def _iso(value: Any) -> Any:
     return value
 
 
+def _epoch(text: str) -> Any:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return text
+
+
 def public_event(event: dict) -> dict:
     """The event as AWS delivers it: ISO time, no moto-internal fields."""
     out = {k: v for k, v in event.items() if k != "ingestion-time"}
     if "time" in out:
         out["time"] = _iso(out["time"])
     return out
-
-
-def _fix_s3_event(event: dict) -> None:
-    """Give S3 events what AWS gives them (mutates the dict moto shares across all rules, once)."""
-    if event.get("source") != "aws.s3" or event.get("_sdlf_fixed"):
-        return
-    if event.get("id") == _MOTO_CONSTANT_EVENT_ID:
-        event["id"] = str(uuid.uuid4())
-    obj = event.get("detail", {}).get("object")
-    if isinstance(obj, dict):
-        if "eTag" in obj and "etag" not in obj:
-            obj["etag"] = obj.pop("eTag")
-        with _sequencer_lock:
-            obj["sequencer"] = format(next(_sequencer), "016X")
-    event["_sdlf_fixed"] = True
 
 
 def _jsonpath_get(document: Any, path: str) -> Any:
@@ -163,11 +149,9 @@ def _start_execution_target(rule: Any, target: dict, arn: str, event: dict, payl
 def _send_to_targets(self: Any, original_event: dict, transform_input: bool = True) -> None:
     if self.state != "ENABLED" or is_schedule_only(self):
         return
-    _fix_s3_event(original_event)
-    event = {k: v for k, v in original_event.items() if k != "_sdlf_fixed"}
-    if not self.event_pattern.matches_event(event):
+    if not self.event_pattern.matches_event(original_event):
         return
-    send_event(self, event, transform_input)
+    send_event(self, original_event, transform_input)
 
 
 def send_event(rule: Any, event: dict, transform_input: bool = True) -> None:
@@ -179,7 +163,10 @@ def send_event(rule: Any, event: dict, transform_input: bool = True) -> None:
     if rest:
         clone = copy.copy(rule)
         clone.targets = rest
-        _originals["send_to_targets"](clone, copy.deepcopy(event), transform_input)
+        for_moto = copy.deepcopy(event)
+        if isinstance(for_moto.get("time"), str):
+            for_moto["time"] = _epoch(for_moto["time"])
+        _originals["send_to_targets"](clone, for_moto, transform_input)
 
 
 def install(runtime: LambdaRuntime) -> None:

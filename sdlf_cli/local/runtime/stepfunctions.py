@@ -1,12 +1,12 @@
 """Fixes to moto 5.2.5's Step Functions interpreter (`execute_state_machine` on).
 
-1. CloudFormation creates state machines in `stepfunctions_backends`, the API (and interpreter)
-   serves `stepfunctions_parser_backends`: we point the former name at the latter, so both see one store.
-2. `start_execution` without a name uses the literal name "None", so the second call collides:
+(State machines created by CloudFormation landing in the wrong backend is fixed on the CloudFormation
+side, `sdlf_cli.local.cfn.statemachines`, together with the other definition properties.)
+1. `start_execution` without a name uses the literal name "None", so the second call collides:
    generate a unique name, as AWS does.
-3. `.sync` tasks of services without `.waitForTaskToken` support (glue:startJobRun.sync) crash on
+2. `.sync` tasks of services without `.waitForTaskToken` support (glue:startJobRun.sync) crash on
    `callback_endpoint.interrupt_all()` because no callback endpoint was set up: give them one.
-4. Execution output holding datetimes (e.g. Glue's GetJobRun) breaks DescribeExecution's json.dumps:
+3. Execution output holding datetimes (e.g. Glue's GetJobRun) breaks DescribeExecution's json.dumps:
    store the output JSON-safe.
 Lambda tasks need nothing here: the interpreter calls the Lambda API on this server, which runs them on
 the warm workers.
@@ -23,13 +23,6 @@ from sdlf_cli.local.context import EmulatorContext
 LOG = logging.getLogger(__name__)
 
 _done: dict[str, Any] = {}
-
-
-def _share_backends() -> None:
-    import moto.stepfunctions.models as sfn_models
-    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-    sfn_models.stepfunctions_backends = stepfunctions_parser_backends
 
 
 def _unique_execution_names() -> None:
@@ -91,7 +84,6 @@ def install(ctx: EmulatorContext) -> None:
     """Apply once per process (the patches are on classes shared by every emulator in it)."""
     if _done:
         return
-    _share_backends()
     _unique_execution_names()
     _sync_without_task_token()
     _json_safe_output()

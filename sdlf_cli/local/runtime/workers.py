@@ -118,28 +118,32 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def invoke(self, request: dict, timeout_s: float) -> dict | None:
-        """Send one request; the response, or None on timeout or death (the caller then kills us)."""
+    def invoke(self, request: dict, timeout_s: float) -> tuple[dict | None, str]:
+        """Send one request: (response, "ok"), or (None, "timeout" | "exit") - the caller then kills us."""
         self.invocations += 1
         try:
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            return None
+            return None, "exit"
         deadline = time.monotonic() + timeout_s
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
+                return None, "timeout"
             ready, _, _ = select.select([self._proto_fd], [], [], remaining)
             if not ready:
-                return None
+                return None, "timeout"
             chunk = os.read(self._proto_fd, 1 << 16)
             if not chunk:  # the worker exited (sys.exit, os._exit, a crash)
-                return None
+                try:
+                    self.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+                return None, "exit"
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        return json.loads(line)
+        return json.loads(line), "ok"
 
     def kill(self) -> None:
         if self.alive():
@@ -269,11 +273,10 @@ class WorkerManager:
                 worker = self._spawn(spec, code, layer_codes)
             request = {"request_id": request_id, "event": event, "timeout_ms": spec.timeout * 1000,
                        "invoked_arn": invoked_arn or spec.arn}
-            response = worker.invoke(request, timeout_s=float(spec.timeout))
+            response, outcome = worker.invoke(request, timeout_s=float(spec.timeout))
             duration_ms = (time.monotonic() - started) * 1000
             if response is None:
-                timed_out = worker.alive()
-                if timed_out:
+                if outcome == "timeout":
                     message = f"Task timed out after {spec.timeout:.2f} seconds"
                     error = {"errorMessage": f"{request_id} {message}", "errorType": "Sandbox.Timedout"}
                     body = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} {message}"
