@@ -160,6 +160,9 @@ def test_foundations_bucket_policies_deny_plain_http_and_foreign_encryption_but_
         # only when the header is present ("Null": false), so default encryption still applies
         assert wrong_algorithm["Null"] == {"s3:x-amz-server-side-encryption": "false"}
         assert wrong_algorithm["StringNotEquals"] == {"s3:x-amz-server-side-encryption": "aws:kms"}
+        no_key = by_sid["DenyKmsWithoutLakeKey"]["Condition"]
+        assert no_key["StringEquals"] == {"s3:x-amz-server-side-encryption": "aws:kms"}
+        assert no_key["Null"] == {"s3:x-amz-server-side-encryption-aws-kms-key-id": "true"}
         wrong_key = by_sid["DenyOtherKmsKeys"]["Condition"]
         assert wrong_key["Null"] == {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"}
 
