@@ -10,6 +10,7 @@ All implement `sdlf_cli.deploy.reporter.Reporter` and are safe to call from seve
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -172,6 +173,9 @@ class LiveReporter(QuietReporter):
         if not self._started:
             self._started = True
             self._live.start()
+            # Callers should close() (or use `with`); if one forgets, still restore the cursor
+            # and leave the final table on screen when the process ends.
+            atexit.register(self.close)
 
     def renderable(self):
         with self._lock:
