@@ -1,0 +1,152 @@
+"""The executions table: one row per pipeline execution (stage A: one per raw object).
+
+Row: {id: execution name, dataset_id "T/D", stage, status RUNNING|SUCCEEDED|FAILED, started_at,
+finished_at, duration_ms, objects_in, objects_out, records_out, error, expires_at (epoch seconds,
+TTL, 30 days after the last write)}. Writes are idempotent updates, so a retried task is harmless.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+from typing import Any
+
+from sdlf_datalake.dynamo import from_item, to_attr
+from sdlf_datalake.timeutil import Clock, iso, parse_time, utc_now
+
+RETENTION = timedelta(days=30)
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+
+# Step Functions execution names: at most 80 characters of [A-Za-z0-9-_].
+NAME_LIMIT = 80
+_HASH_LENGTH = 32
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def execution_name(dataset: str, bucket: str, key: str, etag: str, redrive_of: str | None = None) -> str:
+    """`<dataset>-<sha256(bucket/key@etag)[:32]>`: the same object content always gets the same name,
+    so a redelivered event or an identical re-upload cannot start a second execution.
+
+    `redrive_of` (the failed execution being replayed) gives a replay its own name, still
+    deterministic: replaying the same failure twice runs once.
+    """
+    seed = f"{bucket}/{key}@{etag}"
+    if redrive_of:
+        seed += f"#redrive:{redrive_of}"
+    digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+    prefix = _UNSAFE.sub("-", dataset)[: NAME_LIMIT - _HASH_LENGTH - 1] or "dataset"
+    return f"{prefix}-{digest}"
+
+
+class ExecutionsRepository:
+    def __init__(self, table_name: str, client: Any = None, clock: Clock | None = None):
+        if not table_name:
+            raise ValueError("ExecutionsRepository needs a table name")
+        self.table_name = table_name
+        self._client = client
+        self._clock = clock or utc_now
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def get(self, execution_id: str) -> dict[str, Any] | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key={"id": {"S": execution_id}}, ConsistentRead=True
+        ).get("Item")
+        return from_item(item) if item else None
+
+    def start(
+        self, execution_id: str, dataset_id: str, stage: str, objects_in: int, extra: dict[str, Any] | None = None
+    ) -> None:
+        """RUNNING; a repeated start (a retried task) keeps the first started_at."""
+        now = self._clock()
+        self._update(
+            execution_id,
+            {
+                "dataset_id": dataset_id,
+                "stage": stage,
+                "status": RUNNING,
+                "objects_in": objects_in,
+                "expires_at": _expiry(now),
+                **(extra or {}),
+            },
+            if_not_exists={"started_at": iso(now)},
+            remove=("finished_at", "duration_ms", "error"),
+        )
+
+    def succeed(self, execution_id: str, objects_out: int, records_out: int) -> dict[str, Any]:
+        return self._finish(execution_id, SUCCEEDED, {"objects_out": objects_out, "records_out": records_out})
+
+    def fail(self, execution_id: str, error: str, dataset_id: str | None = None, stage: str | None = None) -> dict[str, Any]:
+        """FAILED with the error; creates the row when the execution failed before it started one."""
+        fields: dict[str, Any] = {"error": error}
+        if dataset_id:
+            fields["dataset_id"] = dataset_id
+        if stage:
+            fields["stage"] = stage
+        return self._finish(execution_id, FAILED, fields)
+
+    def _finish(self, execution_id: str, status: str, fields: dict[str, Any]) -> dict[str, Any]:
+        now = self._clock()
+        row = self.get(execution_id) or {}
+        started = row.get("started_at")
+        duration = 0
+        if started:
+            try:
+                duration = max(0, int((now - parse_time(started)).total_seconds() * 1000))
+            except ValueError:
+                duration = 0
+        values = {
+            "status": status,
+            "finished_at": iso(now),
+            "duration_ms": duration,
+            "expires_at": _expiry(now),
+            **fields,
+        }
+        self._update(execution_id, values, if_not_exists={"started_at": iso(now)})
+        return {**row, **values}
+
+    def _update(
+        self,
+        execution_id: str,
+        values: dict[str, Any],
+        if_not_exists: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+    ) -> None:
+        names: dict[str, str] = {}
+        attrs: dict[str, Any] = {}
+        sets: list[str] = []
+        for index, (name, value) in enumerate(values.items()):
+            if value is None:
+                continue
+            names[f"#a{index}"] = name
+            attrs[f":a{index}"] = to_attr(value)
+            sets.append(f"#a{index} = :a{index}")
+        for index, (name, value) in enumerate((if_not_exists or {}).items()):
+            names[f"#n{index}"] = name
+            attrs[f":n{index}"] = to_attr(value)
+            sets.append(f"#n{index} = if_not_exists(#n{index}, :n{index})")
+        expression = "SET " + ", ".join(sets)
+        removable = [r for r in remove if r not in values]
+        if removable:
+            for index, name in enumerate(removable):
+                names[f"#r{index}"] = name
+            expression += " REMOVE " + ", ".join(f"#r{index}" for index in range(len(removable)))
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"id": {"S": execution_id}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=attrs,
+        )
+
+
+def _expiry(moment) -> int:
+    return int((moment + RETENTION).timestamp())

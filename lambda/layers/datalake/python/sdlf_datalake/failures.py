@@ -1,0 +1,307 @@
+"""Stage A's error handler: whatever failed, the object ends FAILED with a reason, a replayable
+message waits in the stage-A DLQ, the team is told, and the execution is marked FAILED.
+
+Input (the state machine's Catch): {"object": {...}, "error": {"Error", "Cause"}, "execution"}.
+Nothing here trusts the input's shape: an odd object or error still yields a DLQ message that
+carries everything received, so the object's identity is never lost.
+
+The DLQ message body is the EventBridge "Object Created" event the pipeline rule delivers for the
+raw object, plus "sdlf": {"reason", "execution", "failed_at"}; sending it back to the stage-A queue
+replays the object (routing gives a replay its own execution name; see executions.execution_name).
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sdlf_datalake.catalog import CatalogRepository, Status
+from sdlf_datalake.errors import aws_call
+from sdlf_datalake.executions import ExecutionsRepository
+from sdlf_datalake.keys import object_id, parse_object_id, split_key
+from sdlf_datalake.notify import Notifier
+from sdlf_datalake.timeutil import Clock, now_iso
+
+REASON_LIMIT = 2000
+UNKNOWN_REASON = "unknown error (the state machine passed no error details)"
+
+
+class ErrorHandlingIncomplete(RuntimeError):
+    """Some of the error handler's steps failed (named in the message); the others were done."""
+
+
+@dataclass(frozen=True)
+class FailedObject:
+    """As much of the object's identity as the input carried (bucket/key may be None if it was odd)."""
+
+    bucket: str | None
+    key: str | None
+    team: str | None = None
+    dataset: str | None = None
+    pipeline: str | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    sequencer: str | None = None
+
+    @property
+    def uri(self) -> str | None:
+        return object_id(self.bucket, self.key) if self.bucket and self.key else None
+
+    @property
+    def dataset_id(self) -> str | None:
+        return f"{self.team}/{self.dataset}" if self.team and self.dataset else None
+
+
+def salvage_object(value: Any) -> FailedObject:
+    """Read the object from whatever the input holds: a dict, its JSON text, or a bare s3:// uri."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("s3://"):
+            value = {"uri": text}
+        else:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = {}
+    if not isinstance(value, Mapping):
+        value = {}
+
+    def text_of(name: str) -> str | None:
+        item = value.get(name)
+        return str(item) if item not in (None, "") and not isinstance(item, (dict, list)) else None
+
+    bucket, key = text_of("bucket"), text_of("key")
+    uri = text_of("uri")
+    if (not bucket or not key) and uri:
+        try:
+            bucket, key = parse_object_id(uri)
+        except ValueError:
+            pass
+    team, dataset = text_of("team"), text_of("dataset")
+    if key and (not team or not dataset):
+        parts = split_key(key)
+        team, dataset = team or parts.team, dataset or parts.dataset
+    size = value.get("size")
+    if isinstance(size, str) and size.isdigit():
+        size = int(size)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        size = None
+    return FailedObject(
+        bucket=bucket,
+        key=key,
+        team=team,
+        dataset=dataset,
+        pipeline=text_of("pipeline"),
+        etag=text_of("etag"),
+        version_id=text_of("version_id"),
+        size=size,
+        sequencer=text_of("sequencer"),
+    )
+
+
+def failure_reason(error: Any) -> str:
+    """The errorMessage of a Lambda error in `Cause`, else "Error: Cause", else whatever there is."""
+    if isinstance(error, str):
+        try:
+            error = json.loads(error)
+        except ValueError:
+            return _clip(error) if error.strip() else UNKNOWN_REASON
+    if not isinstance(error, Mapping):
+        return _clip(json.dumps(error, default=str)) if error not in (None, "", {}, []) else UNKNOWN_REASON
+    name = error.get("Error")
+    cause = error.get("Cause")
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, Mapping):
+            cause = parsed
+    if isinstance(cause, Mapping):
+        message = cause.get("errorMessage")
+        if isinstance(message, str) and message.strip():
+            return _clip(message)
+        cause = json.dumps(cause, default=str, sort_keys=True)
+    parts = [str(p) for p in (name, cause) if p not in (None, "")]
+    return _clip(": ".join(parts)) if parts else UNKNOWN_REASON
+
+
+def error_type(error: Any) -> str | None:
+    if isinstance(error, Mapping) and isinstance(error.get("Error"), str):
+        return error["Error"]
+    return None
+
+
+def replayable_event(
+    obj: FailedObject,
+    *,
+    reason: str,
+    execution: str | None,
+    failed_at: str,
+    account: str | None,
+    region: str | None,
+    original_input: Any = None,
+) -> dict[str, Any]:
+    """The EventBridge "Object Created" event for the raw object (+ the "sdlf" failure marker)."""
+    detail_object: dict[str, Any] = {"key": obj.key}
+    if obj.size is not None:
+        detail_object["size"] = obj.size
+    if obj.etag:
+        detail_object["etag"] = obj.etag
+    if obj.version_id:
+        detail_object["version-id"] = obj.version_id
+    # The sequencer orders catalog writes; a replay of the same upload keeps the original one.
+    detail_object["sequencer"] = obj.sequencer or "0"
+    marker: dict[str, Any] = {"reason": reason, "execution": execution, "failed_at": failed_at}
+    if obj.uri is None:
+        # Identity incomplete: keep the whole input so an operator can still tell what failed.
+        marker["input"] = original_input
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": account or "",
+        "time": failed_at[:19] + "Z",
+        "region": region or "",
+        "resources": [f"arn:aws:s3:::{obj.bucket}"] if obj.bucket else [],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": obj.bucket},
+            "object": detail_object,
+            "reason": "PutObject",
+        },
+        "sdlf": marker,
+    }
+
+
+@dataclass(frozen=True)
+class ErrorHandlerConfig:
+    catalog_table: str
+    executions_table: str
+    dlq_url: str
+    topic_arn: str
+    team: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "ErrorHandlerConfig":
+        env = os.environ if env is None else env
+        names = ("CATALOG_TABLE", "EXECUTIONS_TABLE", "DLQ_URL", "TOPIC_ARN", "TEAM")
+        missing = [n for n in names if not env.get(n)]
+        if missing:
+            raise RuntimeError(f"error-a: environment variables not set: {', '.join(missing)}")
+        return cls(*(env[n] for n in names))
+
+
+class ErrorHandler:
+    def __init__(
+        self,
+        config: ErrorHandlerConfig,
+        *,
+        sqs: Any = None,
+        sns: Any = None,
+        dynamodb: Any = None,
+        clock: Clock | None = None,
+        logger: Any = None,
+    ):
+        self.config = config
+        self._sqs = sqs
+        self._clock = clock
+        self._logger = logger
+        self.catalog = CatalogRepository(config.catalog_table, client=dynamodb, clock=clock)
+        self.executions = ExecutionsRepository(config.executions_table, client=dynamodb, clock=clock)
+        self.notifier = Notifier(config.topic_arn, client=sns)
+
+    @property
+    def sqs(self) -> Any:
+        if self._sqs is None:
+            import boto3
+
+            self._sqs = boto3.client("sqs")
+        return self._sqs
+
+    def handle(self, event: Any, account: str | None = None, region: str | None = None) -> dict[str, Any]:
+        """Run every step even if one fails (the DLQ message first: it is what keeps the data);
+        raise ErrorHandlingIncomplete at the end naming the steps that failed."""
+        event = event if isinstance(event, Mapping) else {"object": None, "error": event}
+        obj = salvage_object(event.get("object"))
+        error = event.get("error")
+        reason = failure_reason(error)
+        execution = event.get("execution") if isinstance(event.get("execution"), str) else None
+        failed_at = now_iso(self._clock)
+        result: dict[str, Any] = {"status": Status.FAILED.value, "reason": reason, "object": obj.uri}
+        problems: list[str] = []
+
+        message = replayable_event(
+            obj,
+            reason=reason,
+            execution=execution,
+            failed_at=failed_at,
+            account=account,
+            region=region,
+            original_input=dict(event),
+        )
+        self._step("dlq", problems, lambda: result.update(dlq_message_id=self._send_to_dlq(message)))
+        if obj.uri:
+            self._step("catalog", problems, lambda: self._mark_failed(obj, reason, execution, error))
+        else:
+            # Retrying cannot help; the DLQ message carries the whole input for an operator.
+            result["catalog"] = "skipped: the input did not identify the object (no bucket/key or uri)"
+        if execution:
+            self._step(
+                "executions",
+                problems,
+                lambda: self.executions.fail(execution, reason, dataset_id=obj.dataset_id, stage="a"),
+            )
+        self._step("notify", problems, lambda: result.update(notification_id=self._notify(obj, reason, execution, failed_at, error)))
+        if problems:
+            raise ErrorHandlingIncomplete(f"error handling of {obj.uri or 'an unidentified object'} incomplete: " + "; ".join(problems))
+        return result
+
+    def _step(self, name: str, problems: list[str], action) -> None:
+        try:
+            action()
+        except Exception as exc:  # every step is attempted; failures are reported together
+            if self._logger is not None:
+                self._logger.exception(f"error handler step {name} failed")
+            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    def _send_to_dlq(self, message: dict[str, Any]) -> str:
+        with aws_call(f"sending to {self.config.dlq_url}"):
+            response = self.sqs.send_message(QueueUrl=self.config.dlq_url, MessageBody=json.dumps(message))
+        return response["MessageId"]
+
+    def _mark_failed(self, obj: FailedObject, reason: str, execution: str | None, error: Any) -> None:
+        extra: dict[str, Any] = {}
+        if execution:
+            extra["execution"] = execution
+        if error_type(error):
+            extra["error_type"] = error_type(error)
+        with aws_call(f"marking {obj.uri} FAILED"):
+            self.catalog.set_status(obj.uri, Status.FAILED, reason, stage="raw", extra=extra)
+
+    def _notify(self, obj: FailedObject, reason: str, execution: str | None, failed_at: str, error: Any) -> str:
+        what = f"{obj.dataset_id} {obj.key.rsplit('/', 1)[-1]}" if obj.dataset_id and obj.key else (obj.uri or "unknown object")
+        message = {
+            "event": "object-failed",
+            "team": obj.team or self.config.team,
+            "dataset": obj.dataset,
+            "pipeline": obj.pipeline,
+            "stage": "a",
+            "object": obj.uri,
+            "execution": execution,
+            "reason": reason,
+            "error_type": error_type(error),
+            "failed_at": failed_at,
+            "dlq": self.config.dlq_url,
+            "next_step": "fix the cause, then redrive the stage-A DLQ (sdlf redrive)",
+        }
+        return self.notifier.publish(f"sdlf FAILED {what}", message, event="object-failed")
+
+
+def _clip(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 3] + "..."

@@ -1,0 +1,451 @@
+"""Stage A of a pipeline: route each raw object to a Step Functions execution, then
+pre-update the catalog, run the dataset's light transform, write the stage objects, post-update
+the catalog (+ lineage) and hand the outputs to the dataset's stage-B queue.
+
+Execution input (what routing passes to StartExecution):
+  {"object": {"bucket", "key", "uri", "etag", "version_id", "size", "sequencer", "team", "dataset",
+              "pipeline"}, "execution": "<execution name>"}
+The handlers in lambda/routing-a and lambda/transform-a are thin shells over this module.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import urllib.parse
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from sdlf_datalake.catalog import CatalogRepository, Status
+from sdlf_datalake.errors import InvalidInputError, TransientError, aws_call, error_code
+from sdlf_datalake.events import S3ObjectEvent
+from sdlf_datalake.executions import ExecutionsRepository, execution_name
+from sdlf_datalake.keys import dataset_id, object_id, split_key
+from sdlf_datalake.registry import DatasetRegistration, RegistrationReader
+from sdlf_datalake.timeutil import Clock
+from sdlf_datalake.transforms import RawObject, StageObject, get_transform
+
+STAGE = "a"
+OUTPUT_CONTENT_TYPE = "application/x-ndjson"
+# A light transform holds the whole object in memory; larger files belong to stage B.
+DEFAULT_MAX_OBJECT_BYTES = 512 * 1024**2
+_SQS_BATCH = 10
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """The raw object an execution is about (the `object` of the execution input)."""
+
+    bucket: str
+    key: str
+    team: str
+    dataset: str
+    pipeline: str
+    etag: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    sequencer: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return object_id(self.bucket, self.key)
+
+    @property
+    def dataset_id(self) -> str:
+        return dataset_id(self.team, self.dataset)
+
+    @property
+    def content_id(self) -> str:
+        """What identifies this content for idempotency: the etag, else the version, else the sequencer."""
+        return self.etag or self.version_id or self.sequencer or ""
+
+    def to_input(self) -> dict[str, Any]:
+        return {**asdict(self), "uri": self.uri}
+
+    @classmethod
+    def from_event(cls, event: S3ObjectEvent, pipeline: str) -> "ObjectRef":
+        parts = split_key(event.key)
+        if not parts.in_layout:
+            raise InvalidInputError(
+                f"{event.object_id}: key is not <team>/<dataset>/<file>; stage A cannot tell its dataset"
+            )
+        return cls(
+            bucket=event.bucket,
+            key=event.key,
+            team=parts.team,
+            dataset=parts.dataset,
+            pipeline=pipeline,
+            etag=event.etag,
+            version_id=event.version_id,
+            size=event.size,
+            sequencer=event.sequencer,
+        )
+
+    @classmethod
+    def from_input(cls, data: Any, where: str = "$.object") -> "ObjectRef":
+        """Validate the execution input's object; InvalidInputError names the bad field."""
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"{where}: expected an object, got {data!r}")
+        values: dict[str, Any] = {}
+        for name in ("bucket", "key", "team", "dataset", "pipeline"):
+            value = data.get(name)
+            if not isinstance(value, str) or not value:
+                raise InvalidInputError(f"{where}.{name}: expected a non-empty string, got {value!r}")
+            values[name] = value
+        parts = split_key(values["key"])
+        if (parts.team, parts.dataset) != (values["team"], values["dataset"]):
+            raise InvalidInputError(
+                f"{where}: key {values['key']!r} is not under {values['team']}/{values['dataset']}/"
+            )
+        for name in ("etag", "version_id", "sequencer"):
+            value = data.get(name)
+            values[name] = str(value) if value not in (None, "") else None
+        size = data.get("size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise InvalidInputError(f"{where}.size: expected a non-negative integer, got {size!r}")
+        values["size"] = size
+        return cls(**values)
+
+
+def execution_input(ref: ObjectRef, name: str) -> dict[str, Any]:
+    return {"object": ref.to_input(), "execution": name}
+
+
+# --- routing ------------------------------------------------------------------------------------
+class Router:
+    """Starts one stage-A execution per raw object, idempotently."""
+
+    def __init__(self, state_machine_arn: str, pipeline: str, team: str, client: Any = None):
+        self.state_machine_arn = state_machine_arn
+        self.pipeline = pipeline
+        self.team = team
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("stepfunctions")
+        return self._client
+
+    def route(self, event: S3ObjectEvent, redrive_of: str | None = None) -> dict[str, Any]:
+        """Start the execution for `event`'s object. Returns {"execution", "started": bool}.
+
+        `redrive_of` is the failed execution a replayed DLQ message names: the replay gets its own
+        (deterministic) execution name, so a redrive runs again but only once.
+        """
+        if not event.is_created:
+            raise InvalidInputError(f"{event.object_id}: stage A handles 'Object Created', got {event.detail_type!r}")
+        ref = ObjectRef.from_event(event, self.pipeline)
+        if ref.team != self.team:
+            raise InvalidInputError(f"{ref.uri}: belongs to team {ref.team!r}, this pipeline is team {self.team!r}'s")
+        name = execution_name(ref.dataset, ref.bucket, ref.key, ref.content_id, redrive_of=redrive_of)
+        payload = json.dumps(execution_input(ref, name), separators=(",", ":"))
+        try:
+            with aws_call(f"starting {name} on {self.state_machine_arn}"):
+                response = self.client.start_execution(
+                    stateMachineArn=self.state_machine_arn, name=name, input=payload
+                )
+        except Exception as exc:
+            if error_code(exc) == "ExecutionAlreadyExists":
+                # The same content was already routed (redelivery or identical re-upload).
+                return {"execution": name, "started": False}
+            raise
+        return {"execution": name, "started": True, "execution_arn": response.get("executionArn")}
+
+
+def redrive_marker(body: Mapping[str, Any]) -> str | None:
+    """The failed execution a replayed message (from the stage-A DLQ) names, else None."""
+    marker = body.get("sdlf") if isinstance(body, Mapping) else None
+    if isinstance(marker, Mapping) and isinstance(marker.get("execution"), str) and marker["execution"]:
+        return marker["execution"]
+    return None
+
+
+# --- pre / transform / post ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class StageAConfig:
+    catalog_table: str
+    executions_table: str
+    stage_bucket: str
+    ssm_prefix: str
+    team: str
+    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "StageAConfig":
+        env = os.environ if env is None else env
+        missing = [n for n in ("CATALOG_TABLE", "EXECUTIONS_TABLE", "STAGE_BUCKET", "SSM_PREFIX", "TEAM") if not env.get(n)]
+        if missing:
+            raise RuntimeError(f"transform-a: environment variables not set: {', '.join(missing)}")
+        raw_max = env.get("MAX_OBJECT_BYTES") or str(DEFAULT_MAX_OBJECT_BYTES)
+        try:
+            max_bytes = int(raw_max)
+        except ValueError:
+            raise RuntimeError(f"transform-a: MAX_OBJECT_BYTES must be an integer, got {raw_max!r}") from None
+        return cls(
+            catalog_table=env["CATALOG_TABLE"],
+            executions_table=env["EXECUTIONS_TABLE"],
+            stage_bucket=env["STAGE_BUCKET"],
+            ssm_prefix=env["SSM_PREFIX"],
+            team=env["TEAM"],
+            max_object_bytes=max_bytes,
+        )
+
+
+class StageA:
+    """The three actions of the transform-a function. Clients are injected (tests) or made lazily."""
+
+    def __init__(
+        self,
+        config: StageAConfig,
+        *,
+        s3: Any = None,
+        sqs: Any = None,
+        dynamodb: Any = None,
+        registrations: RegistrationReader | None = None,
+        clock: Clock | None = None,
+    ):
+        self.config = config
+        self._s3 = s3
+        self._sqs = sqs
+        self._clock = clock
+        self.catalog = CatalogRepository(config.catalog_table, client=dynamodb, clock=clock)
+        self.executions = ExecutionsRepository(config.executions_table, client=dynamodb, clock=clock)
+        self.registrations = registrations or RegistrationReader(config.ssm_prefix)
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client("s3")
+        return self._s3
+
+    @property
+    def sqs(self) -> Any:
+        if self._sqs is None:
+            import boto3
+
+            self._sqs = boto3.client("sqs")
+        return self._sqs
+
+    def run(self, event: Mapping[str, Any]) -> Any:
+        action = event.get("action") if isinstance(event, Mapping) else None
+        if action == "pre":
+            return self.pre(event)
+        if action == "transform":
+            return self.transform(event)
+        if action == "post":
+            return self.post(event)
+        raise InvalidInputError(f"$.action: expected 'pre', 'transform' or 'post', got {action!r}")
+
+    # pre: the object is RUNNING, the execution is recorded, the dataset is known
+    def pre(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        ref, name = self._identify(event)
+        registration = self._registration(ref)
+        get_transform(registration.transform)  # an unknown transform fails now, before any work
+        with aws_call(f"marking {ref.uri} RUNNING in {self.config.catalog_table}"):
+            written = self.catalog.set_status(
+                ref.uri,
+                Status.RUNNING,
+                stage="raw",
+                etag=ref.etag,
+                version_id=ref.version_id,
+                extra={"execution": name, "pipeline": ref.pipeline},
+            )
+        if not written:
+            raise InvalidInputError(f"{ref.uri}: the catalog says the object was DELETED; nothing to process")
+        with aws_call(f"recording execution {name} in {self.config.executions_table}"):
+            self.executions.start(
+                name,
+                ref.dataset_id,
+                STAGE,
+                objects_in=1,
+                extra={"pipeline": ref.pipeline, "team": ref.team, "object": ref.uri},
+            )
+        return {"status": Status.RUNNING.value, "transform": registration.transform, "execution": name}
+
+    # transform: read the raw object, run the dataset's transform, write the stage objects
+    def transform(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        ref, name = self._identify(event)
+        registration = self._registration(ref)
+        transform = get_transform(registration.transform)
+        raw = self._read(ref)
+        try:
+            stage_objects = transform(raw)
+        except (InvalidInputError, TransientError):
+            raise
+        except Exception as exc:
+            # A transform's own bug or an unexpected input: not retried, reported with its type.
+            raise InvalidInputError(
+                f"transform {registration.transform!r} failed on {ref.uri}: {type(exc).__name__}: {exc}"
+            ) from exc
+        names = _check_outputs(stage_objects, registration.transform)
+        outputs = []
+        for stage_object, relative in zip(stage_objects, names):
+            outputs.append(self._write(ref, name, relative, stage_object))
+        return outputs
+
+    # post: stage rows PROCESSED with lineage, hand-off to stage B, raw row PROCESSED, execution done
+    def post(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        ref, name = self._identify(event)
+        outputs = _parse_outputs(event.get("outputs"))
+        registration = self._registration(ref)
+        for output in outputs:
+            with aws_call(f"cataloging {output['uri']}"):
+                self.catalog.set_status(
+                    output["uri"],
+                    Status.PROCESSED,
+                    stage="stage",
+                    etag=output.get("etag"),
+                    extra={"execution": name, "records": output.get("records")},
+                )
+                self.catalog.add_lineage(output["uri"], [ref.uri])
+        if outputs:
+            self._hand_off(ref, registration, outputs)
+        records = sum(int(o.get("records") or 0) for o in outputs)
+        with aws_call(f"marking {ref.uri} PROCESSED"):
+            self.catalog.set_status(
+                ref.uri,
+                Status.PROCESSED,
+                stage="raw",
+                extra={"execution": name, "outputs": [o["uri"] for o in outputs]},
+            )
+        with aws_call(f"finishing execution {name}"):
+            self.executions.succeed(name, objects_out=len(outputs), records_out=records)
+        return {"status": Status.PROCESSED.value, "objects_out": len(outputs), "records_out": records}
+
+    # --- internals ----------------------------------------------------------------------------
+    def _identify(self, event: Mapping[str, Any]) -> tuple[ObjectRef, str]:
+        ref = ObjectRef.from_input(event.get("object"))
+        name = event.get("execution")
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"$.execution: expected the execution name, got {name!r}")
+        if ref.team != self.config.team:
+            raise InvalidInputError(f"{ref.uri}: belongs to team {ref.team!r}, this function is team {self.config.team!r}'s")
+        return ref, name
+
+    def _registration(self, ref: ObjectRef) -> DatasetRegistration:
+        return self.registrations.get(ref.team, ref.dataset)
+
+    def _read(self, ref: ObjectRef) -> RawObject:
+        kwargs: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            kwargs["VersionId"] = ref.version_id  # exactly the version whose event started this run
+        try:
+            with aws_call(f"reading {ref.uri}"):
+                response = self.s3.get_object(**kwargs)
+                length = int(response.get("ContentLength") or 0)
+                if length > self.config.max_object_bytes:
+                    response["Body"].close()
+                    raise InvalidInputError(
+                        f"{ref.uri}: {length} bytes is more than stage A's limit of"
+                        f" {self.config.max_object_bytes} (MAX_OBJECT_BYTES); use stage B for large files"
+                    )
+                body = response["Body"].read()
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchKey", "NoSuchVersion", "404"):
+                version = f" version {ref.version_id}" if ref.version_id else ""
+                raise InvalidInputError(f"{ref.uri}{version} no longer exists") from None
+            raise
+        return RawObject(
+            bucket=ref.bucket,
+            key=ref.key,
+            team=ref.team,
+            dataset=ref.dataset,
+            body=body,
+            content_type=response.get("ContentType"),
+        )
+
+    def _write(self, ref: ObjectRef, name: str, relative: str, stage_object: StageObject) -> dict[str, Any]:
+        key = f"{ref.team}/{ref.dataset}/{relative}"
+        with aws_call(f"writing s3://{self.config.stage_bucket}/{key}"):
+            response = self.s3.put_object(
+                Bucket=self.config.stage_bucket,
+                Key=key,
+                Body=stage_object.body,
+                ContentType=OUTPUT_CONTENT_TYPE,
+                # S3 metadata must be ASCII: the source id is percent-encoded.
+                Metadata={
+                    "sdlf-source": urllib.parse.quote(ref.uri, safe="/:@"),
+                    "sdlf-execution": name,
+                    "sdlf-records": str(stage_object.records),
+                },
+            )
+        return {
+            "bucket": self.config.stage_bucket,
+            "key": key,
+            "uri": object_id(self.config.stage_bucket, key),
+            "etag": str(response.get("ETag", "")).strip('"'),
+            "records": stage_object.records,
+            "size": len(stage_object.body),
+        }
+
+    def _hand_off(self, ref: ObjectRef, registration: DatasetRegistration, outputs: list[dict[str, Any]]) -> None:
+        queue_url = registration.stage_b_queue_url
+        if not queue_url:
+            raise InvalidInputError(
+                f"{registration.parameter}: registration has no stage_b_queue_url; cannot hand {ref.uri}'s outputs to stage B"
+            )
+        entries = []
+        for index, output in enumerate(outputs):
+            body = {
+                "team": ref.team,
+                "dataset": ref.dataset,
+                "bucket": output["bucket"],
+                "key": output["key"],
+                "uri": output["uri"],
+                "etag": output.get("etag"),
+                "records": output.get("records"),
+                "source": ref.uri,
+            }
+            entries.append({"Id": str(index), "MessageBody": json.dumps(body, separators=(",", ":"))})
+        for start in range(0, len(entries), _SQS_BATCH):
+            chunk = entries[start : start + _SQS_BATCH]
+            with aws_call(f"sending to {queue_url}"):
+                response = self.sqs.send_message_batch(QueueUrl=queue_url, Entries=chunk)
+            failed = response.get("Failed") or []
+            if failed:
+                details = "; ".join(f"{f.get('Id')}: {f.get('Code')} {f.get('Message', '')}".strip() for f in failed)
+                # SenderFault means the message itself is wrong (too large, ...): retrying will not help.
+                if all(f.get("SenderFault") for f in failed):
+                    raise InvalidInputError(f"stage-B hand-off to {queue_url} rejected: {details}")
+                raise TransientError(f"stage-B hand-off to {queue_url} failed for {len(failed)} message(s): {details}")
+
+
+def _check_outputs(stage_objects: Any, transform_name: str) -> list[str]:
+    """Validate a transform's result; returns the normalised relative names."""
+    if not isinstance(stage_objects, list) or not all(isinstance(o, StageObject) for o in stage_objects):
+        raise InvalidInputError(
+            f"transform {transform_name!r} must return a list of StageObject, got {type(stage_objects).__name__}"
+        )
+    names: list[str] = []
+    for index, stage_object in enumerate(stage_objects):
+        raw_name = stage_object.name
+        normalised = posixpath.normpath(raw_name) if isinstance(raw_name, str) and raw_name else ""
+        if (
+            not normalised
+            or normalised in (".", "..")
+            or normalised.startswith(("/", "../"))
+            or raw_name.endswith("/")
+        ):
+            raise InvalidInputError(
+                f"transform {transform_name!r} output {index}: name {raw_name!r} must be a relative file path below <team>/<dataset>/"
+            )
+        if normalised in names:
+            raise InvalidInputError(f"transform {transform_name!r} returned two outputs named {normalised!r}")
+        if not isinstance(stage_object.body, (bytes, bytearray)):
+            raise InvalidInputError(f"transform {transform_name!r} output {normalised!r}: body must be bytes")
+        names.append(normalised)
+    return names
+
+
+def _parse_outputs(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise InvalidInputError(f"$.outputs: expected the list the transform step returned, got {value!r}")
+    for index, output in enumerate(value):
+        if not isinstance(output, Mapping) or not all(isinstance(output.get(k), str) and output.get(k) for k in ("bucket", "key", "uri")):
+            raise InvalidInputError(f"$.outputs[{index}]: expected {{bucket, key, uri, etag, records, size}}, got {output!r}")
+    return [dict(o) for o in value]
