@@ -180,7 +180,7 @@ def _template_frame(exc: BaseException, source: Path) -> str:
     """
     where = None
     for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename.endswith(TEMPLATE_SUFFIX):
+        if frame.filename.endswith(".j2"):  # main templates and partials of any kind
             where = f"{frame.filename}:{frame.lineno}"
     return where or str(source)
 
