@@ -168,9 +168,13 @@ class LiveReporter(QuietReporter):
             auto_refresh=auto_refresh, transient=False,
         )
         self._started = False
+        # Separate from _lock: Live.refresh() calls renderable(), which takes _lock.
+        self._start_lock = threading.Lock()
 
     def _ensure_started(self) -> None:
-        if not self._started:
+        with self._start_lock:
+            if self._started:
+                return
             self._started = True
             self._live.start()
             # Callers should close() (or use `with`); if one forgets, still restore the cursor
@@ -239,10 +243,12 @@ class LiveReporter(QuietReporter):
         self._refresh()
 
     def close(self) -> None:
-        if self._started:
-            self._live.refresh()
-            self._live.stop()
+        with self._start_lock:
+            if not self._started:
+                return
             self._started = False
+        self._live.refresh()
+        self._live.stop()
 
 
 def make_reporter(

@@ -154,3 +154,27 @@ def test_quiet_reporter_prints_nothing(capsys):
         reporter.status(SPEC.name, "x")
         reporter.stack_finished(StackResult(SPEC.name, "team", "created"))
     assert capsys.readouterr() == ("", "")
+
+
+def test_live_reporter_from_many_threads_keeps_every_stack():
+    out = io.StringIO()
+    reporter = LiveReporter(Console(file=out, force_terminal=True, width=200, color_system=None), auto_refresh=False)
+
+    def work(n):
+        spec = StackSpec(name=f"stack-{n}", layer="team", template_body="{}", parameters={}, tags={})
+        reporter.stack_started(spec)
+        for i in range(50):
+            reporter.status(spec.name, f"poll {i}")
+        reporter.stack_finished(StackResult(spec.name, "team", "created", duration=1.0, message="CREATE_COMPLETE"))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reporter.close()
+    render = io.StringIO()
+    Console(file=render, width=200, color_system=None).print(reporter.renderable())
+    text = render.getvalue()
+    assert all(f"stack-{n}" in text for n in range(4))
+    assert text.count("created") == 4
