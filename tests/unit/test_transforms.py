@@ -1,0 +1,241 @@
+"""The light-transform contract and the `default` transform on fixture files of every format."""
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sdlf_datalake.errors import InvalidInputError
+from sdlf_datalake.transforms import (
+    RawObject,
+    StageObject,
+    available_transforms,
+    get_transform,
+    register,
+    stage_name,
+)
+from sdlf_datalake.transforms import registry as transform_registry
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stage_a"
+
+
+def raw(name: str, key: str | None = None, content_type: str | None = None, body: bytes | None = None) -> RawObject:
+    return RawObject(
+        bucket="raw-bucket",
+        key=key or f"engineering/persons/2024/05/{name}",
+        team="engineering",
+        dataset="persons",
+        body=(FIXTURES / name).read_bytes() if body is None else body,
+        content_type=content_type,
+    )
+
+
+def run_default(obj: RawObject) -> tuple[StageObject, list]:
+    outputs = get_transform("default")(obj)
+    assert len(outputs) == 1
+    out = outputs[0]
+    lines = out.body.decode("utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert out.records == len(records)
+    assert all(isinstance(r, dict) for r in records)
+    return out, records
+
+
+def test_json_object_is_one_record():
+    out, records = run_default(raw("person.json"))
+    assert out.name == "2024/05/person.jsonl"
+    assert records == [{"id": 1, "name": "Ada Lovelace", "tags": ["math", "poetry"], "born": {"year": 1815}}]
+    assert out.body.endswith(b"\n") and out.body.count(b"\n") == 1
+
+
+def test_json_array_is_one_record_per_element_and_scalars_are_wrapped():
+    out, records = run_default(raw("persons_array.json"))
+    assert records == [
+        {"id": 1, "name": "Ada Lovelace"},
+        {"id": 2, "name": "Grace Hopper"},
+        {"value": "not an object"},
+        {"value": 42},
+    ]
+
+
+def test_json_lines_skip_blank_lines_and_wrap_scalars():
+    out, records = run_default(raw("persons.jsonl"))
+    assert out.name == "2024/05/persons.jsonl"
+    assert records == [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Grace"}, {"value": "loose string"}]
+
+
+def test_json_lines_in_a_file_named_json_are_detected_by_content():
+    _, records = run_default(raw("persons_lines_named.json"))
+    assert records == [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Grace"}]
+
+
+def test_csv_keeps_header_names_and_string_values_with_quotes_and_newlines():
+    out, records = run_default(raw("persons.csv"))
+    assert out.name == "2024/05/persons.jsonl"
+    assert records == [
+        {"id": "1", "name": "Ada Lovelace", "city": "London"},
+        {"id": "2", "name": "Hopper, Grace", "city": "New York"},
+        {"id": "3", "name": "Zoë", "city": "multi\nline"},
+    ]
+    assert "Zoë".encode() in out.body  # UTF-8 kept, not \u-escaped
+
+
+def test_csv_delimiter_is_sniffed_and_tsv_uses_tabs():
+    _, records = run_default(raw("persons_semicolon.csv"))
+    assert records == [{"id": "1", "name": "Ada"}, {"id": "2", "name": "Grace"}]
+    _, records = run_default(raw("persons.tsv"))
+    assert records == [{"id": "1", "name": "Ada"}]
+
+
+@pytest.mark.parametrize(
+    ("gz", "plain"),
+    [("persons.csv.gz", "persons.csv"), ("person.json.gz", "person.json"), ("persons.jsonl.gz", "persons.jsonl")],
+)
+def test_gzip_variants_give_the_same_records(gz, plain):
+    out_gz, records_gz = run_default(raw(gz))
+    out_plain, records_plain = run_default(raw(plain))
+    assert records_gz == records_plain
+    assert out_gz.name == out_plain.name  # .csv.gz -> .jsonl, like .csv
+    assert out_gz.body == out_plain.body
+
+
+def test_gzip_is_detected_by_magic_bytes_without_suffix():
+    out, records = run_default(raw("persons_array_no_suffix"))
+    assert out.name == "2024/05/persons_array_no_suffix.jsonl"
+    assert len(records) == 4 and records[0] == {"id": 1, "name": "Ada Lovelace"}
+
+
+def test_gz_suffix_on_plain_content_is_read_as_plain():
+    body = (FIXTURES / "persons.csv").read_bytes()
+    _, records = run_default(raw("x", key="engineering/persons/already-inflated.csv.gz", body=body))
+    assert len(records) == 3
+
+
+def test_content_type_is_a_hint_when_the_name_has_no_extension():
+    body = b"1\n2\n"
+    _, records = run_default(raw("x", key="engineering/persons/numbers", content_type="application/x-ndjson", body=body))
+    assert records == [{"value": 1}, {"value": 2}]
+    _, records = run_default(raw("x", key="engineering/persons/numbers", body=b"n\n1\n"))
+    assert records == [{"n": "1"}]  # no hint, not JSON: CSV
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("empty.csv", "empty file"),
+        ("blank.json", "empty file"),
+        ("latin1.csv", "binary content (not UTF-8 text) at byte 13"),
+        ("png_header.json", "binary content (not UTF-8 text) at byte 0"),
+        ("nul.csv", "binary content (not UTF-8 text) at byte 11"),
+        ("malformed.json", "malformed JSON at line 3 column 16: Expecting value"),
+        ("malformed.jsonl", "malformed JSON at line 3 column 10: Expecting ',' delimiter"),
+        ("ragged.csv", "CSV row 3 has 3 fields, header has 2"),
+        ("ragged.csv.gz", "CSV row 3 has 3 fields, header has 2"),
+        ("duplicate_header.csv", "CSV header has duplicate column 'id' (columns 1 and 3)"),
+        ("truncated.csv.gz", "corrupt gzip data"),
+    ],
+)
+def test_bad_files_fail_with_a_precise_reason(name, reason):
+    with pytest.raises(InvalidInputError) as caught:
+        get_transform("default")(raw(name))
+    assert str(caught.value).startswith(reason)
+
+
+def test_gzip_of_an_empty_file_is_empty():
+    with pytest.raises(InvalidInputError, match="^empty file$"):
+        get_transform("default")(raw("x", key="engineering/persons/e.json.gz", body=gzip.compress(b"")))
+
+
+def test_nan_is_rejected_because_json_lines_must_be_valid_json():
+    with pytest.raises(InvalidInputError, match="record 1: .*NaN"):
+        get_transform("default")(raw("x", key="engineering/persons/n.json", body=b'{"x": NaN}'))
+
+
+def test_empty_array_and_header_only_csv_give_zero_records():
+    out, records = run_default(raw("x", key="engineering/persons/none.json", body=b"[]"))
+    assert (records, out.body, out.records) == ([], b"", 0)
+    out, records = run_default(raw("x", key="engineering/persons/none.csv", body=b"a,b\n"))
+    assert records == []
+
+
+@pytest.mark.parametrize(
+    ("relative", "expected"),
+    [
+        ("persons.csv", "persons.jsonl"),
+        ("2024/05/persons.csv.gz", "2024/05/persons.jsonl"),
+        ("sales.2024-05-01.JSON", "sales.2024-05-01.jsonl"),
+        ("data.ndjson.gzip", "data.jsonl"),
+        ("noext", "noext.jsonl"),
+        (".csv", ".csv.jsonl"),
+    ],
+)
+def test_stage_name_replaces_format_extensions(relative, expected):
+    assert stage_name(relative) == expected
+
+
+def test_raw_object_text_helper_is_lazy_and_decodes_gzip():
+    obj = raw("persons.csv.gz")
+    assert obj.is_gzip
+    assert obj.text.startswith("id,name,city")
+    assert obj.relative_key == "2024/05/persons.csv.gz"
+    assert obj.uri == "s3://raw-bucket/engineering/persons/2024/05/persons.csv.gz"
+
+
+def test_registered_transform_is_found_by_name():
+    @register("upper-names")
+    def upper(obj: RawObject) -> list[StageObject]:
+        rows = [{"name": line.upper()} for line in obj.text.splitlines() if line]
+        return [StageObject.from_records("upper.jsonl", rows)]
+
+    try:
+        assert "upper-names" in available_transforms()
+        out = get_transform("upper-names")(raw("x", body=b"ada\ngrace\n"))
+        assert out == [StageObject("upper.jsonl", b'{"name":"ADA"}\n{"name":"GRACE"}\n', 2)]
+    finally:
+        transform_registry._transforms.pop("upper-names", None)
+
+
+def test_transform_module_in_the_package_is_imported_on_demand(tmp_path, monkeypatch):
+    # A user's module dropped into the layer's sdlf_datalake/transforms/ folder, found by its name.
+    import sdlf_datalake.transforms as package
+
+    module = tmp_path / "count_lines.py"
+    module.write_text(textwrap.dedent(
+        """
+        from sdlf_datalake.transforms import RawObject, StageObject
+
+        def transform(obj: RawObject) -> list[StageObject]:
+            return [StageObject.from_records("count.jsonl", [{"lines": len(obj.text.splitlines())}])]
+        """
+    ))
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    try:
+        out = get_transform("count-lines")(raw("persons.csv"))
+        assert json.loads(out[0].body) == {"lines": 5}
+        assert "count_lines" in available_transforms()
+    finally:
+        transform_registry._transforms.pop("count-lines", None)
+        sys.modules.pop("sdlf_datalake.transforms.count_lines", None)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nope", "unknown transform 'nope': no module sdlf_datalake.transforms.nope in the datalake layer; available: default"),
+        ("Bad Name", "transform name 'Bad Name' is invalid"),
+        ("formats", "unknown transform 'formats'"),
+    ],
+)
+def test_unknown_or_invalid_transform_names(name, message):
+    with pytest.raises(InvalidInputError) as caught:
+        get_transform(name)
+    assert str(caught.value).startswith(message)
+
+
+def test_registering_a_second_function_under_a_taken_name_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        register("default")(lambda obj: [])
