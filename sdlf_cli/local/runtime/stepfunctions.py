@@ -6,14 +6,13 @@ side, `sdlf_cli.local.cfn.statemachines`, together with the other definition pro
    generate a unique name, as AWS does.
 2. `.sync` tasks of services without `.waitForTaskToken` support (glue:startJobRun.sync) crash on
    `callback_endpoint.interrupt_all()` because no callback endpoint was set up: give them one.
-3. Execution output holding datetimes (e.g. Glue's GetJobRun) breaks DescribeExecution's json.dumps:
-   store the output JSON-safe.
+3. Execution output holding datetimes (e.g. Glue's GetJobRun) breaks DescribeExecution's json.dumps,
+   and a string output is returned unquoted (not JSON): store the output as its JSON text.
 Lambda tasks need nothing here: the interpreter calls the Lambda API on this server, which runs them on
 the warm workers.
 """
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -73,9 +72,9 @@ def _json_safe_output() -> None:
 
     def _reflect_execution_status(self: Any) -> None:
         original(self)
-        output = self.execution.output
-        if output is not None and not isinstance(output, str):
-            self.execution.output = json.loads(to_json_str(output))
+        # DescribeExecution returns a str output verbatim, so the JSON text is what it must hold.
+        if self.execution.output is not None:
+            self.execution.output = to_json_str(self.execution.output)
 
     BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status
 
