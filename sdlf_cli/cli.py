@@ -130,8 +130,9 @@ def deploy(layers, all_layers, dry_run, opts):
     from sdlf_cli.workflows.deploy import deploy_layers, layers_to_deploy
 
     cfg = _lake(opts)
-    outcome = deploy_layers(cfg, _clients(opts, cfg), make_reporter(opts.output),
-                            layers_to_deploy(cfg, list(layers), all_layers), dry_run=dry_run)
+    with make_reporter(opts.output) as reporter:
+        outcome = deploy_layers(cfg, _clients(opts, cfg), reporter,
+                                layers_to_deploy(cfg, list(layers), all_layers), dry_run=dry_run)
     views.deploy_outcome(outcome, opts.output)
     sys.exit(0 if outcome.ok else 1)
 
@@ -145,8 +146,9 @@ def plan(layers, opts):
     from sdlf_cli.workflows.deploy import deploy_layers, layers_to_deploy
 
     cfg = _lake(opts)
-    outcome = deploy_layers(cfg, _clients(opts, cfg), make_reporter(opts.output),
-                            layers_to_deploy(cfg, list(layers), not layers), dry_run=True)
+    with make_reporter(opts.output) as reporter:
+        outcome = deploy_layers(cfg, _clients(opts, cfg), reporter,
+                                layers_to_deploy(cfg, list(layers), not layers), dry_run=True)
     views.deploy_outcome(outcome, opts.output)
     sys.exit(0 if outcome.ok else 1)
 
@@ -186,7 +188,8 @@ def demo(opts):
     from sdlf_cli.ui import make_reporter
     from sdlf_cli.workflows.demo import run_demo
 
-    result = run_demo(opts.env, opts.parameters_dir, make_reporter(opts.output))
+    with make_reporter(opts.output) as reporter:
+        result = run_demo(opts.env, opts.parameters_dir, reporter)
     views.demo(result, opts.output)
     sys.exit(0 if result.ok else 1)
 

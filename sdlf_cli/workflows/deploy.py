@@ -141,7 +141,7 @@ class LayerDeployer:
                     continue
                 spec = self._with_template_url(spec, bucket, dry_run)
             specs.append(spec)
-        outcome.results.extend(run_stacks(specs, self._action(dry_run)))
+        outcome.results.extend(run_stacks(specs, self._action(dry_run), reporter=self.reporter))
         return outcome
 
     def _action(self, dry_run: bool):
