@@ -252,6 +252,89 @@ def _make_delete_object(original):
     return delete_object
 
 
+def _get_bucket_notification(self):
+    """moto's GetBucketNotificationConfiguration never reports EventBridgeConfiguration; AWS does."""
+    from moto.core.responses import ActionResult, EmptyResult
+
+    config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+    if not config:
+        return self.serialized(EmptyResult())
+
+    def build(item: Any, arn_key: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"Id": item.id, arn_key: item.arn, "Events": item.events}
+        if item.filters:
+            entry["Filter"] = {"Key": {"FilterRules": item.filters["S3Key"]["FilterRule"]}}
+        return entry
+
+    result: dict[str, Any] = {
+        "TopicConfigurations": [build(t, "TopicArn") for t in config.topic],
+        "QueueConfigurations": [build(q, "QueueArn") for q in config.queue],
+        "LambdaFunctionConfigurations": [build(cf, "LambdaFunctionArn") for cf in config.cloud_function],
+    }
+    if config.event_bridge is not None:
+        result["EventBridgeConfiguration"] = {}
+    self.data["Action"] = "GetBucketNotificationConfiguration"
+    return self.serialized(ActionResult(result))
+
+
+# --- bucket policy evaluation ---------------------------------------------------------------------------
+# What every request to the emulator looks like to a bucket policy condition. Clients reach AWS over TLS;
+# the emulator's plain http on 127.0.0.1 stands in for that, so a TLS-only policy must not deny it.
+REQUEST_CONTEXT = {"aws:securetransport": "true", "s3:tlsversion": "1.3"}
+
+
+def _condition_holds(operator: str, key: str, expected: Any) -> bool | None:
+    """True/False when the condition can be judged from REQUEST_CONTEXT, None when it cannot."""
+    actual = REQUEST_CONTEXT.get(key.lower())
+    values = [str(v).lower() for v in (expected if isinstance(expected, list) else [expected])]
+    op = operator.removesuffix("IfExists")
+    if op == "Null":
+        return (actual is None) == (values[0] == "true")
+    if actual is None:
+        return None
+    if op in ("Bool", "StringEquals", "StringEqualsIgnoreCase"):
+        return actual in values
+    if op in ("StringNotEquals", "StringNotEqualsIgnoreCase"):
+        return actual not in values
+    if op.startswith("Numeric"):
+        number, limits = float(actual), [float(v) for v in values]
+        compare = {"NumericEquals": number.__eq__, "NumericNotEquals": number.__ne__,
+                   "NumericLessThan": number.__lt__, "NumericLessThanEquals": number.__le__,
+                   "NumericGreaterThan": number.__gt__, "NumericGreaterThanEquals": number.__ge__}.get(op)
+        return None if compare is None else any(compare(limit) for limit in limits)
+    return None
+
+
+def _statement_applies(statement: dict[str, Any]) -> bool:
+    for operator, checks in (statement.get("Condition") or {}).items():
+        for key, expected in checks.items():
+            if _condition_holds(operator, key, expected) is not True:
+                # Unmet, or about request facts the emulator does not model (source ARN, VPC, ...):
+                # the statement does not apply, as AWS treats a statement whose condition is false.
+                return False
+    return True
+
+
+def _bucket_get_permission(self, action: str, resource: str) -> Any:
+    """moto's own check denies whenever a condition uses an operator it does not know (e.g. Bool), so
+    the standard TLS-only Deny blocked every request. Statements are judged here with real conditions."""
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    statements = json.loads(self.policy.decode()).get("Statement", [])
+    permitted = False
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not _statement_applies(statement):
+            continue
+        unconditional = {k: v for k, v in statement.items() if k != "Condition"}
+        result = IAMPolicyStatement(unconditional).is_action_permitted(action, resource)
+        if result == PermissionResult.DENIED:
+            return result
+        permitted = permitted or result == PermissionResult.PERMITTED
+    return PermissionResult.PERMITTED if permitted else PermissionResult.NEUTRAL
+
+
 # --- AWS::S3::BucketPolicy -------------------------------------------------------------------------
 class BucketPolicy(CloudFormationModel):
     """`AWS::S3::BucketPolicy` (moto skips it): sets the bucket's policy document."""
@@ -311,3 +394,8 @@ def install_bucket_fixes() -> None:
     wrap(models.FakeBucket, "update_from_cloudformation_json", "s3.bucket-cfn-properties.update", _make_bucket_update)
     install(Patch("s3.eventbridge-envelope", notifications, "_send_event_bridge_message", _send_event_bridge_message))
     wrap(models.S3Backend, "delete_object", "s3.delete-marker-event", _make_delete_object)
+    install(Patch("s3.bucket-policy-conditions", models.FakeBucket, "get_permission", _bucket_get_permission))
+    from moto.s3.responses import S3Response
+
+    install(Patch("s3.get-notification-reports-eventbridge", S3Response, "get_bucket_notification",
+                  _get_bucket_notification))

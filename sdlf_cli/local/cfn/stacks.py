@@ -105,6 +105,7 @@ def _record_failure(stack, change_set, exc: BaseException) -> None:
                 resource_type=getattr(exc, "sdlf_resource_type", ""),
                 resource_status="CREATE_FAILED" if creating else "UPDATE_FAILED",
                 resource_status_reason=reason,
+                resource_properties=None,
             )
         )
     if creating:
@@ -183,8 +184,10 @@ def _make_resource_map_update(original):
     def update(self, template, parameters=None):
         before = {name: _identity(res) for name, res in self._parsed_resources.items()}
         original(self, template, parameters)
+        # Only resources: moto itself already re-applies resources that Ref a changed parameter.
         changed = {
-            name for name, res in self._parsed_resources.items() if name in before and _identity(res) != before[name]
+            name for name, res in self._parsed_resources.items()
+            if name in self._resource_json_map and name in before and _identity(res) != before[name]
         }
         updated: set[str] = set()
         # AWS re-resolves Ref/GetAtt of a replaced resource in every resource that uses it; moto only
