@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 
-from tests.integration.cfn_helpers import ROLE_ARN, client, deploy, outputs, unique, zip_bytes
+from tests.integration.test_emulator_cfn_helpers import ROLE_ARN, client, deploy, outputs, unique, zip_bytes
 
 
 def _lake_bucket_template(bucket: str, logs: str, queue: str) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.cfn_helpers import client, delete, deploy, outputs, unique
+from tests.integration.test_emulator_cfn_helpers import client, delete, deploy, outputs, unique
 
 
 def _exporter(export: str, value: str) -> dict:

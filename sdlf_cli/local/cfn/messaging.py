@@ -148,11 +148,11 @@ class SnsSubscription(ProviderMixin, CloudFormationModel):
         for name in _SUBSCRIPTION_ATTRIBUTES:  # scope before policy: the policy is validated against it
             if name in props:
                 value = props[name]
-                if isinstance(value, (dict, list)):
+                if name == "RawMessageDelivery":
+                    value = str(value).lower() == "true"  # stored as a bool, as moto's API layer does
+                elif isinstance(value, (dict, list)):
                     value = json.dumps(value)
-                elif isinstance(value, bool):
-                    value = str(value).lower()
-                backend.set_subscription_attributes(arn, name, str(value))
+                backend.set_subscription_attributes(arn, name, value)
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
