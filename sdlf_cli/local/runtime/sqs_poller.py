@@ -81,6 +81,13 @@ def _sqs_record(message: Any, queue_arn: str, region: str) -> dict:
     }
 
 
+def _enabled(value: Any) -> bool:
+    # Through CloudFormation, `Enabled` can arrive as the string "false".
+    if isinstance(value, str):
+        return value.strip().lower() != "false"
+    return bool(value)
+
+
 def failed_message_ids(payload: str, records: list[dict], report_item_failures: bool) -> set[str] | None:
     """Which message ids failed, per Lambda's partial batch response rules (None = the whole batch)."""
     if not report_item_failures:
@@ -151,7 +158,7 @@ class SqsPoller:
         for region in list(account.keys()):
             backend = get_backend(self.account_id, region)
             for esm in list(backend._event_source_mappings.values()):
-                if esm.enabled and esm.event_source_arn.split(":")[2] == "sqs":
+                if _enabled(esm.enabled) and esm.event_source_arn.split(":")[2] == "sqs":
                     found.append((backend, esm))
         return found
 
