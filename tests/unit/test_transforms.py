@@ -170,6 +170,8 @@ def test_empty_array_and_header_only_csv_give_zero_records():
         ("sales.2024-05-01.JSON", "sales.2024-05-01.jsonl"),
         ("data.ndjson.gzip", "data.jsonl"),
         ("noext", "noext.jsonl"),
+        ("2024/orders.xml", "2024/orders.jsonl"),
+        ("sales.2024-05-01", "sales.2024-05-01.jsonl"),
         (".csv", ".csv.jsonl"),
     ],
 )
@@ -239,3 +241,23 @@ def test_unknown_or_invalid_transform_names(name, message):
 def test_registering_a_second_function_under_a_taken_name_is_refused():
     with pytest.raises(ValueError, match="already registered"):
         register("default")(lambda obj: [])
+
+
+def test_the_example_in_docs_transforms_md_works(tmp_path, monkeypatch):
+    import sdlf_datalake.transforms as package
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "transforms.md").read_text()
+    marker = "# lambda/layers/datalake/python/sdlf_datalake/transforms/orders_xml.py\n"
+    example = doc[doc.index(marker):]
+    (tmp_path / "orders_xml.py").write_text(example[: example.index("```")])
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    try:
+        xml = b'<orders><order id="1"><total>3</total></order><order id="2"/></orders>'
+        [out] = get_transform("orders-xml")(raw("x", key="engineering/persons/2024/orders.xml", body=xml))
+        assert (out.name, out.records) == ("2024/orders.jsonl", 2)
+        assert out.body == b'{"id":"1","total":"3"}\n{"id":"2","total":null}\n'
+        with pytest.raises(InvalidInputError, match="^malformed XML"):
+            get_transform("orders-xml")(raw("x", body=b"<orders>"))
+    finally:
+        transform_registry._transforms.pop("orders-xml", None)
+        sys.modules.pop("sdlf_datalake.transforms.orders_xml", None)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import functools
 import json
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from sdlf_datalake.errors import InvalidInputError
 from sdlf_datalake.keys import object_id
 
-# Extensions that describe the data format (stripped when naming an output; see `stage_name`).
-DATA_EXTENSIONS = (".gz", ".gzip", ".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".txt")
+# Compression suffixes are stripped first, then one format extension (see `stage_name`).
+COMPRESSION_EXTENSIONS = (".gz", ".gzip")
+_FORMAT_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,9}$")
 OUTPUT_EXTENSION = ".jsonl"
 
 
@@ -94,16 +96,16 @@ def to_json_lines(records: Iterable[Any]) -> tuple[bytes, int]:
 
 
 def stage_name(relative_key: str) -> str:
-    """`2024/05/persons.csv.gz` -> `2024/05/persons.jsonl`: data-format extensions replaced by .jsonl.
-
-    Only known format extensions are stripped, so `sales.2024-05-01.csv` keeps its date.
+    """`2024/05/persons.csv.gz` -> `2024/05/persons.jsonl`: the format extension (after any .gz)
+    is replaced by .jsonl. An extension starts with a letter, so `sales.2024-05-01` keeps its date.
     """
     directory, base = posixpath.split(relative_key)
     stem = base
-    while True:
-        lowered = stem.lower()
-        ext = next((e for e in DATA_EXTENSIONS if lowered.endswith(e) and len(stem) > len(e)), None)
-        if ext is None:
+    for ext in COMPRESSION_EXTENSIONS:
+        if stem.lower().endswith(ext) and len(stem) > len(ext):
+            stem = stem[: -len(ext)]
             break
-        stem = stem[: -len(ext)]
+    match = _FORMAT_EXTENSION.search(stem)
+    if match and match.start() > 0:
+        stem = stem[: match.start()]
     return posixpath.join(directory, stem + OUTPUT_EXTENSION) if directory else stem + OUTPUT_EXTENSION
