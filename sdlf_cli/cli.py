@@ -48,7 +48,7 @@ def local_up(port, opts):
     """Start the emulator (a no-op when it already runs)."""
     from sdlf_cli.local import process
 
-    views.local_status(process.up(process.default_state_dir(), port=port), opts.output)
+    views.local_status(process.up(None, port=port), opts.output)
 
 
 @local.command("down")
@@ -57,7 +57,7 @@ def local_down(opts):
     """Stop the emulator (its state is in memory and goes with it)."""
     from sdlf_cli.local import process
 
-    views.local_status(process.down(process.default_state_dir()), opts.output)
+    views.local_status(process.down(None), opts.output)
 
 
 @local.command("status")
@@ -66,7 +66,7 @@ def local_status(opts):
     """Show whether the emulator runs, where, and its log file."""
     from sdlf_cli.local import process
 
-    views.local_status(process.status(process.default_state_dir()), opts.output)
+    views.local_status(process.status(None), opts.output)
 
 
 # --- configuration, render, lint, package ---------------------------------------------------------

@@ -9,8 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output (CI logs, files) gets wide tables instead of rich's 80-column default, so ids stay on one line.
+_WIDTH = None if sys.stdout.isatty() else 200
+_out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+_err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 def _json(payload) -> None:

@@ -46,7 +46,7 @@ def run_demo(env: str, parameters_dir: str, reporter, root: Path = Path(".")) ->
     from sdlf_cli.local import process
 
     started = time.monotonic()
-    status = process.up(process.default_state_dir())
+    status = process.up(None)
     cfg = load_config(env, parameters_dir)
     clients = Clients(resolve_target(cfg, endpoint_url=status.endpoint_url))
     outcome = deploy_layers(cfg, clients, reporter, ["foundations"], root=root)

@@ -29,7 +29,7 @@ def resolve_target(
     if local_requested(local) and not endpoint_url:
         from sdlf_cli.local import process
 
-        endpoint_url = process.resolve_endpoint(state_dir or process.default_state_dir())
+        endpoint_url = process.resolve_endpoint(state_dir)
     return AwsTarget(region=region or cfg.region, profile=profile, endpoint_url=endpoint_url)
 
 

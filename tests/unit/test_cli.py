@@ -1,0 +1,80 @@
+"""The command line as a person uses it: exit codes, messages, and that bad input touches nothing."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sdlf(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "CI": "1", **(env or {})}
+    full_env.pop("SDLF_LOCAL", None)
+    return subprocess.run([sys.executable, "-m", "sdlf_cli.cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture()
+def project(tmp_path):
+    for part in ("templates", "lambda", "parameters"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def test_bad_parameters_file_exits_2_with_file_line_and_deploys_nothing(project):
+    dev = project / "parameters" / "dev.yaml"
+    dev.write_text(dev.read_text().replace("env: dev", "env: dev\nbogus_key: 1", 1))
+    # An endpoint nobody listens on: any AWS call would fail with exit 1 and a connection error.
+    result = sdlf("deploy", "foundations", "--env", "dev", "--endpoint-url", "http://127.0.0.1:9", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "parameters/dev.yaml:" in result.stderr
+    assert "bogus_key" in result.stderr
+    assert "connect" not in result.stderr.lower()
+    assert not (project / ".sdlf" / "build").exists()
+
+
+def test_config_show_names_the_origin_of_each_value(project):
+    result = sdlf("config", "show", "--env", "dev", "-o", "json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    values = {v["field"]: v for v in json.loads(result.stdout)["values"]}
+    assert values["org"]["origin"].startswith("parameters/base.yaml:")
+    assert values["env"]["origin"].startswith("parameters/dev.yaml:")
+
+
+def test_render_writes_templates_and_lint_is_clean(project):
+    result = sdlf("render", "--env", "dev", cwd=project)
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.relative_to(project).as_posix() for p in (project / ".sdlf" / "build").rglob("*.yaml"))
+    assert ".sdlf/build/dev/foundations/acme-lake-dev-foundations.yaml" in written
+    assert ".sdlf/build/dev/bootstrap/acme-lake-dev-bootstrap.yaml" in written
+    lint = sdlf("lint", "--env", "dev", cwd=project)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "lint: clean" in lint.stdout
+
+
+def test_lint_reports_template_line_rule_and_exits_1(project):
+    main = project / "templates" / "bootstrap" / "bootstrap.yaml.j2"
+    main.write_text(main.read_text().replace("Type: AWS::S3::Bucket", "Type: AWS::S3::Bukket", 1))
+    result = sdlf("lint", "bootstrap", "--env", "dev", cwd=project)
+    assert result.returncode == 1
+    line = next(l for l in result.stdout.splitlines() if "E3006" in l or "Bukket" in l)
+    assert line.startswith("bootstrap/acme-lake-dev-bootstrap.yaml:")
+
+
+def test_unknown_layer_is_a_usage_error(project):
+    result = sdlf("deploy", "nonsense", "--env", "dev", "--endpoint-url", "http://127.0.0.1:9", cwd=project)
+    assert result.returncode == 2
+    assert "unknown layer" in result.stderr
+
+
+def test_local_flag_without_a_running_emulator_says_what_to_run(project):
+    result = sdlf("deploy", "foundations", "--local", cwd=project,
+                  env={"SDLF_LOCAL_STATE_DIR": str(project / "no-emulator")})
+    assert result.returncode == 2
+    assert "sdlf local up" in result.stderr
