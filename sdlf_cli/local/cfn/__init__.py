@@ -33,13 +33,19 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     from sdlf_cli.local.cfn import _patching
     from sdlf_cli.local.cfn.buckets import install_bucket_fixes
     from sdlf_cli.local.cfn.functions import install_function_fixes
+    from sdlf_cli.local.cfn.loggroups import install_log_group_fixes
+    from sdlf_cli.local.cfn.roles import install_role_fixes
     from sdlf_cli.local.cfn.stacks import install_stack_fixes
     from sdlf_cli.local.cfn.statemachines import install_state_machine_fixes
+    from sdlf_cli.local.cfn.tables import install_table_fixes
 
     install_stack_fixes()
     install_bucket_fixes()
     install_function_fixes()
     install_state_machine_fixes()
+    install_table_fixes()
+    install_log_group_fixes()
+    install_role_fixes()
     registered = providers()
     _clear_model_caches()
     known = _model_types()
