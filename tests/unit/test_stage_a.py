@@ -98,7 +98,7 @@ class Lake:
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         for bucket in (RAW, STAGE):
             self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        self.s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+            self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         _table(self.ddb, CATALOG, "by-dataset", "updated_at")
         _table(self.ddb, EXECUTIONS, "by-dataset", "started_at")
         self.stage_b = self.sqs.create_queue(QueueName=f"{PREFIX}-{TEAM}-{DATASET}-b")["QueueUrl"]
@@ -356,6 +356,7 @@ def test_pre_transform_post_moves_the_object_through_the_catalog(lake):
             "etag": stored["ETag"].strip('"'),
             "records": 3,
             "size": len(body),
+            "version_id": stored["VersionId"],
         }
     ]
 
@@ -366,6 +367,7 @@ def test_pre_transform_post_moves_the_object_through_the_catalog(lake):
     stage_row = lake.row(CATALOG, outputs[0]["uri"])
     assert (stage_row["status"], stage_row["stage"], stage_row["lineage"]) == ("PROCESSED", "stage", [raw_uri])
     assert (stage_row["team"], stage_row["dataset"], stage_row["records"]) == (TEAM, DATASET, 3)
+    assert (stage_row["etag"], stage_row["version_id"]) == (outputs[0]["etag"], outputs[0]["version_id"])
     assert lake.messages(lake.stage_b) == [
         {
             "team": TEAM,
@@ -389,10 +391,12 @@ def test_replay_overwrites_the_same_stage_object(lake):
     state = routed_input(lake, lake.upload("persons.jsonl.gz"))
     first = step("transform", state)
     second = step("transform", state)
-    assert first == second
+    assert [{k: v for k, v in o.items() if k != "version_id"} for o in first] == [
+        {k: v for k, v in o.items() if k != "version_id"} for o in second
+    ]
     assert first[0]["key"] == f"{TEAM}/{DATASET}/2024/05/persons.jsonl"
     listed = lake.s3.list_objects_v2(Bucket=STAGE)["Contents"]
-    assert [o["Key"] for o in listed] == [first[0]["key"]]
+    assert [o["Key"] for o in listed] == [first[0]["key"]]  # overwritten, not a second file
 
 
 def test_bad_file_fails_with_the_reason_and_writes_nothing(lake):
@@ -587,3 +591,34 @@ def test_a_failing_step_does_not_stop_the_others_and_is_reported(lake, monkeypat
     assert lake.row(CATALOG, state["object"]["uri"])["status"] == "FAILED"
     assert len(lake.messages(lake.dlq_a)) == 1
     assert lake.row(EXECUTIONS, state["execution"])["status"] == "FAILED"
+
+
+def test_s3_events_for_stage_outputs_keep_the_rows_processed_even_after_a_replay(lake, monkeypatch):
+    # The catalog consumer sees S3's "Object Created" for every stage write, before or after post.
+    catalog = _load("catalog")
+    catalog._repositories.clear()
+    monkeypatch.setenv("BUCKET_STAGES", json.dumps({RAW: "raw", STAGE: "stage"}))
+    state = routed_input(lake, lake.upload("persons.csv"))
+    step("pre", state)
+
+    def s3_event_for(output: dict, sequencer: str) -> dict:
+        event = json.loads((EVENTS / "s3_object_created.json").read_text())
+        event["id"] = str(uuid.uuid4())
+        event["detail"]["bucket"]["name"] = output["bucket"]
+        event["detail"]["object"] = {
+            "key": output["key"], "size": output["size"], "etag": output["etag"],
+            "version-id": output["version_id"], "sequencer": sequencer,
+        }
+        return event
+
+    first = step("transform", state)
+    step("post", state, outputs=first)
+    catalog.handler(sqs_batch(s3_event_for(first[0], "0A")), Context())  # event after post
+    replay = step("transform", state)  # same bytes, new version
+    catalog.handler(sqs_batch(s3_event_for(replay[0], "0B")), Context())  # event before post
+    step("post", state, outputs=replay)
+    late = s3_event_for(replay[0], "0B")
+    catalog.handler(sqs_batch(late), Context())  # a redelivery after post
+    row = lake.row(CATALOG, first[0]["uri"])
+    assert (row["status"], row["version_id"], row["lineage"]) == ("PROCESSED", replay[0]["version_id"], [state["object"]["uri"]])
+    assert lake.row(CATALOG, state["object"]["uri"])["status"] == "PROCESSED"

@@ -300,6 +300,7 @@ class StageA:
                     Status.PROCESSED,
                     stage="stage",
                     etag=output.get("etag"),
+                    version_id=output.get("version_id"),
                     extra={"execution": name, "records": output.get("records")},
                 )
                 self.catalog.add_lineage(output["uri"], [ref.uri])
@@ -374,7 +375,7 @@ class StageA:
                     "sdlf-records": str(stage_object.records),
                 },
             )
-        return {
+        output = {
             "bucket": self.config.stage_bucket,
             "key": key,
             "uri": object_id(self.config.stage_bucket, key),
@@ -382,6 +383,11 @@ class StageA:
             "records": stage_object.records,
             "size": len(stage_object.body),
         }
+        if response.get("VersionId") and response["VersionId"] != "null":
+            # Lets post tell the catalog which version it describes, so S3's event for a replay's
+            # overwrite (same etag, new version) does not reset the row to RECEIVED.
+            output["version_id"] = response["VersionId"]
+        return output
 
     def _hand_off(self, ref: ObjectRef, registration: DatasetRegistration, outputs: list[dict[str, Any]]) -> None:
         queue_url = registration.stage_b_queue_url
