@@ -144,3 +144,23 @@ def test_salvage_object_fills_team_and_dataset_from_the_key():
     obj = salvage_object({"bucket": "raw", "key": "t/d/f.csv", "size": True, "etag": {"odd": 1}})
     assert (obj.uri, obj.team, obj.dataset, obj.size, obj.etag) == ("s3://raw/t/d/f.csv", "t", "d", None, None)
     assert salvage_object(12).uri is None
+
+
+def test_error_handler_raises_transient_error_only_when_every_failed_step_was_transient(credentials):
+    from sdlf_datalake.failures import ErrorHandler, ErrorHandlerConfig, ErrorHandlingIncomplete
+
+    clients = {name: boto3.client(name, region_name=REGION) for name in ("sqs", "sns", "dynamodb")}
+    config = ErrorHandlerConfig("catalog", "executions", "https://q/dlq", "arn:aws:sns:eu-west-1:1:t", "engineering")
+    handler = ErrorHandler(config, sqs=clients["sqs"], sns=clients["sns"], dynamodb=clients["dynamodb"])
+    event = {"object": {"bucket": "raw", "key": "engineering/persons/p.csv"}, "error": {"Error": "E", "Cause": "c"}}
+    with Stubber(clients["sqs"]) as sqs, Stubber(clients["sns"]) as sns, Stubber(clients["dynamodb"]) as ddb:
+        sqs.add_response("send_message", {"MessageId": "m1"})
+        ddb.add_client_error("update_item", "ProvisionedThroughputExceededException")
+        sns.add_client_error("publish", "Throttling")
+        with pytest.raises(TransientError, match="incomplete: catalog: .*; notify: "):
+            handler.handle(event)
+        sqs.add_client_error("send_message", "ThrottlingException")
+        ddb.add_response("update_item", {})
+        sns.add_client_error("publish", "AuthorizationError", http_status_code=403)
+        with pytest.raises(ErrorHandlingIncomplete, match="incomplete: dlq: .*; notify: "):
+            handler.handle(event)

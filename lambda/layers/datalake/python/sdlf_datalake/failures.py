@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from sdlf_datalake.catalog import CatalogRepository, Status
-from sdlf_datalake.errors import aws_call
+from sdlf_datalake.errors import TransientError, aws_call
 from sdlf_datalake.executions import ExecutionsRepository
 from sdlf_datalake.keys import object_id, parse_object_id, split_key
 from sdlf_datalake.notify import Notifier
@@ -233,7 +233,7 @@ class ErrorHandler:
         execution = event.get("execution") if isinstance(event.get("execution"), str) else None
         failed_at = now_iso(self._clock)
         result: dict[str, Any] = {"status": Status.FAILED.value, "reason": reason, "object": obj.uri}
-        problems: list[str] = []
+        problems: list[tuple[str, bool]] = []  # (what failed, whether a retry may cure it)
 
         message = replayable_event(
             obj,
@@ -258,16 +258,22 @@ class ErrorHandler:
             )
         self._step("notify", problems, lambda: result.update(notification_id=self._notify(obj, reason, execution, failed_at, error)))
         if problems:
-            raise ErrorHandlingIncomplete(f"error handling of {obj.uri or 'an unidentified object'} incomplete: " + "; ".join(problems))
+            text = f"error handling of {obj.uri or 'an unidentified object'} incomplete: " + "; ".join(
+                problem for problem, _ in problems
+            )
+            # Step Functions matches error names exactly: only a TransientError is retried.
+            if all(transient for _, transient in problems):
+                raise TransientError(text)
+            raise ErrorHandlingIncomplete(text)
         return result
 
-    def _step(self, name: str, problems: list[str], action) -> None:
+    def _step(self, name: str, problems: list[tuple[str, bool]], action) -> None:
         try:
             action()
         except Exception as exc:  # every step is attempted; failures are reported together
             if self._logger is not None:
                 self._logger.exception(f"error handler step {name} failed")
-            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+            problems.append((f"{name}: {type(exc).__name__}: {exc}", isinstance(exc, TransientError)))
 
     def _send_to_dlq(self, message: dict[str, Any]) -> str:
         with aws_call(f"sending to {self.config.dlq_url}"):
