@@ -261,3 +261,17 @@ def test_the_example_in_docs_transforms_md_works(tmp_path, monkeypatch):
     finally:
         transform_registry._transforms.pop("orders-xml", None)
         sys.modules.pop("sdlf_datalake.transforms.orders_xml", None)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"a": 1} {"b": 2}', "malformed JSON at line 1 column 10: Extra data"),
+        (b'{"a": 1\n{"b": 2}\n', "malformed JSON at line 2 column 1: Expecting ',' delimiter"),
+        (b'\n\n  [1, 2', "malformed JSON at line 3 column 8: Expecting ',' delimiter"),
+    ],
+)
+def test_json_positions_count_from_the_start_of_the_file(body, reason):
+    with pytest.raises(InvalidInputError) as caught:
+        get_transform("default")(raw("x", key="engineering/persons/x.json", body=body))
+    assert str(caught.value) == reason

@@ -14,12 +14,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from sdlf_datalake.transforms.base import RawObject, StageObject, stage_name
-from sdlf_datalake.transforms.formats import (
-    looks_like_json_lines,
-    read_csv,
-    read_json_document,
-    read_json_lines,
-)
+from sdlf_datalake.transforms.formats import read_csv, read_json_auto, read_json_lines
 from sdlf_datalake.transforms.registry import register
 
 JSON = "json"
@@ -46,8 +41,7 @@ _CONTENT_TYPE_HINTS = {
 @register("default")
 def transform(obj: RawObject) -> list[StageObject]:
     text = obj.text  # gunzipped and decoded; raises "empty file" / "binary content ..."
-    fmt = detect_format(text, format_hint(obj.key, obj.content_type))
-    records = parse(text, fmt, tab_separated=_base_name(obj.key).endswith((".tsv", ".tsv.gz")))
+    records = parse(text, format_hint(obj.key, obj.content_type), tab_separated=_base_name(obj.key).endswith((".tsv", ".tsv.gz")))
     return [StageObject.from_records(stage_name(obj.relative_key), records)]
 
 
@@ -65,31 +59,22 @@ def format_hint(key: str, content_type: str | None = None) -> str | None:
     return None
 
 
-def detect_format(text: str, hint: str | None) -> str:
-    """JSON starts with '{' or '['; several values on separate lines are JSON lines; the rest is CSV.
-
-    A CSV hint wins over content (a CSV header may start with '['); a JSON-lines hint is trusted
-    (JSON lines of numbers or strings do not start with a bracket).
+def parse(text: str, hint: str | None, tab_separated: bool = False) -> Iterable[Any]:
+    """Records of the text. Content decides, the hint breaks ties: JSON starts with '{' or '['
+    (several values on separate lines are JSON lines); the rest is CSV. A CSV hint wins over content
+    (a CSV header may start with '['); a JSON-lines hint is trusted (lines of numbers or strings do
+    not start with a bracket); a JSON hint reads content that does not start with a bracket as JSON.
     """
-    if hint in (CSV, JSON_LINES):
-        return hint
-    first = text.lstrip()[:1]
-    if first in ("{", "["):
-        return JSON_LINES if looks_like_json_lines(text) else JSON
-    if hint == JSON:
-        return JSON_LINES if looks_like_json_lines(text) else JSON
-    return CSV
-
-
-def parse(text: str, fmt: str, tab_separated: bool = False) -> Iterable[Any]:
-    if fmt == JSON:
-        document = read_json_document(text)
-        return document if isinstance(document, list) else [document]
-    if fmt == JSON_LINES:
-        return read_json_lines(text)
-    if fmt == CSV:
+    if hint == CSV:
         return read_csv(text, delimiter="\t" if tab_separated else None)
-    raise ValueError(f"unknown format {fmt!r}")
+    if hint == JSON_LINES:
+        return read_json_lines(text)
+    if text.lstrip()[:1] in ("{", "[") or hint == JSON:
+        fmt, parsed = read_json_auto(text)
+        if fmt == JSON_LINES:
+            return parsed
+        return parsed if isinstance(parsed, list) else [parsed]
+    return read_csv(text, delimiter="\t" if tab_separated else None)
 
 
 def _base_name(key: str) -> str:

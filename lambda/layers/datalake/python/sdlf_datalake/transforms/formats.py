@@ -78,21 +78,34 @@ def read_json_lines(text: str) -> Iterator[Any]:
             raise _malformed(number, exc.colno, exc.msg) from None
 
 
-def looks_like_json_lines(text: str) -> bool:
-    """True when the text holds more than one JSON value, the second one starting on a new line."""
+def read_json_auto(text: str) -> tuple[str, Any]:
+    """A JSON document or JSON lines, whichever the text is, parsed once.
+
+    Returns ("json", value) or ("jsonl", iterator of values). JSON lines are recognised when the
+    first value is followed by more data starting on a new line.
+    """
     stripped = text.lstrip()
     try:
-        _, end = json.JSONDecoder().raw_decode(stripped)
+        value, end = json.JSONDecoder().raw_decode(stripped)
     except json.JSONDecodeError:
-        # The first value is broken; it is JSON lines only if its first line parses alone.
-        first = stripped.split("\n", 1)[0]
-        try:
-            json.loads(first)
-        except json.JSONDecodeError:
-            return False
-        return "\n" in stripped.strip()
+        first, newline, rest = stripped.partition("\n")
+        if newline and rest.strip() and _parses(first):
+            return "jsonl", read_json_lines(text)  # a later line is broken; it names that line
+        return "json", read_json_document(text)  # raises with the position in the whole text
     rest = stripped[end:]
-    return bool(rest.strip()) and "\n" in rest[: len(rest) - len(rest.lstrip())]
+    if not rest.strip():
+        return "json", value
+    if "\n" in rest[: len(rest) - len(rest.lstrip())]:
+        return "jsonl", read_json_lines(text)
+    return "json", read_json_document(text)  # raises "Extra data" at its position
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def sniff_delimiter(header_line: str) -> str:
