@@ -46,10 +46,13 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
     except Exception as exc:
         logger.exception("routing failed", extra={**details, "error": f"{type(exc).__name__}: {exc}"})
         raise
-    logger.info(
-        "execution started" if outcome["started"] else "execution already exists; duplicate skipped",
-        extra={**details, **outcome},
-    )
+    if outcome.get("skipped"):
+        message = f"skipped: {outcome['skipped']}"
+    elif outcome["started"]:
+        message = "execution started"
+    else:
+        message = "execution already exists; duplicate skipped"
+    logger.info(message, extra={**details, **outcome})
     return outcome
 
 

@@ -299,8 +299,10 @@ def test_partial_batch_failure_fails_only_the_bad_records(lake):
     foreign["detail"]["object"]["key"] = "finance/persons/x.csv"
     deleted = copy.deepcopy(good)
     deleted["detail-type"] = "Object Deleted"
-    failed = route(good, "not json", {"source": "aws.s3"}, loose, foreign, deleted, other)
-    assert failed == ["m-1", "m-2", "m-3", "m-4", "m-5"]
+    folder = copy.deepcopy(good)
+    folder["detail"]["object"].update(key=f"{TEAM}/{DATASET}/2024/", size=0)
+    failed = route(good, "not json", {"source": "aws.s3"}, loose, foreign, deleted, other, folder)
+    assert failed == ["m-1", "m-2", "m-3", "m-4", "m-5"]  # the folder marker is skipped, not failed
     assert len(lake.executions()) == 2
 
 

@@ -137,6 +137,9 @@ class Router:
         """
         if not event.is_created:
             raise InvalidInputError(f"{event.object_id}: stage A handles 'Object Created', got {event.detail_type!r}")
+        if event.key.endswith("/"):
+            # A "folder" the S3 console creates: an empty marker, no data to process.
+            return {"execution": None, "started": False, "skipped": "folder marker"}
         ref = ObjectRef.from_event(event, self.pipeline)
         if ref.team != self.team:
             raise InvalidInputError(f"{ref.uri}: belongs to team {ref.team!r}, this pipeline is team {self.team!r}'s")
