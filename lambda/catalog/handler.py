@@ -4,9 +4,15 @@ Each SQS record is handled alone (partial batch response): a malformed or failin
 reported in `batchItemFailures` and retried / sent to the DLQ by SQS, the others are deleted.
 Writes are order-safe and idempotent (see sdlf_datalake.catalog), so redelivery is harmless.
 
+A new raw object that no dataset claims (its key is not `<team>/<dataset>/...`, or no dataset is
+registered for that prefix) would otherwise sit RECEIVED forever: it is marked FAILED with the
+reason, and a replayable copy of its event goes to the DLQ.
+
 Environment (read per invocation, so the module imports without AWS or configuration):
-  CATALOG_TABLE  the catalog table name
-  BUCKET_STAGES  JSON object: bucket name -> "raw" | "stage" | "analytics"
+  CATALOG_TABLE     the catalog table name
+  BUCKET_STAGES     JSON object: bucket name -> "raw" | "stage" | "analytics"
+  SSM_PREFIX        the lake's SSM prefix (dataset registrations live below it); optional
+  UNROUTED_DLQ_URL  where unclaimed raw objects are parked; optional (both or neither)
 """
 from __future__ import annotations
 
@@ -18,7 +24,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from sdlf_datalake import CatalogRepository, MalformedEventError, parse_s3_event
-from sdlf_datalake.catalog import STAGES
+from sdlf_datalake.catalog import STAGES, RecordOutcome, Status
+from sdlf_datalake.errors import InvalidInputError
+from sdlf_datalake.events import S3ObjectEvent
+from sdlf_datalake.failures import FailedObject, replayable_event
+from sdlf_datalake.registry import RegistrationReader
+from sdlf_datalake.timeutil import now_iso
 
 logger = Logger(service="catalog")
 # All records failing is reported the same way as some failing (a list of ids), instead of
@@ -27,6 +38,8 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 # Repositories by table name, kept across invocations of a warm container.
 _repositories: dict[str, CatalogRepository] = {}
+_registrations: dict[str, RegistrationReader] = {}
+_sqs: list[Any] = []
 
 
 class ConfigurationError(RuntimeError):
@@ -68,6 +81,8 @@ def record_handler(record: SQSRecord) -> str:
                 f"({', '.join(sorted(_bucket_stages())) or 'empty'})"
             )
         outcome = _repository().record_event(event, stage)
+        if stage == "raw" and outcome is RecordOutcome.RECEIVED:
+            _park_if_unclaimed(event)
     except Exception:
         logger.exception("catalog update failed", extra=details)
         raise
@@ -75,6 +90,45 @@ def record_handler(record: SQSRecord) -> str:
         logger.warning("key is not <team>/<dataset>/<file>; cataloged without team/dataset", extra=details)
     logger.info("catalog updated", extra={**details, "stage": stage, "outcome": outcome.value})
     return outcome.value
+
+
+def _unclaimed_reason(event: S3ObjectEvent, ssm_prefix: str) -> str | None:
+    parts = event.key_parts
+    if not parts.in_layout:
+        return (f"key {event.key!r} is not <team>/<dataset>/<file>: no dataset can claim it "
+                "(upload under the prefix of a registered dataset)")
+    if ssm_prefix not in _registrations:
+        _registrations[ssm_prefix] = RegistrationReader(ssm_prefix)
+    try:
+        _registrations[ssm_prefix].get(parts.team, parts.dataset)
+    except InvalidInputError as exc:
+        return f"{exc}; register it with `sdlf add-dataset {parts.team} {parts.dataset} --pipeline <pipeline>`"
+    return None
+
+
+def _park_if_unclaimed(event: S3ObjectEvent) -> None:
+    """FAILED row + replayable DLQ message for a raw object no dataset claims."""
+    ssm_prefix, dlq_url = os.environ.get("SSM_PREFIX"), os.environ.get("UNROUTED_DLQ_URL")
+    if not (ssm_prefix and dlq_url):
+        return
+    reason = _unclaimed_reason(event, ssm_prefix)
+    if reason is None:
+        return
+    parts = event.key_parts
+    failed_at = now_iso()
+    obj = FailedObject(bucket=event.bucket, key=event.key, team=parts.team, dataset=parts.dataset,
+                       etag=event.etag, version_id=event.version_id, size=event.size, sequencer=event.sequencer)
+    message = replayable_event(obj, reason=reason, execution=None, failed_at=failed_at,
+                               account=None, region=os.environ.get("AWS_REGION"))
+    if not _sqs:
+        import boto3
+
+        _sqs.append(boto3.client("sqs"))
+    # DLQ first: if marking the row fails, the retry finds the row RECEIVED and parks it again.
+    _sqs[0].send_message(QueueUrl=dlq_url, MessageBody=json.dumps(message))
+    _repository().set_status(event.object_id, Status.FAILED, reason, etag=event.etag, version_id=event.version_id)
+    logger.warning("raw object claimed by no dataset: FAILED and parked in the DLQ",
+                   extra={"object_id": event.object_id, "reason": reason})
 
 
 def _bucket_stages() -> dict[str, str]:
