@@ -121,8 +121,10 @@ def test_two_executions_without_names_both_start(emulator, pipeline_machine):
 def test_glue_start_job_run_sync_completes_and_output_is_json(emulator):
     glue = client(emulator, "glue")
     job = unique("job")
+    scripts = bucket(emulator)  # job runs execute their script (runtime.glue_jobs): give it one
+    client(emulator, "s3").put_object(Bucket=scripts, Key="script.py", Body=b"print('ok')\n")
     glue.create_job(Name=job, Role=role_arn(emulator),
-                    Command={"Name": "glueetl", "ScriptLocation": "s3://nowhere/script.py"})
+                    Command={"Name": "glueetl", "ScriptLocation": f"s3://{scripts}/script.py"})
     definition = {"StartAt": "Run", "States": {"Run": {
         "Type": "Task", "Resource": "arn:aws:states:::glue:startJobRun.sync",
         "Parameters": {"JobName": job}, "End": True}}}

@@ -4,7 +4,8 @@
 - sqs_poller: SQS event source mappings polled in batches with retries and DLQ, like Lambda's poller;
 - events: EventBridge delivery to Lambda / Step Functions targets, schedule-only rules kept out of matching;
 - scheduler (+ schedule_expressions): rate()/cron() rules fired by a clock;
-- stepfunctions: fixes to moto's Step Functions interpreter.
+- stepfunctions: fixes to moto's Step Functions interpreter;
+- glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables.
 
 `install(ctx)` wires all of them into the running moto server and returns a stop function. It is
 idempotent: a second call for the same emulator returns the first call's stop function.
@@ -25,7 +26,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         if "stop" in _installed:
             return _installed["stop"]
 
-        from sdlf_cli.local.runtime import events, stepfunctions
+        from sdlf_cli.local.runtime import crawler, events, glue_jobs, stepfunctions
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import SqsPoller, install_mapping_takeover
@@ -37,6 +38,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         install_mapping_takeover()
         events.install(runtime)
         stepfunctions.install(ctx)
+        job_runner = glue_jobs.install(ctx)
+        crawler_runner = crawler.install(ctx)
         poller = SqsPoller(runtime, ctx.account_id)
         poller.start()
         scheduler = Scheduler(ctx.account_id)
@@ -49,12 +52,15 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
                 _installed.pop("stop")
             scheduler.stop()
             poller.stop()
+            crawler.uninstall(crawler_runner)
+            glue_jobs.uninstall(job_runner)
             events.uninstall()
             uninstall_lambda_hooks()
             runtime.close()
 
         _installed["stop"] = stop
-        _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler)
+        _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler, glue_jobs=job_runner,
+                               crawler=crawler_runner)
         return stop
 
 

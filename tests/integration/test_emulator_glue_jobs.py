@@ -1,0 +1,146 @@
+"""Glue job runs on the emulator execute their script for real (subprocess, emulator S3, logs)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sdlf_cli.local.runtime import install
+from sdlf_cli.local.runtime.glue_jobs import ERROR_LOG_GROUP, OUTPUT_LOG_GROUP, last_error_line, script_arguments
+from tests.integration.test_emulator_runtime_helpers import bucket, client, role_arn, unique, wait_for
+
+WRITES_AN_OBJECT = """
+import argparse, json, os, boto3
+parser = argparse.ArgumentParser()
+parser.add_argument("--JOB_NAME"); parser.add_argument("--JOB_RUN_ID")
+parser.add_argument("--bucket"); parser.add_argument("--greeting")
+args, unknown = parser.parse_known_args()
+print("hello from", args.JOB_NAME)
+body = {"job": args.JOB_NAME, "run": args.JOB_RUN_ID, "greeting": args.greeting, "unknown": unknown,
+        "endpoint": os.environ["AWS_ENDPOINT_URL"]}
+boto3.client("s3").put_object(Bucket=args.bucket, Key="out/result.json", Body=json.dumps(body))
+"""
+
+FAILS = """
+import sys
+print("about to fail")
+print("some warning", file=sys.stderr)
+raise ValueError("column 'id' is missing in s3://x/y.jsonl")
+"""
+
+SLOW = "import time\ntime.sleep(1.5)\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runtime(emulator):
+    install(emulator.context)
+
+
+def _job(emulator, script: str, *, default_arguments=None, **kwargs) -> tuple[str, str]:
+    """Uploads a script and creates a job for it; returns (job name, bucket)."""
+    name, data_bucket = unique("job"), bucket(emulator)
+    client(emulator, "s3").put_object(Bucket=data_bucket, Key=f"scripts/{name}.py", Body=script.encode())
+    client(emulator, "glue").create_job(
+        Name=name, Role=role_arn(emulator),
+        Command={"Name": "pythonshell", "ScriptLocation": f"s3://{data_bucket}/scripts/{name}.py",
+                 "PythonVersion": "3.9"},
+        DefaultArguments=default_arguments or {}, **kwargs)
+    return name, data_bucket
+
+
+def _wait_run(glue, job: str, run_id: str) -> dict:
+    return wait_for(lambda: (r := glue.get_job_run(JobName=job, RunId=run_id)["JobRun"])["JobRunState"]
+                    not in ("STARTING", "RUNNING") and r, timeout=60, what=f"job run {run_id}")
+
+
+def _log_lines(emulator, group: str, stream: str) -> list[str]:
+    events = client(emulator, "logs").get_log_events(logGroupName=group, logStreamName=stream)["events"]
+    return [e["message"] for e in events]
+
+
+def test_a_job_runs_its_script_with_merged_arguments_and_keeps_its_output(emulator):
+    glue = client(emulator, "glue")
+    job, data_bucket = _job(emulator, WRITES_AN_OBJECT, default_arguments={
+        "--bucket": "overridden", "--greeting": "hi", "--additional-python-modules": "duckdb==1.2.0",
+        "--enable-metrics": "true"})
+    run_id = glue.start_job_run(JobName=job, Arguments={"--bucket": data_bucket})["JobRunId"]
+    assert glue.get_job_run(JobName=job, RunId=run_id)["JobRun"]["JobRunState"] == "RUNNING"
+    run = _wait_run(glue, job, run_id)
+    assert run["JobRunState"] == "SUCCEEDED", run
+    assert "ErrorMessage" not in run and "CompletedOn" in run
+    body = json.loads(client(emulator, "s3").get_object(Bucket=data_bucket, Key="out/result.json")["Body"].read())
+    # Run arguments override the defaults; Glue-only arguments never reach the script.
+    assert body == {"job": job, "run": run_id, "greeting": "hi", "unknown": [], "endpoint": emulator.endpoint_url}
+    assert _log_lines(emulator, OUTPUT_LOG_GROUP, run_id) == [f"hello from {job}"]
+
+
+def test_a_failing_script_fails_the_run_with_its_last_error_line(emulator):
+    glue = client(emulator, "glue")
+    job, _ = _job(emulator, FAILS)
+    run_id = glue.start_job_run(JobName=job)["JobRunId"]
+    run = _wait_run(glue, job, run_id)
+    assert run["JobRunState"] == "FAILED"
+    assert run["ErrorMessage"] == "ValueError: column 'id' is missing in s3://x/y.jsonl"
+    errors = _log_lines(emulator, ERROR_LOG_GROUP, run_id)
+    assert "some warning" in errors and errors[0].startswith("some warning")
+    assert any(line.startswith("Traceback") for line in errors)
+    assert _log_lines(emulator, OUTPUT_LOG_GROUP, run_id) == ["about to fail"]
+
+
+def test_a_missing_script_fails_the_run_naming_the_location(emulator):
+    glue = client(emulator, "glue")
+    job = unique("job")
+    glue.create_job(Name=job, Role=role_arn(emulator),
+                    Command={"Name": "pythonshell", "ScriptLocation": "s3://no-such-bucket-x/script.py"})
+    run = _wait_run(glue, job, glue.start_job_run(JobName=job)["JobRunId"])
+    assert run["JobRunState"] == "FAILED"
+    assert "s3://no-such-bucket-x/script.py" in run["ErrorMessage"] and job in run["ErrorMessage"]
+
+
+def test_max_concurrent_runs_is_enforced_while_a_run_is_still_running(emulator):
+    glue = client(emulator, "glue")
+    job, _ = _job(emulator, SLOW, ExecutionProperty={"MaxConcurrentRuns": 1})
+    first = glue.start_job_run(JobName=job)["JobRunId"]
+    with pytest.raises(glue.exceptions.ConcurrentRunsExceededException):
+        glue.start_job_run(JobName=job)
+    assert _wait_run(glue, job, first)["JobRunState"] == "SUCCEEDED"
+    second = glue.start_job_run(JobName=job)["JobRunId"]  # free again once the first finished
+    assert _wait_run(glue, job, second)["JobRunState"] == "SUCCEEDED"
+
+
+def test_start_job_run_sync_waits_for_the_real_outcome(emulator):
+    glue, sfn = client(emulator, "glue"), client(emulator, "stepfunctions")
+    ok_job, data_bucket = _job(emulator, WRITES_AN_OBJECT + "import time; time.sleep(1)\n")
+    bad_job, _ = _job(emulator, FAILS)
+    definition = {"StartAt": "Ok", "States": {
+        "Ok": {"Type": "Task", "Resource": "arn:aws:states:::glue:startJobRun.sync",
+               "Parameters": {"JobName": ok_job, "Arguments": {"--bucket.$": "$.bucket", "--greeting": "sfn"}},
+               "ResultPath": "$.ok", "Next": "Bad"},
+        "Bad": {"Type": "Task", "Resource": "arn:aws:states:::glue:startJobRun.sync",
+                "Parameters": {"JobName": bad_job}, "ResultPath": "$.bad",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}],
+                "End": True},
+        "Caught": {"Type": "Pass", "End": True}}}
+    machine = sfn.create_state_machine(name=unique("glue-sync"), definition=json.dumps(definition),
+                                       roleArn=role_arn(emulator))["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, name=unique("run"),
+                              input=json.dumps({"bucket": data_bucket}))["executionArn"]
+    result = wait_for(lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
+                      timeout=60, what="glue .sync execution")
+    assert result["status"] == "SUCCEEDED", result
+    output = json.loads(result["output"])
+    assert output["ok"]["JobRunState"] == "SUCCEEDED" and output["ok"]["JobName"] == ok_job
+    # The object exists because the task waited for the script, not for moto's canned SUCCEEDED.
+    written = json.loads(client(emulator, "s3").get_object(Bucket=data_bucket, Key="out/result.json")["Body"].read())
+    assert written["greeting"] == "sfn" and written["run"] == output["ok"]["Id"]
+    assert output["error"]["Error"] == "States.TaskFailed"
+    cause = json.loads(output["error"]["Cause"])
+    assert cause["JobRunState"] == "FAILED" and cause["ErrorMessage"].startswith("ValueError: column 'id'")
+
+
+def test_script_arguments_and_error_line_helpers():
+    assert script_arguments({"--engine": "python", "manifest": "s3://b/m.json", "--TempDir": "s3://t/",
+                             "--enable-glue-datacatalog": "true", "--conf": "spark.x=1"}) == [
+        "--engine", "python", "--manifest", "s3://b/m.json"]
+    assert last_error_line("Traceback...\n  File x\nKeyError: 'a'\n\n", 1) == "KeyError: 'a'"
+    assert last_error_line("", 3) == "script exited with code 3 and wrote nothing to stderr"
