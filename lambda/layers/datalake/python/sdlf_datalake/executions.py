@@ -81,8 +81,13 @@ class ExecutionsRepository:
             remove=("finished_at", "duration_ms", "error"),
         )
 
-    def succeed(self, execution_id: str, objects_out: int, records_out: int) -> dict[str, Any]:
-        return self._finish(execution_id, SUCCEEDED, {"objects_out": objects_out, "records_out": records_out})
+    def succeed(
+        self, execution_id: str, objects_out: int, records_out: int, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """SUCCEEDED with the counts; `extra` adds attributes (stage B: the quality status)."""
+        return self._finish(
+            execution_id, SUCCEEDED, {"objects_out": objects_out, "records_out": records_out, **(extra or {})}
+        )
 
     def fail(self, execution_id: str, error: str, dataset_id: str | None = None, stage: str | None = None) -> dict[str, Any]:
         """FAILED with the error; creates the row when the execution failed before it started one."""

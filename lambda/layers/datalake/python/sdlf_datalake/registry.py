@@ -29,6 +29,11 @@ class DatasetRegistration:
     partition_by: Any = None
     quality: Any = None
     parameter: str = ""  # the SSM parameter it was read from
+    # Stage-B resources of the dataset (Glue jobs, crawler, table name); None before stage B existed.
+    job: str | None = None
+    quality_job: str | None = None
+    crawler: str | None = None
+    table: str | None = None
 
     @property
     def dataset_id(self) -> str:
@@ -65,6 +70,10 @@ class DatasetRegistration:
             partition_by=data.get("partition_by"),
             quality=data.get("quality"),
             parameter=parameter,
+            job=data.get("job") or None,
+            quality_job=data.get("quality_job") or None,
+            crawler=data.get("crawler") or None,
+            table=data.get("table") or None,
         )
 
 

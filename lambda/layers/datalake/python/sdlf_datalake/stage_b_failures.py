@@ -1,0 +1,245 @@
+"""Stage B's error handler (sm-b's Catch target): whatever failed, every stage object of the batch
+ends FAILED with the reason, waits in the dataset's stage-B DLQ as a replayable message, the
+execution is FAILED and the team is told.
+
+Input: {"team", "dataset", "batch_id", "manifest", "execution", "error": {"Error", "Cause"}, ...}.
+The DLQ message per stage object is the body stage A handed off ({"team", "dataset", "bucket",
+"key", "uri", "etag", "records", "source"}) plus "sdlf": {"reason", "execution", "failed_at",
+"batch_id"}; sent back to the stage-B queue (`sdlf redrive`) it joins a batch again, and routing-b
+gives the replay an execution name of its own (see stage_b.execution_name_b).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sdlf_datalake.catalog import CatalogRepository, Status
+from sdlf_datalake.errors import TransientError, aws_call
+from sdlf_datalake.executions import ExecutionsRepository
+from sdlf_datalake.failures import ErrorHandlingIncomplete, error_type, failure_reason
+from sdlf_datalake.keys import parse_object_id
+from sdlf_datalake.manifest import RESULT, check_manifest, read_json, sibling_uri
+from sdlf_datalake.notify import Notifier
+from sdlf_datalake.registry import RegistrationReader
+from sdlf_datalake.timeutil import Clock, now_iso
+
+STAGE = "b"
+_SQS_BATCH = 10
+
+
+@dataclass(frozen=True)
+class ErrorHandlerBConfig:
+    catalog_table: str
+    executions_table: str
+    topic_arn: str
+    ssm_prefix: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "ErrorHandlerBConfig":
+        env = os.environ if env is None else env
+        names = ("CATALOG_TABLE", "EXECUTIONS_TABLE", "TOPIC_ARN", "SSM_PREFIX")
+        missing = [n for n in names if not env.get(n)]
+        if missing:
+            raise RuntimeError(f"error-b: environment variables not set: {', '.join(missing)}")
+        return cls(*(env[n] for n in names))
+
+
+def replay_body(item: Mapping[str, Any], team: str, dataset: str, marker: dict[str, Any]) -> dict[str, Any]:
+    """Stage A's hand-off body for one manifest input, plus the failure marker."""
+    bucket, key = parse_object_id(item["uri"])
+    return {
+        "team": team,
+        "dataset": dataset,
+        "bucket": bucket,
+        "key": key,
+        "uri": item["uri"],
+        "etag": item.get("etag"),
+        "records": item.get("records"),
+        "source": item.get("source"),
+        "sdlf": marker,
+    }
+
+
+class StageBErrorHandler:
+    def __init__(
+        self,
+        config: ErrorHandlerBConfig,
+        *,
+        s3: Any = None,
+        sqs: Any = None,
+        sns: Any = None,
+        dynamodb: Any = None,
+        registrations: RegistrationReader | None = None,
+        clock: Clock | None = None,
+        logger: Any = None,
+    ):
+        self.config = config
+        self._s3, self._sqs = s3, sqs
+        self._clock = clock
+        self._logger = logger
+        self.catalog = CatalogRepository(config.catalog_table, client=dynamodb, clock=clock)
+        self.executions = ExecutionsRepository(config.executions_table, client=dynamodb, clock=clock)
+        self.notifier = Notifier(config.topic_arn, client=sns)
+        self.registrations = registrations or RegistrationReader(config.ssm_prefix)
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client("s3")
+        return self._s3
+
+    @property
+    def sqs(self) -> Any:
+        if self._sqs is None:
+            import boto3
+
+            self._sqs = boto3.client("sqs")
+        return self._sqs
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        """Run every step even if one fails (the DLQ first: it keeps the data); raise at the end
+        naming the steps that failed (TransientError when all of them may pass on a retry)."""
+        event = event if isinstance(event, Mapping) else {"error": event}
+        team, dataset, batch, execution, manifest_uri = (
+            _text(event.get(name)) for name in ("team", "dataset", "batch_id", "execution", "manifest")
+        )
+        error = event.get("error")
+        reason = failure_reason(error)
+        failed_at = now_iso(self._clock)
+        marker = {"reason": reason, "execution": execution, "failed_at": failed_at, "batch_id": batch}
+        result: dict[str, Any] = {"status": "FAILED", "reason": reason, "batch_id": batch, "execution": execution}
+        problems: list[tuple[str, bool]] = []
+
+        inputs: list[dict[str, Any]] = []
+
+        def load_inputs() -> None:
+            if not (team and dataset and batch and manifest_uri):
+                raise ValueError("the input names no team/dataset/batch_id/manifest")
+            manifest = read_json(self.s3, manifest_uri, "$.manifest")
+            inputs.extend(check_manifest(manifest or {}, manifest_uri, team, dataset, batch))
+
+        self._step("manifest", problems, load_inputs)
+        result["objects"] = [i["uri"] for i in inputs]
+        self._step(
+            "dlq",
+            problems,
+            lambda: result.update(dlq_messages=self._park(team, dataset, inputs, marker, dict(event))),
+        )
+        for item in inputs:
+            self._step(
+                f"catalog {item['uri']}",
+                problems,
+                lambda item=item: self._mark(item["uri"], "stage", reason, batch, execution, error),
+            )
+        if manifest_uri and inputs:
+            # A batch that failed after the heavy transform (crawler, quality) has written analytics
+            # files: their rows say FAILED too, so no one mistakes them for checked data.
+            self._step("analytics", problems, lambda: result.update(analytics=self._mark_outputs(manifest_uri, reason, batch, execution, error)))
+        if execution:
+            dataset_id = f"{team}/{dataset}" if team and dataset else None
+            self._step("executions", problems, lambda: self.executions.fail(execution, reason, dataset_id=dataset_id, stage=STAGE))
+        self._step(
+            "notify",
+            problems,
+            lambda: result.update(notification_id=self._notify(team, dataset, batch, execution, reason, error, failed_at, inputs)),
+        )
+        if problems:
+            text = f"error handling of batch {batch or '?'} of {team or '?'}/{dataset or '?'} incomplete: " + "; ".join(
+                problem for problem, _ in problems
+            )
+            if all(transient for _, transient in problems):
+                raise TransientError(text)
+            raise ErrorHandlingIncomplete(text)
+        return result
+
+    # --- steps --------------------------------------------------------------------------------
+    def _step(self, name: str, problems: list[tuple[str, bool]], action) -> None:
+        try:
+            action()
+        except Exception as exc:  # every step is attempted; failures are reported together
+            if self._logger is not None:
+                self._logger.exception(f"error handler step {name} failed")
+            problems.append((f"{name}: {type(exc).__name__}: {exc}", isinstance(exc, TransientError)))
+
+    def _dlq_url(self, team: str | None, dataset: str | None) -> str:
+        if not team or not dataset:
+            raise ValueError("the input names no team/dataset, so the stage-B DLQ is unknown")
+        url = self.registrations.get(team, dataset).stage_b_dlq_url
+        if not url:
+            raise ValueError(f"registration of {team}/{dataset} has no stage_b_dlq_url")
+        return url
+
+    def _park(
+        self, team: str | None, dataset: str | None, inputs: list[dict[str, Any]], marker: dict[str, Any], original: Any
+    ) -> int:
+        url = self._dlq_url(team, dataset)
+        if inputs:
+            bodies = [replay_body(item, team or "", dataset or "", marker) for item in inputs]
+        else:
+            # The batch's objects are unknown (no readable manifest): keep the whole input so an
+            # operator can still tell what failed.
+            bodies = [{"team": team, "dataset": dataset, "sdlf": {**marker, "input": original}}]
+        sent = 0
+        for start in range(0, len(bodies), _SQS_BATCH):
+            chunk = bodies[start : start + _SQS_BATCH]
+            entries = [{"Id": str(i), "MessageBody": json.dumps(b, default=str)} for i, b in enumerate(chunk)]
+            with aws_call(f"sending to {url}"):
+                response = self.sqs.send_message_batch(QueueUrl=url, Entries=entries)
+            failed = response.get("Failed") or []
+            if failed:
+                details = "; ".join(f"{f.get('Id')}: {f.get('Code')} {f.get('Message', '')}".strip() for f in failed)
+                raise TransientError(f"{len(failed)} message(s) not accepted by {url}: {details}")
+            sent += len(chunk)
+        return sent
+
+    def _mark(self, uri: str, stage: str, reason: str, batch: str | None, execution: str | None, error: Any) -> None:
+        extra: dict[str, Any] = {"batch_id": batch, "stage_b_execution" if stage == "stage" else "execution": execution}
+        if error_type(error):
+            extra["error_type"] = error_type(error)
+        with aws_call(f"marking {uri} FAILED"):
+            self.catalog.set_status(uri, Status.FAILED, reason, stage=stage, extra=extra)
+
+    def _mark_outputs(self, manifest_uri: str, reason: str, batch: str | None, execution: str | None, error: Any) -> list[str]:
+        result = read_json(self.s3, sibling_uri(manifest_uri, RESULT), "job result", required=False)
+        outputs = result.get("outputs") if isinstance(result, Mapping) else None
+        marked = []
+        for output in outputs if isinstance(outputs, list) else []:
+            uri = output.get("uri") if isinstance(output, Mapping) else None
+            if isinstance(uri, str) and uri.startswith("s3://"):
+                self._mark(uri, "analytics", reason, batch, execution, error)
+                marked.append(uri)
+        return marked
+
+    def _notify(
+        self,
+        team: str | None,
+        dataset: str | None,
+        batch: str | None,
+        execution: str | None,
+        reason: str,
+        error: Any,
+        failed_at: str,
+        inputs: list[dict[str, Any]],
+    ) -> str:
+        message = {
+            "event": "batch-failed",
+            "team": team,
+            "dataset": dataset,
+            "stage": STAGE,
+            "batch_id": batch,
+            "execution": execution,
+            "objects": [i["uri"] for i in inputs],
+            "reason": reason,
+            "error_type": error_type(error),
+            "failed_at": failed_at,
+            "next_step": "fix the cause, then redrive the stage-B DLQ (sdlf redrive)",
+        }
+        return self.notifier.publish(f"sdlf FAILED batch {team}/{dataset}: {reason}", message, event="batch-failed")
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
