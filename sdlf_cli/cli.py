@@ -153,6 +153,55 @@ def plan(layers, opts):
     sys.exit(0 if outcome.ok else 1)
 
 
+# --- onboarding ----------------------------------------------------------------------------------
+def _add(opts: GlobalOptions, addition) -> None:
+    from sdlf_cli.ui import make_reporter
+    from sdlf_cli.workflows.onboard import add_and_deploy
+
+    with make_reporter(opts.output) as reporter:
+        outcome = add_and_deploy(opts.env, opts.parameters_dir, addition, lambda cfg: _clients(opts, cfg), reporter)
+    views.deploy_outcome(outcome, opts.output)
+    sys.exit(0 if outcome.ok else 1)
+
+
+@cli.command("add-team")
+@click.argument("team")
+@click.option("--email", default=None, help="Notification email of the team.")
+@global_options
+def add_team(team, email, opts):
+    """Add TEAM to parameters/<env>.yaml and deploy its stack."""
+    from sdlf_cli.workflows.onboard import Addition
+
+    _add(opts, Addition("team", team, team, email=email))
+
+
+@cli.command("add-pipeline")
+@click.argument("team")
+@click.argument("pipeline")
+@global_options
+def add_pipeline(team, pipeline, opts):
+    """Add PIPELINE to TEAM and deploy it (and the team's stack if missing)."""
+    from sdlf_cli.workflows.onboard import Addition
+
+    _add(opts, Addition("pipeline", team, pipeline))
+
+
+@cli.command("add-dataset")
+@click.argument("team")
+@click.argument("dataset")
+@click.option("--pipeline", required=True, help="The team's pipeline that processes it.")
+@click.option("--transform", default=None, help="Stage-A light transform (default: default).")
+@click.option("--engine", type=click.Choice(["python", "spark"]), default=None, help="Stage-B engine.")
+@click.option("--schedule", default=None, help="Stage-B schedule, rate(...) or cron(...).")
+@global_options
+def add_dataset(team, dataset, pipeline, transform, engine, schedule, opts):
+    """Add DATASET to TEAM and deploy it (and missing parent stacks)."""
+    from sdlf_cli.workflows.onboard import Addition
+
+    settings = {k: v for k, v in {"transform": transform, "engine": engine, "schedule": schedule}.items() if v}
+    _add(opts, Addition("dataset", team, dataset, pipeline=pipeline, settings=settings))
+
+
 # --- data ------------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -179,6 +228,30 @@ def catalog(team, dataset, uri, opts):
 
     cfg = _lake(opts)
     views.catalog(catalog_rows(cfg, _clients(opts, cfg), team=team, dataset=dataset, uri=uri), opts.output)
+
+
+@cli.command()
+@click.option("--team", default=None)
+@click.option("--dataset", default=None)
+@click.option("--limit", default=20, show_default=True)
+@global_options
+def runs(team, dataset, limit, opts):
+    """Recent pipeline executions: status, duration, object counts, error."""
+    from sdlf_cli.workflows.observe import recent_runs
+
+    cfg = _lake(opts)
+    views.runs(recent_runs(cfg, _clients(opts, cfg), team=team, dataset=dataset, limit=limit), opts.output)
+
+
+@cli.command()
+@click.argument("uri")
+@global_options
+def trace(uri, opts):
+    """One object's journey: catalog rows, sources, outputs, executions, error."""
+    from sdlf_cli.workflows.observe import trace_object
+
+    cfg = _lake(opts)
+    views.journey(trace_object(cfg, _clients(opts, cfg), uri), opts.output)
 
 
 @cli.command()

@@ -124,3 +124,48 @@ def demo(result, output: str) -> None:
         error(f"{uri}: no catalog row appeared")
     _out.print(f"emulator: {result.endpoint_url}  (try: aws --endpoint-url {result.endpoint_url} s3 ls)")
     _out.print(f"demo finished in {result.seconds:.1f}s: {'ok' if result.ok else 'FAILED'}")
+
+
+RUN_COLUMNS = ["id", "dataset_id", "stage", "status", "started_at", "duration_ms", "objects_in", "objects_out",
+               "records_out", "error"]
+
+
+def runs(rows: list[dict], output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "runs": rows})
+    _out.print(_table("recent runs", RUN_COLUMNS, [[r.get(c) for c in RUN_COLUMNS] for r in rows]))
+
+
+def _row_line(row: dict) -> str:
+    parts = [row.get("stage") or "?", row["id"], row.get("status") or "?"]
+    if row.get("reason"):
+        parts.append(f"reason: {row['reason']}")
+    if row.get("records") is not None:
+        parts.append(f"{row['records']} records")
+    return "  ".join(str(p) for p in parts)
+
+
+def journey(j, output: str) -> None:
+    from rich.tree import Tree
+
+    if output == "json":
+        return _json(j.to_dict())
+    tree = Tree(_row_line(j.row))
+    if j.sources:
+        branch = tree.add("came from")
+        for r in j.sources:
+            branch.add(_row_line(r))
+    if j.outputs:
+        branch = tree.add("became")
+        for r in j.outputs:
+            branch.add(_row_line(r))
+    if j.executions:
+        branch = tree.add("executions")
+        for e in j.executions:
+            line = f"{e['id']}  stage {e.get('stage', '?')}  {e.get('status')}"
+            if e.get("duration_ms") is not None:
+                line += f"  {e['duration_ms']} ms"
+            if e.get("error"):
+                line += f"  error: {e['error']}"
+            branch.add(line)
+    _out.print(tree)

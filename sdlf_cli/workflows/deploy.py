@@ -109,10 +109,13 @@ class LayerDeployer:
         self.gateway = CloudFormationGateway(clients.client("cloudformation"))
         self.stacks = StackDeployer(self.gateway, reporter)
 
-    def run(self, layers: list[str], dry_run: bool = False) -> DeployOutcome:
+    def run(self, layers: list[str], dry_run: bool = False, only: set[str] | None = None) -> DeployOutcome:
+        """Deploy every stack of `layers`; with `only`, just those stacks plus parents not deployed yet."""
         account = check_account(self.cfg, self.clients)
         templates = render_and_lint(self.cfg, ["bootstrap", *layers], self.root)
         bootstrap, rest = templates[0], templates[1:]
+        if only is not None:
+            rest = self._with_missing_parents(rest, only)
         artifacts = build_artifacts(self.root, self.build_dir / "artifacts")
         outcome = DeployOutcome(dry_run=dry_run)
 
@@ -143,6 +146,23 @@ class LayerDeployer:
             specs.append(spec)
         outcome.results.extend(run_stacks(specs, self._action(dry_run), reporter=self.reporter))
         return outcome
+
+    def _with_missing_parents(self, templates: list[RenderedTemplate], only: set[str]) -> list[RenderedTemplate]:
+        by_name = {t.stack_name: t for t in templates}
+        unknown = sorted(only - set(by_name))
+        if unknown:
+            raise UsageError(f"no such stack in this configuration: {', '.join(unknown)}")
+        wanted, frontier = set(only), list(only)
+        while frontier:
+            for parent in parent_stacks(self.cfg, by_name[frontier.pop()]):
+                if parent in by_name and parent not in wanted and not self._healthy(parent):
+                    wanted.add(parent)
+                    frontier.append(parent)
+        return [t for t in templates if t.stack_name in wanted]
+
+    def _healthy(self, stack_name: str) -> bool:
+        stack = self.gateway.describe_stack(stack_name)
+        return stack is not None and stack.status.endswith("_COMPLETE") and "ROLLBACK" not in stack.status
 
     def _action(self, dry_run: bool):
         return self.stacks.plan if dry_run else self.stacks.deploy
@@ -208,5 +228,5 @@ def layers_to_deploy(cfg: LakeConfig, requested: list[str], everything: bool) ->
 
 
 def deploy_layers(cfg: LakeConfig, clients: Clients, reporter, layers: list[str], *, dry_run: bool = False,
-                  root: Path = Path(".")) -> DeployOutcome:
-    return LayerDeployer(cfg, clients, reporter, root).run(layers, dry_run=dry_run)
+                  root: Path = Path("."), only: set[str] | None = None) -> DeployOutcome:
+    return LayerDeployer(cfg, clients, reporter, root).run(layers, dry_run=dry_run, only=only)

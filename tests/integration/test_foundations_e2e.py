@@ -67,7 +67,7 @@ def test_registry_is_published_in_ssm(lake):
 
 def test_put_object_creates_catalog_row_and_delete_marks_it(lake, project):
     cfg, clients, _ = lake
-    sample = project / "samples" / "engineering" / "legislators" / "persons.json"
+    sample = project / "samples" / "engineering" / "legislators" / "persons-1.json"
     tracked = ingest_and_track(cfg, clients, [sample], "engineering", "legislators", timeout=20)
     row = tracked[0].row
     assert row is not None, "no catalog row"

@@ -120,12 +120,15 @@ class CatalogRepository:
                 values[f":{attr}"] = _to_attr(value)
         sets.append("created_at = if_not_exists(created_at, :now)")
 
-        # A: a new object, a new version, or a re-upload after a delete -> RECEIVED. A row with a
+        # A: a new object, new content, or a re-upload after a delete -> RECEIVED. A row with a
         # status but no etag was written by a stage before S3's event arrived: the same version.
+        # A new version with the same content (same etag) keeps the status: the pipelines key
+        # their executions on content, so an identical re-upload is not processed again and the
+        # row must not wait in RECEIVED for a run that will never come.
         same_version = []
         if event.etag is not None:
             same_version.append("etag = :etag")
-        if event.version_id is not None:
+        elif event.version_id is not None:
             same_version.append("(attribute_not_exists(version_id) OR version_id = :version_id)")
         new_version = "attribute_not_exists(#status) OR #status = :deleted"
         if same_version:
