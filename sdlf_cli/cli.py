@@ -254,6 +254,48 @@ def trace(uri, opts):
     views.journey(trace_object(cfg, _clients(opts, cfg), uri), opts.output)
 
 
+@cli.command("run-stage-b")
+@click.option("--team", required=True)
+@click.option("--dataset", required=True)
+@click.option("--wait/--no-wait", default=True, help="Wait for the batch's execution to finish.")
+@global_options
+def run_stage_b(team, dataset, wait, opts):
+    """Start a stage-B batch of DATASET now (whatever its schedule and minimum batch size)."""
+    from sdlf_cli.workflows.stage_b import run_stage_b as run
+
+    cfg = _lake(opts)
+    result = run(cfg, _clients(opts, cfg), team, dataset, wait=wait)
+    views.stage_b_run(result, opts.output)
+    sys.exit(0 if result.ok else 1)
+
+
+@cli.command()
+@click.option("--team", required=True)
+@click.option("--dataset", required=True)
+@click.option("--runs", "count", default=1, show_default=True, help="How many recent runs to show.")
+@global_options
+def quality(team, dataset, count, opts):
+    """Latest data-quality results of a dataset (per rule: status, observed value)."""
+    from sdlf_cli.workflows.stage_b import latest_quality
+
+    cfg = _lake(opts)
+    views.quality(latest_quality(cfg, _clients(opts, cfg), team, dataset, runs=count), opts.output)
+
+
+@cli.command()
+@click.argument("sql")
+@click.option("--team", default=None, help="Run in the team's Athena workgroup.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default=None,
+              help="Result format (default: --output).")
+@global_options
+def query(sql, team, fmt, opts):
+    """Run SQL on the lake: Athena on AWS, DuckDB over the analytics Parquet on the emulator."""
+    from sdlf_cli.workflows.query import run_query
+
+    cfg = _lake(opts)
+    views.query_result(run_query(cfg, _clients(opts, cfg), sql, team=team), fmt or opts.output)
+
+
 @cli.command()
 @global_options
 def demo(opts):

@@ -169,3 +169,46 @@ def journey(j, output: str) -> None:
                 line += f"  error: {e['error']}"
             branch.add(line)
     _out.print(tree)
+
+
+def stage_b_run(run, output: str) -> None:
+    if output == "json":
+        return _json(run.to_dict())
+    if not run.started:
+        _out.print(f"no batch started: {run.reason}")
+        return
+    line = f"batch {run.batch_id}: {run.objects} object(s), execution {run.execution_arn}"
+    _out.print(line)
+    if run.status:
+        _out.print(f"status {run.status} after {run.seconds:.1f}s")
+    if run.error:
+        error(run.error)
+
+
+def quality(runs: list[dict], output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "runs": runs})
+    if not runs:
+        _out.print("no data-quality results yet")
+        return
+    for run in runs:
+        title = f"{run.get('id')} batch {run.get('batch_id')} at {run.get('created_at')}: {run.get('status')}"
+        rows = [(r.get("rule"), r.get("column"), r.get("severity"), r.get("status"), r.get("observed"),
+                 r.get("threshold")) for r in run.get("rules") or []]
+        _out.print(_table(title, ["rule", "column", "severity", "status", "observed", "expected"], rows))
+
+
+def query_result(result, fmt: str) -> None:
+    import csv
+
+    if fmt == "json":
+        return _json({"version": 1, "engine": result.engine, "columns": result.columns,
+                      "rows": [dict(zip(result.columns, row)) for row in result.rows],
+                      "seconds": round(result.seconds, 3)})
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+        return None
+    _out.print(_table(None, result.columns, result.rows))
+    _out.print(f"{len(result.rows)} row(s) in {result.seconds:.2f}s ({result.engine})")
