@@ -299,12 +299,14 @@ def query(sql, team, fmt, opts):
 @cli.command()
 @global_options
 def demo(opts):
-    """From nothing to a catalogued object on the embedded emulator, in one command."""
+    """From nothing to a queried analytics table on the embedded emulator, in one command."""
     from sdlf_cli.ui import make_reporter
     from sdlf_cli.workflows.demo import run_demo
 
-    with make_reporter(opts.output) as reporter:
-        result = run_demo(opts.env, opts.parameters_dir, reporter)
+    # The demo's own step lines are its progress view; stack events would drown them.
+    with make_reporter("json") as reporter:
+        result = run_demo(opts.env, opts.parameters_dir, reporter,
+                          on_step=views.demo_step if opts.output != "json" else (lambda step: None))
     views.demo(result, opts.output)
     sys.exit(0 if result.ok else 1)
 

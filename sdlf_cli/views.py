@@ -114,15 +114,24 @@ def ingested(tracked, output: str) -> None:
         _out.print(f"{t.ingested.file} → {t.ingested.uri}: {state}")
 
 
+def demo_step(step) -> None:
+    mark = "[green]✓[/]" if step.ok else "[bold red]✗[/]"
+    _out.print(f"{mark} {step.name:<9} {step.seconds:6.1f}s  {step.detail}", markup=True)
+
+
 def demo(result, output: str) -> None:
     if output == "json":
         return _json(result.to_dict())
-    deploy_outcome(result.deploy, output)
-    catalog([t.row for t in result.tracked if t.row], output)
-    missing = [t.ingested.uri for t in result.tracked if not t.row]
-    for uri in missing:
-        error(f"{uri}: no catalog row appeared")
-    _out.print(f"emulator: {result.endpoint_url}  (try: aws --endpoint-url {result.endpoint_url} s3 ls)")
+    if result.query is not None:
+        _out.print(f"\n[bold]query[/] {result.query_sql}", markup=True)
+        query_result(result.query, "text")
+    if result.quality:
+        _out.print()
+        quality(result.quality[:1], "text")
+    for row in result.failed_objects:
+        _out.print(f"\n[bold red]failed[/] {row['id']}\n  reason: {row.get('reason')}", markup=True)
+    _out.print(f"\nemulator: {result.endpoint_url}  (try: aws --endpoint-url {result.endpoint_url} s3 ls; "
+               "sdlf --local runs; sdlf local down)")
     _out.print(f"demo finished in {result.seconds:.1f}s: {'ok' if result.ok else 'FAILED'}")
 
 

@@ -1,31 +1,55 @@
-"""`sdlf demo`: start the embedded emulator, deploy the lake, ingest the bundled samples, show the catalog."""
+"""`sdlf demo`: from nothing to a queried analytics table on the embedded emulator, in one command.
+
+Starts the emulator, deploys the sample lake (parameters/<env>.yaml), ingests the bundled samples
+(one deliberately bad), waits for stage A, runs a stage-B batch, then queries the result and reads the
+data-quality summary. Each step reports through `on_step` as it finishes.
+"""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from sdlf_cli.aws.session import Clients
 from sdlf_cli.config.loader import load_config
-from sdlf_cli.workflows.deploy import DeployOutcome, deploy_layers
-from sdlf_cli.workflows.ingest import Tracked, ingest_and_track
+from sdlf_cli.workflows.deploy import DeployOutcome, all_layers, deploy_layers
+from sdlf_cli.workflows.ingest import catalog_rows, ingest_files
 from sdlf_cli.workflows.target import resolve_target
 
 SAMPLES = Path("samples")
 DEMO_TEAM = "engineering"
 DEMO_DATASET = "legislators"
+TERMINAL = {"PROCESSED", "FAILED"}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str
 
 
 @dataclass
 class DemoResult:
-    endpoint_url: str
-    deploy: DeployOutcome
-    tracked: list[Tracked] = field(default_factory=list)
+    endpoint_url: str = ""
+    steps: list[Step] = field(default_factory=list)
+    deploy: DeployOutcome | None = None
+    raw_rows: list[dict] = field(default_factory=list)
+    stage_b: object | None = None
+    query_sql: str = ""
+    query: object | None = None
+    quality: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.deploy.ok and bool(self.tracked) and all(t.row for t in self.tracked)
+        return bool(self.steps) and all(s.ok for s in self.steps)
+
+    @property
+    def failed_objects(self) -> list[dict]:
+        return [r for r in self.raw_rows if r.get("status") == "FAILED"]
 
     def to_dict(self) -> dict:
         return {
@@ -33,8 +57,11 @@ class DemoResult:
             "ok": self.ok,
             "endpoint_url": self.endpoint_url,
             "seconds": round(self.seconds, 2),
-            "deploy": self.deploy.to_dict(),
-            "objects": [{"uri": t.ingested.uri, "row": t.row} for t in self.tracked],
+            "steps": [s.__dict__ for s in self.steps],
+            "objects": self.raw_rows,
+            "query": {"sql": self.query_sql, "columns": getattr(self.query, "columns", []),
+                      "rows": [list(r) for r in getattr(self.query, "rows", [])]},
+            "quality": self.quality,
         }
 
 
@@ -42,16 +69,82 @@ def sample_files(root: Path = Path(".")) -> list[Path]:
     return sorted(p for p in (root / SAMPLES / DEMO_TEAM / DEMO_DATASET).iterdir() if p.is_file())
 
 
-def run_demo(env: str, parameters_dir: str, reporter, root: Path = Path(".")) -> DemoResult:
-    from sdlf_cli.local import process
+class _Steps:
+    def __init__(self, result: DemoResult, on_step: Callable[[Step], None]):
+        self.result, self.on_step = result, on_step
 
-    started = time.monotonic()
+    def record(self, name: str, started: float, ok: bool, detail: str) -> bool:
+        step = Step(name, ok, time.monotonic() - started, detail)
+        self.result.steps.append(step)
+        self.on_step(step)
+        return ok
+
+
+def wait_for_terminal(cfg, clients, uris: list[str], timeout: float = 120.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [(catalog_rows(cfg, clients, uri=u) or [{"id": u, "status": "MISSING"}])[0] for u in uris]
+        if all(r.get("status") in TERMINAL for r in rows) or time.monotonic() >= deadline:
+            return rows
+        time.sleep(0.5)
+
+
+def run_demo(env: str, parameters_dir: str, reporter, root: Path = Path("."),
+             on_step: Callable[[Step], None] = lambda step: None) -> DemoResult:
+    from sdlf_cli.local import process
+    from sdlf_cli.workflows.query import run_query
+    from sdlf_cli.workflows.stage_b import latest_quality, run_stage_b
+
+    began = time.monotonic()
+    result = DemoResult()
+    steps = _Steps(result, on_step)
+
+    t = time.monotonic()
     status = process.up(None)
+    result.endpoint_url = status.endpoint_url
+    steps.record("emulator", t, True, f"{status.endpoint_url} (pid {status.pid})")
+
+    t = time.monotonic()
     cfg = load_config(env, parameters_dir)
     clients = Clients(resolve_target(cfg, endpoint_url=status.endpoint_url))
-    outcome = deploy_layers(cfg, clients, reporter, ["foundations"], root=root)
-    result = DemoResult(status.endpoint_url, outcome)
-    if outcome.ok:
-        result.tracked = ingest_and_track(cfg, clients, sample_files(root), DEMO_TEAM, DEMO_DATASET)
-    result.seconds = time.monotonic() - started
+    result.deploy = deploy_layers(cfg, clients, reporter, all_layers(cfg, root), root=root)
+    summary = ", ".join(f"{r.name.removeprefix(cfg.names.prefix + '-')} {r.status}" for r in result.deploy.results)
+    if not steps.record("deploy", t, result.deploy.ok, summary):
+        return _done(result, began)
+
+    t = time.monotonic()
+    ingested = ingest_files(cfg, clients, sample_files(root), DEMO_TEAM, DEMO_DATASET)
+    steps.record("ingest", t, True, f"{len(ingested)} files into s3://{ingested[0].bucket}/{DEMO_TEAM}/{DEMO_DATASET}/")
+
+    t = time.monotonic()
+    result.raw_rows = wait_for_terminal(cfg, clients, [i.uri for i in ingested])
+    counts = {s: sum(r.get("status") == s for r in result.raw_rows) for s in ("PROCESSED", "FAILED")}
+    settled = all(r.get("status") in TERMINAL for r in result.raw_rows)
+    if not steps.record("stage A", t, settled and counts["PROCESSED"] > 0,
+                        f"{counts['PROCESSED']} processed, {counts['FAILED']} failed"):
+        return _done(result, began)
+
+    t = time.monotonic()
+    result.stage_b = run_stage_b(cfg, clients, DEMO_TEAM, DEMO_DATASET)
+    run = result.stage_b
+    detail = f"batch of {run.objects} object(s): {run.status or run.reason}" + (f" ({run.error})" if run.error else "")
+    if not steps.record("stage B", t, run.started and run.status == "SUCCEEDED", detail):
+        return _done(result, began)
+
+    t = time.monotonic()
+    database = cfg.names.glue_database(DEMO_TEAM, DEMO_DATASET)
+    result.query_sql = (f"SELECT gender, count(*) AS people, min(birth_date) AS earliest_birth "
+                        f"FROM {database}.{DEMO_DATASET} GROUP BY gender ORDER BY gender")
+    result.query = run_query(cfg, clients, result.query_sql)
+    steps.record("query", t, bool(result.query.rows), f"{len(result.query.rows)} row(s) via {result.query.engine}")
+
+    t = time.monotonic()
+    result.quality = latest_quality(cfg, clients, DEMO_TEAM, DEMO_DATASET)
+    status_q = result.quality[0].get("status") if result.quality else "none"
+    steps.record("quality", t, bool(result.quality), f"latest run {status_q}")
+    return _done(result, began)
+
+
+def _done(result: DemoResult, began: float) -> DemoResult:
+    result.seconds = time.monotonic() - began
     return result
