@@ -1,0 +1,714 @@
+"""Stage-B heavy transform: a batch of stage JSON-lines objects -> partitioned Parquet in the analytics bucket.
+
+One script for both engines (Glue passes arguments as `--name value`):
+  --engine python   Glue Python shell (or the host, on the emulator): Python's json + pyarrow.
+  --engine spark    Glue ETL (PySpark), or a local `local[2]` session where inputs are staged from S3 to
+                    local files and outputs uploaded back (no s3a:// jars off Glue).
+  --manifest s3://<stage>/<team>/<dataset>/_batches/<batch_id>/manifest.json
+
+Both engines share the same parsing, type inference and value conversion (the pure-Python functions
+below; on Spark they run in the executors), so the same inputs give the same rows and the same schema:
+  JSON int -> bigint (int64), float -> double, int mixed with float -> double, string -> string,
+  boolean -> boolean, object -> struct (fields merged across rows), array -> array (elements merged),
+  any other mix of types in one field -> string (non-string values as compact JSON text),
+  a field that is always null, an empty object or an empty array's element -> string,
+  an integer outside int64 -> string.
+Column (and struct field) names are normalised: lowercase, anything but [a-z0-9_] -> '_', duplicates get
+`_2`, `_3`... in order of first appearance. Columns keep the order of first appearance.
+
+Output: one Parquet file (snappy) per hive partition, `<output>/<col>=<value>/.../part-<batch_id>.parquet`,
+so a replayed batch overwrites its files instead of adding new ones. `ingestion_date` (the batch's
+created_at date) is added as a column when the data has none. Then `result.json` next to the manifest:
+  {"batch_id", "outputs": [{"uri", "rows", "partition"}], "rows", "columns": [{"name", "type"}],
+   "partition_keys": [{"name", "type"}], "engine"}
+
+Bad input (a line that is not a JSON object, an unreadable object) fails the job with a message naming
+the object and the line. The message is the last line on stderr (what the job run's ErrorMessage shows).
+
+Must run on Glue Python shell 3.9: no `match`, no runtime `X | Y` annotations; `awsglue` is never needed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+ENGINES = ("python", "spark")
+DEFAULT_PARTITION_BY = ["ingestion_date"]
+INGESTION_DATE = "ingestion_date"
+HIVE_DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+ORDER_COLUMNS = ("__sdlf_input", "__sdlf_line")
+# Partition values become folder names: a column of one of these types can partition the data.
+PARTITIONABLE = ("string", "bigint", "boolean")
+
+
+class JobError(Exception):
+    """A failure the job reports as its error message (bad input, bad manifest, unreadable object)."""
+
+
+# --- S3 ------------------------------------------------------------------------------------------
+def parse_s3_uri(uri: str) -> Tuple[str, str]:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise JobError(f"not an s3:// location: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise JobError(f"not an s3://bucket/key location: {uri!r}")
+    return bucket, key
+
+
+def s3_client() -> Any:
+    import boto3  # botocore honours AWS_ENDPOINT_URL (the emulator) for every client
+
+    return boto3.client("s3")
+
+
+def read_object(s3: Any, uri: str, what: str = "object") -> bytes:
+    bucket, key = parse_s3_uri(uri)
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:  # botocore ClientError or a network error: name the object either way
+        raise JobError(f"cannot read {what} {uri}: {_describe(exc)}") from None
+
+
+def write_object(s3: Any, uri: str, body: bytes, content_type: str) -> None:
+    bucket, key = parse_s3_uri(uri)
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    except Exception as exc:
+        raise JobError(f"cannot write {uri}: {_describe(exc)}") from None
+
+
+def _describe(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and response.get("Error"):
+        error = response["Error"]
+        return f"{error.get('Code', 'error')}: {error.get('Message') or exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def sibling_uri(manifest_uri: str, name: str) -> str:
+    bucket, key = parse_s3_uri(manifest_uri)
+    folder = key.rsplit("/", 1)[0] if "/" in key else ""
+    return f"s3://{bucket}/{folder}/{name}" if folder else f"s3://{bucket}/{name}"
+
+
+# --- names ---------------------------------------------------------------------------------------
+_NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]")
+
+
+def normalise_name(name: str) -> str:
+    """Glue/Athena-friendly column name: lowercase, anything but [a-z0-9_] -> '_'."""
+    return _NOT_IDENTIFIER.sub("_", str(name).lower()) or "_"
+
+
+def dedupe(names: Sequence[str]) -> List[str]:
+    """Normalised names, made unique with `_2`, `_3`... in order (a suffix never collides either)."""
+    taken: set = set()
+    out: List[str] = []
+    for name in names:
+        base = normalise_name(name)
+        candidate, counter = base, 1
+        while candidate in taken:
+            counter += 1
+            candidate = f"{base}_{counter}"
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+# --- parsing and type inference (pure Python: runs in Spark executors too) ------------------------
+# Raw types while inferring: ("null",) ("boolean",) ("bigint",) ("double",) ("string",)
+# ("struct", ((raw_key, type), ...)) ("array", type).
+NULL = ("null",)
+
+
+def parse_line(uri: str, line_number: int, text: str) -> Dict[str, Any]:
+    if line_number == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise JobError(f"{uri} line {line_number}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise JobError(f"{uri} line {line_number}: expected a JSON object, got {_json_kind(value)}")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null" if value is None else type(value).__name__
+
+
+def infer(value: Any) -> tuple:
+    if value is None:
+        return NULL
+    if isinstance(value, bool):  # before int: bool is an int in Python
+        return ("boolean",)
+    if isinstance(value, int):
+        return ("bigint",) if INT64_MIN <= value <= INT64_MAX else ("string",)
+    if isinstance(value, float):
+        return ("double",)
+    if isinstance(value, str):
+        return ("string",)
+    if isinstance(value, dict):
+        return ("struct", tuple((key, infer(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        element = NULL
+        for item in value:
+            element = merge(element, infer(item))
+        return ("array", element)
+    return ("string",)
+
+
+def merge(a: tuple, b: tuple) -> tuple:
+    """The type of a field that held values of types a and b (order-preserving for struct fields)."""
+    if a == b:
+        return a
+    if a == NULL:
+        return b
+    if b == NULL:
+        return a
+    kinds = {a[0], b[0]}
+    if kinds == {"bigint", "double"}:
+        return ("double",)
+    if a[0] == b[0] == "struct":
+        fields = dict(a[1])
+        order = [key for key, _ in a[1]]
+        for key, kind in b[1]:
+            if key in fields:
+                fields[key] = merge(fields[key], kind)
+            else:
+                fields[key] = kind
+                order.append(key)
+        return ("struct", tuple((key, fields[key]) for key in order))
+    if a[0] == b[0] == "array":
+        return ("array", merge(a[1], b[1]))
+    return ("string",)
+
+
+def infer_records(records: Iterable[Dict[str, Any]], start: tuple = ("struct", ())) -> tuple:
+    schema = start
+    for record in records:
+        schema = merge(schema, infer(record))
+    return schema
+
+
+# Final types: "bigint" "double" "string" "boolean" ("struct", [(name, raw_key, type)]) ("array", type)
+def finalise(kind: tuple) -> Any:
+    if kind == NULL:
+        return "string"
+    if kind[0] == "struct":
+        if not kind[1]:
+            return "string"  # Parquet has no empty struct: keep `{}` as text
+        names = dedupe([key for key, _ in kind[1]])
+        return ("struct", [(name, key, finalise(sub)) for name, (key, sub) in zip(names, kind[1])])
+    if kind[0] == "array":
+        return ("array", finalise(kind[1]))
+    return kind[0]
+
+
+def to_text(value: Any) -> Optional[str]:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def convert(value: Any, kind: Any, as_tuple: bool = False) -> Any:
+    """A JSON value as the final type says (struct as dict, or as tuple for Spark rows)."""
+    if value is None:
+        return None
+    if kind == "string":
+        return to_text(value)
+    if kind == "double":
+        return float(value)
+    if kind in ("bigint", "boolean"):
+        return value
+    if kind[0] == "array":
+        return [convert(item, kind[1], as_tuple) for item in value]
+    fields = kind[1]
+    if as_tuple:
+        return tuple(convert(value.get(key), sub, True) for _, key, sub in fields)
+    return {name: convert(value.get(key), sub) for name, key, sub in fields}
+
+
+def hive_type(kind: Any) -> str:
+    if isinstance(kind, str):
+        return kind
+    if kind[0] == "array":
+        return f"array<{hive_type(kind[1])}>"
+    return "struct<" + ",".join(f"{name}:{hive_type(sub)}" for name, _, sub in kind[1]) + ">"
+
+
+# --- partitions ----------------------------------------------------------------------------------
+# Hive's (and Spark's) escaping of partition folder names, so both engines name folders alike.
+_ESCAPED = set('"#%\'*/:=?\\\x7f{[]^') | {chr(c) for c in range(1, 32)}
+
+
+def escape_partition_value(value: str) -> str:
+    return "".join(f"%{ord(ch):02X}" if ch in _ESCAPED else ch for ch in value)
+
+
+def unescape_partition_value(text: str) -> str:
+    return re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def partition_text(value: Any) -> Optional[str]:
+    """The folder value of a partition column; None for the default (null) partition."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def partition_path(values: Sequence[Tuple[str, Optional[str]]]) -> str:
+    return "".join(
+        f"{name}={HIVE_DEFAULT_PARTITION if value is None else escape_partition_value(value)}/"
+        for name, value in values
+    )
+
+
+class Plan:
+    """What to write: final columns, data columns (in the files) and partition columns (in the path)."""
+
+    def __init__(self, manifest: Dict[str, Any], raw_schema: tuple):
+        final = finalise(raw_schema) if raw_schema[1] else ("struct", [])
+        self.columns: List[Tuple[str, str, Any]] = list(final[1]) if final != "string" else []
+        names = [name for name, _, _ in self.columns]
+        self.ingestion_date = ingestion_date(manifest)
+        self.partition_by = [normalise_name(p) for p in manifest_partition_by(manifest)]
+        self.added_ingestion_date = False
+        for name in self.partition_by:
+            if name in names:
+                kind = dict((n, k) for n, _, k in self.columns)[name]
+                if kind not in PARTITIONABLE:
+                    raise JobError(
+                        f"partition column {name!r} is {hive_type(kind)}; partition by a string, bigint or boolean column"
+                    )
+            elif name == INGESTION_DATE:
+                self.added_ingestion_date = True
+            else:
+                raise JobError(f"partition column {name!r} is not in the data (columns: {', '.join(names) or 'none'})")
+        self.data_columns = [c for c in self.columns if c[0] not in self.partition_by]
+        self.kinds = {name: kind for name, _, kind in self.columns}
+        self.raw_keys = {name: key for name, key, _ in self.columns}
+
+    def require_columns(self, rows: int) -> None:
+        if rows and not self.data_columns:
+            raise JobError(f"the batch's {rows} record(s) have no fields besides the partition columns")
+
+    def partition_values(self, record: Dict[str, Any]) -> Tuple[Optional[str], ...]:
+        values = []
+        for name in self.partition_by:
+            if name == INGESTION_DATE and self.added_ingestion_date:
+                values.append(self.ingestion_date)
+            else:
+                values.append(partition_text(convert(record.get(self.raw_keys[name]), self.kinds[name])))
+        return tuple(values)
+
+    def row(self, record: Dict[str, Any], as_tuple: bool = False) -> Any:
+        if as_tuple:
+            return tuple(convert(record.get(key), kind, True) for _, key, kind in self.data_columns)
+        return {name: convert(record.get(key), kind) for name, key, kind in self.data_columns}
+
+    def result_columns(self) -> List[Dict[str, str]]:
+        return [{"name": name, "type": hive_type(kind)} for name, _, kind in self.data_columns]
+
+    def partition_keys(self) -> List[Dict[str, str]]:
+        return [
+            {"name": name, "type": "string" if name == INGESTION_DATE and self.added_ingestion_date
+             else hive_type(self.kinds[name])}
+            for name in self.partition_by
+        ]
+
+
+def ingestion_date(manifest: Dict[str, Any]) -> str:
+    created = manifest.get("created_at")
+    if not isinstance(created, str):
+        raise JobError(f"manifest: created_at must be an ISO-8601 time, got {created!r}")
+    try:
+        moment = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        raise JobError(f"manifest: created_at must be an ISO-8601 time, got {created!r}") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d")
+
+
+def manifest_partition_by(manifest: Dict[str, Any]) -> List[str]:
+    value = manifest.get("partition_by")
+    if value is None:
+        return list(DEFAULT_PARTITION_BY)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise JobError(f"manifest: partition_by must be a list of column names, got {value!r}")
+    return list(value)
+
+
+# --- manifest ------------------------------------------------------------------------------------
+def load_manifest(s3: Any, uri: str) -> Dict[str, Any]:
+    body = read_object(s3, uri, "manifest")
+    try:
+        manifest = json.loads(body)
+    except ValueError as exc:
+        raise JobError(f"manifest {uri} is not JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise JobError(f"manifest {uri} must be a JSON object")
+    for name in ("batch_id", "output"):
+        if not isinstance(manifest.get(name), str) or not manifest[name]:
+            raise JobError(f"manifest {uri}: {name!r} is missing")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", manifest["batch_id"]):
+        raise JobError(f"manifest {uri}: batch_id {manifest['batch_id']!r} must be [A-Za-z0-9_-]")
+    inputs = manifest.get("inputs")
+    if not isinstance(inputs, list):
+        raise JobError(f"manifest {uri}: 'inputs' must be a list")
+    for index, item in enumerate(inputs):
+        if not isinstance(item, dict) or not isinstance(item.get("uri"), str):
+            raise JobError(f"manifest {uri}: inputs[{index}] must be an object with a 'uri'")
+        parse_s3_uri(item["uri"])
+    parse_s3_uri(manifest["output"])
+    return manifest
+
+
+def input_uris(manifest: Dict[str, Any]) -> List[str]:
+    """Inputs in a fixed order (sorted by uri), so rows come out in the same order on every run."""
+    return sorted({item["uri"] for item in manifest["inputs"]})
+
+
+def output_uri(manifest: Dict[str, Any], values: Sequence[Tuple[str, Optional[str]]]) -> str:
+    base = manifest["output"] if manifest["output"].endswith("/") else manifest["output"] + "/"
+    return f"{base}{partition_path(values)}part-{manifest['batch_id']}.parquet"
+
+
+def write_result(s3: Any, manifest_uri: str, manifest: Dict[str, Any], plan: Plan,
+                 outputs: List[Dict[str, Any]], engine: str) -> Dict[str, Any]:
+    outputs = sorted(outputs, key=lambda o: o["uri"])
+    result = {
+        "batch_id": manifest["batch_id"],
+        "engine": engine,
+        "outputs": outputs,
+        "rows": sum(o["rows"] for o in outputs),
+        "columns": plan.result_columns(),
+        "partition_keys": plan.partition_keys(),
+    }
+    write_object(s3, sibling_uri(manifest_uri, "result.json"),
+                 json.dumps(result, indent=2, sort_keys=True).encode("utf-8"), "application/json")
+    return result
+
+
+def _partition_dict(plan: Plan, values: Sequence[Optional[str]]) -> Dict[str, Optional[str]]:
+    return dict(zip(plan.partition_by, values))
+
+
+# --- engine: python (pyarrow) --------------------------------------------------------------------
+def arrow_type(kind: Any) -> Any:
+    import pyarrow as pa
+
+    simple = {"bigint": pa.int64(), "double": pa.float64(), "string": pa.string(), "boolean": pa.bool_()}
+    if isinstance(kind, str):
+        return simple[kind]
+    if kind[0] == "array":
+        return pa.list_(arrow_type(kind[1]))
+    return pa.struct([pa.field(name, arrow_type(sub)) for name, _, sub in kind[1]])
+
+
+def iter_lines(uri: str, body: bytes) -> Iterator[Tuple[int, str]]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body[: exc.start].count(b"\n") + 1
+        raise JobError(f"{uri} line {line}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield number, line
+
+
+def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    s3 = s3 or s3_client()
+    manifest = load_manifest(s3, manifest_uri)
+    records: List[Dict[str, Any]] = []
+    for uri in input_uris(manifest):
+        body = read_object(s3, uri, "input")
+        records.extend(parse_line(uri, number, line) for number, line in iter_lines(uri, body))
+    plan = Plan(manifest, infer_records(records))
+    plan.require_columns(len(records))
+    groups: Dict[Tuple[Optional[str], ...], List[Dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(plan.partition_values(record), []).append(plan.row(record))
+    schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.data_columns])
+    outputs = []
+    with tempfile.TemporaryDirectory(prefix="sdlf-heavy-") as scratch:
+        for index, (values, rows) in enumerate(sorted(groups.items(), key=lambda g: _sort_key(g[0]))):
+            local = os.path.join(scratch, f"{index}.parquet")
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), local, compression="snappy")
+            uri = output_uri(manifest, list(zip(plan.partition_by, values)))
+            with open(local, "rb") as handle:
+                write_object(s3, uri, handle.read(), "application/vnd.apache.parquet")
+            outputs.append({"uri": uri, "rows": len(rows), "partition": _partition_dict(plan, values)})
+    return write_result(s3, manifest_uri, manifest, plan, outputs, "python")
+
+
+def _sort_key(values: Sequence[Optional[str]]) -> Tuple:
+    return tuple((v is None, v or "") for v in values)
+
+
+# --- engine: spark -------------------------------------------------------------------------------
+def on_glue(argv: Sequence[str] = ()) -> bool:
+    """Real Glue: a job run id and no emulator endpoint. There Spark reads and writes s3:// itself."""
+    argv = list(argv) or sys.argv
+    return any(a.startswith(("--JOB_RUN_ID", "--JOB_ID")) for a in argv) and not os.environ.get("AWS_ENDPOINT_URL")
+
+
+def spark_session(glue: bool = False) -> Any:
+    from pyspark.sql import SparkSession
+
+    if glue:
+        return SparkSession.builder.getOrCreate()
+    # Executors must run this interpreter (it has the same Python as the driver), not whatever `python3` is.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName("sdlf-heavy-transform")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+
+
+def spark_type(kind: Any) -> Any:
+    from pyspark.sql import types as T
+
+    simple = {"bigint": T.LongType(), "double": T.DoubleType(), "string": T.StringType(), "boolean": T.BooleanType()}
+    if isinstance(kind, str):
+        return simple[kind]
+    if kind[0] == "array":
+        return T.ArrayType(spark_type(kind[1]), True)
+    return T.StructType([T.StructField(name, spark_type(sub), True) for name, _, sub in kind[1]])
+
+
+def _parse_partition(lines: Iterable[Tuple[int, int, str, str]]) -> Iterator[Tuple[int, int, Any]]:
+    """(input, line, uri, text) -> (input, line, record), or (input, line, JobError message)."""
+    for index, number, uri, text in lines:
+        if not text.strip():
+            continue
+        try:
+            yield index, number, parse_line(uri, number, text)
+        except JobError as exc:
+            yield index, number, str(exc)
+
+
+def _infer_partition(items: Iterable[Tuple[int, int, Any]]) -> Iterator[Tuple[Optional[Tuple[int, int, str]], tuple]]:
+    schema: tuple = ("struct", ())
+    first_error = None
+    for index, number, record in items:
+        if isinstance(record, str):
+            if first_error is None or (index, number) < first_error[:2]:
+                first_error = (index, number, record)
+            continue
+        schema = merge(schema, infer(record))
+    yield first_error, schema
+
+
+def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Optional[bool] = None) -> Dict[str, Any]:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    _pickle_by_value()
+    glue = on_glue() if glue is None else glue
+    s3 = s3 or s3_client()
+    manifest = load_manifest(s3, manifest_uri)
+    own_session = spark is None
+    spark = spark or spark_session(glue)
+    scratch = tempfile.mkdtemp(prefix="sdlf-heavy-spark-")
+    try:
+        sc = spark.sparkContext
+        uris = input_uris(manifest)
+        line_rdds = []
+        for index, uri in enumerate(uris):
+            path = uri if glue else _stage_input(s3, uri, os.path.join(scratch, "in", f"{index:06d}.jsonl"))
+            if not glue:
+                _check_utf8(uri, path)
+            line_rdds.append(sc.textFile(path).zipWithIndex().map(
+                lambda pair, i=index, u=uri: (i, pair[1] + 1, u, pair[0])))
+        parsed = (sc.union(line_rdds) if line_rdds else sc.emptyRDD()).mapPartitions(_parse_partition)
+        parsed.persist(StorageLevel.MEMORY_AND_DISK)
+        raw_schema: tuple = ("struct", ())
+        errors = []
+        for error, schema in parsed.mapPartitions(_infer_partition).collect():
+            raw_schema = merge(raw_schema, schema)  # collect() keeps partition order: same column order
+            if error is not None:
+                errors.append(error)
+        if errors:
+            raise JobError(min(errors)[2])
+        plan = Plan(manifest, raw_schema)
+        pcols = list(plan.partition_by)
+        fields = [T.StructField(name, spark_type(kind), True) for name, _, kind in plan.data_columns]
+        fields += [T.StructField(name, T.StringType(), True) for name in pcols]
+        fields += [T.StructField(name, T.LongType(), False) for name in ORDER_COLUMNS]
+        rows = parsed.map(lambda item: plan.row(item[2], as_tuple=True) + plan.partition_values(item[2]) + item[:2])
+        frame = spark.createDataFrame(rows, T.StructType(fields), verifySchema=False)
+        # Every partition value goes to one task, so each partition folder gets exactly one file.
+        frame = frame.repartition(*pcols) if pcols else frame.coalesce(1)
+        frame = frame.sortWithinPartitions(*pcols, *ORDER_COLUMNS).drop(*ORDER_COLUMNS)
+        counts = {tuple(r[c] for c in pcols): r["count"] for r in frame.groupBy(*pcols).count().collect()} \
+            if pcols else {(): frame.count()}
+        counts = {k: v for k, v in counts.items() if v}
+        plan.require_columns(sum(counts.values()))
+        staging = _spark_staging(manifest_uri, glue, scratch)
+        frame.write.mode("overwrite").option("compression", "snappy").partitionBy(*pcols).parquet(staging)
+        outputs = _publish_spark_files(s3, manifest, plan, staging, glue, counts)
+        parsed.unpersist()
+        return write_result(s3, manifest_uri, manifest, plan, outputs, "spark")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if own_session and not glue:
+            spark.stop()
+
+
+def _pickle_by_value() -> None:
+    """Executors cannot import this file when it was loaded as a module: send its functions by value."""
+    if __name__ != "__main__":
+        from pyspark import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def _stage_input(s3: Any, uri: str, path: str) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    bucket, key = parse_s3_uri(uri)
+    try:
+        s3.download_file(bucket, key, path)
+    except Exception as exc:
+        raise JobError(f"cannot read input {uri}: {_describe(exc)}") from None
+    return path
+
+
+def _check_utf8(uri: str, path: str) -> None:
+    """Spark decodes bad bytes as U+FFFD silently; fail like the python engine does."""
+    with open(path, "rb") as handle:
+        body = handle.read()
+    for _ in iter_lines(uri, body):
+        pass
+
+
+def _spark_staging(manifest_uri: str, glue: bool, scratch: str) -> str:
+    if glue:  # executors on other nodes: stage next to the manifest in S3, then copy to the final names
+        return sibling_uri(manifest_uri, "_spark_output/")
+    return os.path.join(scratch, "out")
+
+
+def _publish_spark_files(s3: Any, manifest: Dict[str, Any], plan: Plan, staging: str, glue: bool,
+                         counts: Dict[Tuple[Optional[str], ...], int]) -> List[Dict[str, Any]]:
+    """Give each partition's single Spark file its final name `part-<batch_id>.parquet`."""
+    found: Dict[Tuple[Optional[str], ...], str] = {}
+    for relative, location in _spark_files(s3, staging, glue):
+        folders = relative.split("/")[:-1]
+        values = []
+        for folder, name in zip(folders, plan.partition_by):
+            key, _, text = folder.partition("=")
+            if key != name:
+                raise JobError(f"unexpected Spark output folder {relative!r}")
+            values.append(None if text == HIVE_DEFAULT_PARTITION else unescape_partition_value(text))
+        if len(folders) != len(plan.partition_by):
+            raise JobError(f"unexpected Spark output file {relative!r}")
+        if tuple(values) in found:
+            raise JobError(f"Spark wrote more than one file for partition {relative.rsplit('/', 1)[0]!r}")
+        found[tuple(values)] = location
+    outputs = []
+    for values in sorted(counts, key=_sort_key):
+        if values not in found:
+            raise JobError(f"Spark wrote no file for partition {values!r}")
+        uri = output_uri(manifest, list(zip(plan.partition_by, values)))
+        bucket, key = parse_s3_uri(uri)
+        if glue:
+            source_bucket, source_key = parse_s3_uri(found[values])
+            s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": source_bucket, "Key": source_key})
+        else:
+            with open(found[values], "rb") as handle:
+                write_object(s3, uri, handle.read(), "application/vnd.apache.parquet")
+        outputs.append({"uri": uri, "rows": counts[values], "partition": _partition_dict(plan, values)})
+    if glue:
+        _delete_prefix(s3, staging)
+    return outputs
+
+
+def _spark_files(s3: Any, staging: str, glue: bool) -> List[Tuple[str, str]]:
+    """(path relative to staging, location) of every Parquet file Spark wrote."""
+    files = []
+    if glue:
+        bucket, prefix = parse_s3_uri(staging)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["Key"].endswith(".parquet"):
+                    files.append((item["Key"][len(prefix):], f"s3://{bucket}/{item['Key']}"))
+        return files
+    for current, _, names in os.walk(staging):
+        for name in names:
+            if name.endswith(".parquet"):
+                path = os.path.join(current, name)
+                files.append((os.path.relpath(path, staging).replace(os.sep, "/"), path))
+    return files
+
+
+def _delete_prefix(s3: Any, uri: str) -> None:
+    bucket, prefix = parse_s3_uri(uri)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+# --- entry point ---------------------------------------------------------------------------------
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="sdlf stage-B heavy transform")
+    parser.add_argument("--engine", required=True, choices=ENGINES)
+    parser.add_argument("--manifest", required=True)
+    arguments, _ = parser.parse_known_args(list(argv))  # Glue adds its own (--JOB_ID, --TempDir, ...)
+    return arguments
+
+
+def run(engine: str, manifest_uri: str, s3: Any = None, spark: Any = None) -> Dict[str, Any]:
+    if engine == "python":
+        return run_python(manifest_uri, s3)
+    if engine == "spark":
+        return run_spark(manifest_uri, s3, spark)
+    raise JobError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    started = time.monotonic()
+    result = run(arguments.engine, arguments.manifest)
+    print(json.dumps({"batch_id": result["batch_id"], "engine": arguments.engine, "rows": result["rows"],
+                      "files": len(result["outputs"]), "seconds": round(time.monotonic() - started, 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except JobError as error:
+        if on_glue():
+            raise  # Glue shows the exception as the run's ErrorMessage
+        print(f"heavy transform failed: {error}", file=sys.stderr)
+        sys.exit(1)
