@@ -24,7 +24,7 @@ def _put(name: str, props: dict, account_id: str, region_name: str) -> None:
         threshold=float(props.get("Threshold") or 0),
         statistic=props.get("Statistic"),
         description=props.get("AlarmDescription", ""),
-        dimensions=[{"name": d["Name"], "value": d["Value"]} for d in props.get("Dimensions") or []],
+        dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in props.get("Dimensions") or []],
         alarm_actions=list(props.get("AlarmActions") or []),
         ok_actions=list(props.get("OKActions") or []),
         insufficient_data_actions=list(props.get("InsufficientDataActions") or []),
