@@ -161,10 +161,10 @@ class Names:
 LAKE_FIELDS = ("org", "app", "env")
 
 # Per-pipeline and per-dataset resources the pipeline/dataset layers create (suffixes given to Names).
-PIPELINE_FUNCTIONS = ("routing-a", "transform-a", "error-a", "routing-b", "error-b")
+PIPELINE_FUNCTIONS = ("routing-a", "transform-a", "error-a", "routing-b", "transform-b", "error-b")
 PIPELINE_STATE_MACHINES = ("sm-a", "sm-b")
 TEAM_ROLES = ("lambda", "states", "glue")
-FOUNDATION_TABLES = ("catalog", "datasets", "pipelines", "executions")
+FOUNDATION_TABLES = ("catalog", "datasets", "pipelines", "executions", "quality")
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,7 @@ def derived_names(cfg, account: str = LONGEST_ACCOUNT, region: str | None = None
             add("queue", n.queue(t, d, "b"), df, tf)
             add("queue", n.dlq(t, d, "b"), df, tf)
             add("glue_job", n.resource(t, d, "job"), df, tf)
+            add("glue_job", n.resource(t, d, "dq"), df, tf)
             add("crawler", n.resource(t, d, "crawler"), df, tf)
             add("rule", n.rule(t, d, "schedule"), df, tf)
             add("log_group", n.log_group("glue", n.resource(t, d, "job")), df, tf)

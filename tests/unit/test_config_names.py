@@ -35,7 +35,7 @@ def test_derived_names_cover_every_layer_and_kind():
     assert {"acme-lake-dev-eng-main-sm-a", "acme-lake-dev-eng-main-sm-b"} == by_kind["state_machine"]
     assert {"acme-lake-dev-catalog", "acme-lake-dev-catalog-dlq", "acme-lake-dev-eng-main-a",
             "acme-lake-dev-eng-orders-b"} <= by_kind["queue"]
-    assert by_kind["glue_job"] == {"acme-lake-dev-eng-orders-job"}
+    assert by_kind["glue_job"] == {"acme-lake-dev-eng-orders-job", "acme-lake-dev-eng-orders-dq"}
     assert by_kind["crawler"] == {"acme-lake-dev-eng-orders-crawler"}
     assert "acme-lake-dev-eng-orders-schedule" in by_kind["rule"]
     assert "acme-lake-dev-eng-notifications" in by_kind["topic"]

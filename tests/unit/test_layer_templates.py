@@ -24,7 +24,8 @@ from tests.snapshots.layers import LAYER_CASES, SETTINGS, lake, render_layer_cas
 SSM_TYPE = "AWS::SSM::Parameter::Value<String>"
 TEAM_PUBLISHED = ("kms-key-arn", "lambda-role-arn", "states-role-arn", "glue-role-arn", "topic-arn", "workgroup",
                   "glue-database", "permissions-boundary-arn")
-PIPELINE_PUBLISHED = ("queue-a-url", "queue-a-arn", "dlq-a-url", "state-machine-a-arn")
+PIPELINE_PUBLISHED = ("queue-a-url", "queue-a-arn", "dlq-a-url", "state-machine-a-arn", "routing-b-arn",
+                      "state-machine-b-arn")
 RETRY_ERRORS = ["TransientError", "Lambda.ServiceException", "Lambda.AWSLambdaException",
                 "Lambda.SdkClientException", "Lambda.TooManyRequestsException"]
 
@@ -91,8 +92,9 @@ def test_layer_lints_clean(layer, lake_formation, emails):
     "layer,unit,deployer_parameters",
     [
         ("team", "eng", set()),
-        ("pipeline", "mkt/fast", {"pArtifactsBucket", "pCodeRoutingAKey", "pCodeTransformAKey", "pCodeErrorAKey"}),
-        ("dataset", "mkt/ads", set()),
+        ("pipeline", "mkt/fast", {"pArtifactsBucket", "pCodeRoutingAKey", "pCodeTransformAKey", "pCodeErrorAKey",
+                                  "pCodeRoutingBKey", "pCodeTransformBKey", "pCodeErrorBKey"}),
+        ("dataset", "mkt/ads", {"pArtifactsBucket", "pGlueHeavyTransformKey", "pGlueQualityKey"}),
     ],
 )
 def test_parameters_are_code_keys_or_ssm_paths_of_the_lake(layer, unit, deployer_parameters):
@@ -106,7 +108,7 @@ def test_parameters_are_code_keys_or_ssm_paths_of_the_lake(layer, unit, deployer
 
 def test_dataset_reads_its_own_pipeline_and_team_from_ssm():
     template = parsed("dataset", "mkt/ads")
-    defaults = {p["Default"] for p in template["Parameters"].values()}
+    defaults = {p["Default"] for p in template["Parameters"].values() if p["Type"] == SSM_TYPE}
     assert NAMES.ssm("pipelines", "mkt", "fast", "queue-a-arn") in defaults
     assert NAMES.ssm("teams", "mkt", "kms-key-arn") in defaults
     assert not any("/eng/" in d or "/mkt/main/" in d for d in defaults)
@@ -293,8 +295,9 @@ def test_stage_a_functions(kind, code_parameter, environment):
     assert group["Properties"]["RetentionInDays"] > 0 and group["Properties"]["KmsKeyId"]
 
 
-def _definition(template: dict) -> tuple[dict, dict]:
-    (machine,) = of_type(template, "AWS::StepFunctions::StateMachine").values()
+def _definition(template: dict, kind: str = "sm-a") -> tuple[dict, dict]:
+    (machine,) = [m for m in of_type(template, "AWS::StepFunctions::StateMachine").values()
+                  if m["Properties"]["StateMachineName"].endswith("-" + kind)]
     return machine, json.loads(sub_text(machine["Properties"]["DefinitionString"]))
 
 
@@ -350,7 +353,7 @@ def test_pipeline_publishes_its_registry():
 @pytest.mark.parametrize("team,dataset,pipeline", [("eng", "legislators", "main"), ("mkt", "ads", "fast")])
 def test_dataset_rule_routes_its_prefix_to_its_pipeline(team, dataset, pipeline):
     template = parsed("dataset", f"{team}/{dataset}")
-    (rule,) = of_type(template, "AWS::Events::Rule").values()
+    rule = template["Resources"]["rRuleA"]
     props = rule["Properties"]
     assert props["Name"] == NAMES.rule(team, dataset, "a")
     pattern = props["EventPattern"]
@@ -406,6 +409,10 @@ def test_dataset_registration_json():
         "stage_b_queue_url": "https://queue-b",
         "stage_b_dlq_url": "https://dlq-b",
         "glue_database": NAMES.glue_database("mkt", "ads"),
+        "job": NAMES.resource("mkt", "ads", "job"),
+        "quality_job": NAMES.resource("mkt", "ads", "dq"),
+        "crawler": NAMES.resource("mkt", "ads", "crawler"),
+        "table": "ads",
     }
 
 
@@ -423,7 +430,7 @@ def test_dataset_without_a_setting_fails_naming_the_template():
     cfg = LakeConfig(org="acme", app="lake", env="dev", region="eu-west-1", teams=(
         Team("eng", pipelines=(Pipeline("main", "eng"),), datasets=(Dataset("d1", "eng", "main", settings=settings),)),
     ))
-    with pytest.raises(RenderError, match=r"dataset/_registration\.yaml\.j2:\d+: undefined variable.*schedule"):
+    with pytest.raises(RenderError, match=r"dataset/_\w+\.yaml\.j2:\d+: undefined variable.*schedule"):
         render_layer(cfg, "dataset", TEMPLATES_DIR)
 
 

@@ -23,6 +23,7 @@ FOUNDATIONS_OUTPUTS = {
     "DatasetsTable": "tables/datasets",
     "PipelinesTable": "tables/pipelines",
     "ExecutionsTable": "tables/executions",
+    "QualityTable": "tables/quality",
     "NotificationsTopicArn": "topics/notifications",
     "AthenaWorkgroup": "athena/workgroup",
     "CatalogQueueUrl": "queues/catalog",
@@ -171,12 +172,16 @@ def test_foundations_tables():
     _, tpl = render_one(FULL, "foundations")
     tables = {t["Properties"]["TableName"]: t for t in of_type(tpl, "AWS::DynamoDB::Table").values()}
     names = FULL.names
-    assert set(tables) == {names.table(k) for k in ("catalog", "datasets", "pipelines", "executions")}
+    assert set(tables) == {names.table(k) for k in ("catalog", "datasets", "pipelines", "executions", "quality")}
     for name, table in tables.items():
         props = table["Properties"]
         assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain", name
         assert props["BillingMode"] == "PAY_PER_REQUEST"
-        assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+        # The quality table is per dataset (id "<team>/<dataset>") and run ("<iso time>#<batch id>").
+        expected_keys = [{"AttributeName": "id", "KeyType": "HASH"}]
+        if name == names.table("quality"):
+            expected_keys.append({"AttributeName": "run_id", "KeyType": "RANGE"})
+        assert props["KeySchema"] == expected_keys
         assert props["SSESpecification"] == {
             "SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Fn::GetAtt": ["rKmsKey", "Arn"]}}
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
