@@ -19,9 +19,17 @@ setup(
         "networkx==3.6.1",
         "aws-lambda-powertools==3.37.0",
         "moto[server]==5.2.5",
+        # Stage-B Glue scripts (glue/) run on the host for the emulator's python engine. These pins also
+        # install on Glue Python shell 3.9: cuallee 0.13.2 is the newest without 3.10-only syntax.
+        "duckdb==1.2.2",
+        "pyarrow==20.0.0",
+        "cuallee==0.13.2",
+        "pandas==2.2.3",  # cuallee's DuckDB results come back as pandas frames
+        "numpy==1.26.4",
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "awscli==1.46.3"],
+        "test": ["pytest==9.2.0", "awscli==1.46.3", "pyspark==3.5.4"],
+        "spark": ["pyspark==3.5.4"],  # Glue 5.0 runs Spark 3.5.4; local runs need Java 17
     },
     entry_points={"console_scripts": ["sdlf=sdlf_cli.cli:main"]},
 )

@@ -6,6 +6,10 @@ reproducible: sorted entries, a fixed timestamp, normalised permissions, fixed c
 caches. The S3 key carries a hash of the *inputs* (relative paths, file contents, the pinned
 requirements and the vendoring target), so unchanged code keeps its key and is never uploaded again.
 
+Glue job scripts `glue/<name>.py` (top level only; not files starting with '_' or '.') are artifacts of
+kind "glue": the file as is (Glue runs one script), key `glue/<name>/<hash[:20]>.py`, template parameter
+`pGlue<Camel>Key` (glue/heavy_transform.py -> pGlueHeavyTransformKey).
+
 A layer's `requirements.txt` (every line `name==version`; pip runs with --no-deps, so it must list
 the whole dependency closure) is vendored into `python/` with pip for the Lambda platform, once
 per machine, into a cache keyed by the requirements hash.
@@ -56,7 +60,8 @@ VENDOR_EXCLUDED_TOP = {"bin"}
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[A-Za-z0-9_,.-]+\])?==([A-Za-z0-9.+!_-]+)$")
 
-Kind = Literal["function", "layer"]
+Kind = Literal["function", "layer", "glue"]
+GLUE_SUFFIX = ".py"
 # installer(requirements_file, target_dir) must fill target_dir with the installed packages.
 Installer = Callable[[Path, Path], None]
 
@@ -69,12 +74,12 @@ class PackageError(SdlfError):
 class Artifact:
     name: str
     kind: Kind
-    source: Path  # the folder the zip was built from
-    zip_path: Path
+    source: Path  # the folder the zip was built from (for a Glue script: the script)
+    zip_path: Path  # the built file: a zip, or the copied script for kind "glue"
     sha256: str  # hash of the inputs (not of the zip bytes)
     key: str  # S3 key in the artifact bucket
     parameter: str  # CloudFormation parameter that receives the key
-    size: int  # zip size in bytes
+    size: int  # file size in bytes
 
 
 @dataclass(frozen=True)
@@ -90,12 +95,14 @@ def camel(name: str) -> str:
 
 
 def parameter_name(kind: Kind, name: str) -> str:
-    """Template parameter for an artifact: `pCode<Camel>Key` (function) or `pLayer<Camel>Key` (layer)."""
-    prefix = {"function": "pCode", "layer": "pLayer"}[kind]
+    """Template parameter: `pCode<Camel>Key` (function), `pLayer<Camel>Key` (layer), `pGlue<Camel>Key` (glue)."""
+    prefix = {"function": "pCode", "layer": "pLayer", "glue": "pGlue"}[kind]
     return f"{prefix}{camel(name)}Key"
 
 
 def artifact_key(kind: Kind, name: str, sha256: str) -> str:
+    if kind == "glue":
+        return f"glue/{name}/{sha256[:KEY_HASH_LENGTH]}{GLUE_SUFFIX}"
     folder = {"function": "functions", "layer": "layers"}[kind]
     return f"{folder}/{name}/{sha256[:KEY_HASH_LENGTH]}.zip"
 
@@ -105,23 +112,21 @@ def artifact_key(kind: Kind, name: str, sha256: str) -> str:
 class _Source:
     name: str
     kind: Kind
-    folder: Path
+    folder: Path  # for kind "glue": the script file
 
 
 def discover(root: Path) -> list[_Source]:
-    """Function folders `lambda/<name>/` with a handler.py, then layer folders `lambda/layers/<name>/`."""
+    """Function folders `lambda/<name>/` with a handler.py, layer folders `lambda/layers/<name>/`, then
+    Glue scripts `glue/<name>.py`."""
     base = root / "lambda"
     sources: list[_Source] = []
-    if not base.is_dir():
-        return sources
-    for folder in sorted(base.iterdir()):
-        if folder.is_dir() and folder.name != "layers" and _visible(folder.name) and (folder / "handler.py").is_file():
-            sources.append(_Source(folder.name, "function", folder))
-    layers = base / "layers"
-    if layers.is_dir():
-        for folder in sorted(layers.iterdir()):
-            if folder.is_dir() and _visible(folder.name):
-                sources.append(_Source(folder.name, "layer", folder))
+    if base.is_dir():
+        sources += _lambda_sources(base)
+    glue = root / "glue"
+    if glue.is_dir():
+        for script in sorted(glue.iterdir()):
+            if script.is_file() and script.suffix == GLUE_SUFFIX and _visible(script.name):
+                sources.append(_Source(script.stem, "glue", script))
     names: dict[str, Path] = {}
     for source in sources:
         parameter = parameter_name(source.kind, source.name)
@@ -130,6 +135,19 @@ def discover(root: Path) -> list[_Source]:
                 f"{source.folder} and {names[parameter]} both map to the parameter {parameter}; rename one"
             )
         names[parameter] = source.folder
+    return sources
+
+
+def _lambda_sources(base: Path) -> list[_Source]:
+    sources: list[_Source] = []
+    for folder in sorted(base.iterdir()):
+        if folder.is_dir() and folder.name != "layers" and _visible(folder.name) and (folder / "handler.py").is_file():
+            sources.append(_Source(folder.name, "function", folder))
+    layers = base / "layers"
+    if layers.is_dir():
+        for folder in sorted(layers.iterdir()):
+            if folder.is_dir() and _visible(folder.name):
+                sources.append(_Source(folder.name, "layer", folder))
     return sources
 
 
@@ -308,6 +326,9 @@ def build_artifacts(
     cache_dir = cache_dir if cache_dir is not None else root / ".sdlf" / "cache"
     artifacts: list[Artifact] = []
     for source in discover(root):
+        if source.kind == "glue":
+            artifacts.append(_build_glue_script(source, build_dir))
+            continue
         requirements = source.folder / REQUIREMENTS_FILE
         requirements_hash, vendored = None, None
         if requirements.is_file():
@@ -340,6 +361,24 @@ def build_artifacts(
     return artifacts
 
 
+def _build_glue_script(source: _Source, build_dir: Path) -> Artifact:
+    """A Glue script is uploaded as is; its key hashes the format, the kind, the name and the bytes."""
+    entries = [(source.folder.name, source.folder)]
+    sha256 = _input_hash(source, entries, None)
+    key = artifact_key("glue", source.name, sha256)
+    path = build_dir / key
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        shutil.copyfile(source.folder, temporary)
+        os.replace(temporary, path)
+    for stale in path.parent.glob(f"*{GLUE_SUFFIX}"):
+        if stale != path:
+            stale.unlink()
+    return Artifact(name=source.name, kind="glue", source=source.folder, zip_path=path, sha256=sha256, key=key,
+                    parameter=parameter_name("glue", source.name), size=path.stat().st_size)
+
+
 # --- upload ------------------------------------------------------------------------------------
 def upload_artifacts(
     artifacts: Iterable[Artifact], s3_client, bucket: str, dry_run: bool = False
@@ -359,7 +398,7 @@ def upload_artifacts(
                     Bucket=bucket,
                     Key=artifact.key,
                     Body=body,
-                    ContentType="application/zip",
+                    ContentType="text/x-python" if artifact.kind == "glue" else "application/zip",
                     Metadata={"sdlf-input-sha256": artifact.sha256},
                 )
         except ClientError as exc:
