@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from sdlf_cli.local.runtime import install
+from sdlf_cli.local.runtime import install, installed_part
 from sdlf_cli.local.runtime.glue_jobs import ERROR_LOG_GROUP, OUTPUT_LOG_GROUP, last_error_line, script_arguments
 from tests.integration.test_emulator_runtime_helpers import bucket, client, role_arn, unique, wait_for
 
@@ -136,6 +137,18 @@ def test_start_job_run_sync_waits_for_the_real_outcome(emulator):
     assert output["error"]["Error"] == "States.TaskFailed"
     cause = json.loads(output["error"]["Cause"])
     assert cause["JobRunState"] == "FAILED" and cause["ErrorMessage"].startswith("ValueError: column 'id'")
+
+
+def test_a_run_past_its_timeout_is_killed_and_reported(emulator):
+    job, data_bucket = _job(emulator, "import time\nprint('working')\ntime.sleep(30)\n")
+    runner = installed_part("glue_jobs")
+    started = time.monotonic()
+    # Timeout is in minutes (Glue's unit); 0.02 minutes keeps the test short.
+    outcome = runner.execute(job, "jr_timeout", f"s3://{data_bucket}/scripts/{job}.py", {}, 0.02)
+    assert time.monotonic() - started < 10
+    assert outcome.state == "TIMEOUT"
+    assert outcome.error_message == "job run jr_timeout timed out after 0.02 minute(s)"
+    assert outcome.stdout == "working\n"
 
 
 def test_script_arguments_and_error_line_helpers():

@@ -141,7 +141,8 @@ class GlueJobRunner:
         _finish(run, outcome)
 
     def execute(self, job_name: str, run_id: str, script_location: str | None, arguments: dict[str, str] | None,
-                timeout_minutes: int | None) -> RunOutcome:
+                timeout_minutes: float | None) -> RunOutcome:
+        """Runs one script to its end (or its timeout); the caller records the outcome on the run."""
         started = time.monotonic()
         if not script_location:
             return RunOutcome("FAILED", f"job {job_name} has no Command.ScriptLocation", "", "", 0.0)
@@ -157,7 +158,7 @@ class GlueJobRunner:
         script.write_bytes(body)
         command = [self.python, str(script), "--JOB_NAME", job_name, "--JOB_RUN_ID", run_id,
                    *script_arguments(arguments)]
-        timeout = 60 * int(timeout_minutes or DEFAULT_TIMEOUT_MINUTES)
+        timeout = 60 * float(timeout_minutes or DEFAULT_TIMEOUT_MINUTES)
         LOG.info("Glue job %s run %s: %s", job_name, run_id, " ".join(command[1:]))
         process = subprocess.Popen(command, cwd=run_dir, env=self.environment(), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, errors="replace")
@@ -168,7 +169,7 @@ class GlueJobRunner:
         except subprocess.TimeoutExpired:
             process.kill()
             stdout, stderr = process.communicate()
-            message = f"job run {run_id} timed out after {timeout // 60} minute(s)"
+            message = f"job run {run_id} timed out after {timeout_minutes or DEFAULT_TIMEOUT_MINUTES} minute(s)"
             return RunOutcome("TIMEOUT", message, stdout, stderr, time.monotonic() - started)
         finally:
             with self._lock:
