@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sdlf_cli.local.runtime import install
+from sdlf_cli.local.runtime import install, installed_part
 from sdlf_cli.local.runtime.crawler import hive_type, normalise_name
 from tests.integration.test_emulator_runtime_helpers import bucket, client, role_arn, unique, wait_for
 
@@ -58,9 +59,18 @@ def test_a_crawl_creates_the_table_with_columns_partitions_and_parquet_storage(e
     client(emulator, "s3").put_object(Bucket=data, Key="team/orders/orders/_SUCCESS", Body=b"x")
     name, database = make_crawler(emulator, f"s3://{data}/team/orders/orders/")
     glue = client(emulator, "glue")
-    glue.start_crawler(Name=name)
-    with pytest.raises(glue.exceptions.CrawlerRunningException):
-        glue.start_crawler(Name=name)  # RUNNING until the crawl thread is done
+    # Hold the crawler's worker threads so the crawl is certainly still running while we look.
+    release = threading.Event()
+    pool = installed_part("crawler")._pool
+    holders = [pool.submit(release.wait, 30) for _ in range(pool._max_workers)]
+    try:
+        glue.start_crawler(Name=name)
+        assert glue.get_crawler(Name=name)["Crawler"]["State"] == "RUNNING"
+        with pytest.raises(glue.exceptions.CrawlerRunningException):
+            glue.start_crawler(Name=name)
+    finally:
+        release.set()
+    assert all(h.result(timeout=5) for h in holders)
     done = wait_for(lambda: (c := glue.get_crawler(Name=name)["Crawler"])["State"] == "READY" and c,
                     timeout=30, what="crawl")
     assert done["LastCrawl"]["Status"] == "SUCCEEDED"
