@@ -172,8 +172,8 @@ def test_batch_succeeds_with_parquet_table_quality_and_lineage(lake, good_batch)
     processed_stage = _stage_rows(cfg, clients, GOOD, "PROCESSED")
     assert sorted(r["id"] for r in processed_stage) == stage_uris
     assert all(r.get("batch_id") == run.batch_id for r in processed_stage)
-    analytics_rows = [r for r in catalog_rows(cfg, clients, team=TEAM, dataset=GOOD) if r.get("stage") == "analytics"
-                      and r["id"].endswith(".parquet")]
+    table_prefix = f"s3://{analytics}/{TEAM}/{GOOD}/{GOOD}/"
+    analytics_rows = [r for r in catalog_rows(cfg, clients, team=TEAM, dataset=GOOD) if r["id"].startswith(table_prefix)]
     assert analytics_rows and all(r["status"] == "PROCESSED" for r in analytics_rows)
     assert all(sorted(r["lineage"]) == stage_uris for r in analytics_rows)
 
