@@ -45,14 +45,19 @@ def ingest_files(cfg: LakeConfig, clients: Clients, files: list[Path], team: str
 _deserialize = TypeDeserializer().deserialize
 
 
+def _python(value):
+    """DynamoDB's Decimals and sets as plain JSON-friendly values, all the way down."""
+    if hasattr(value, "to_integral_value"):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _python(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_python(v) for v in value]
+    return value
+
+
 def _plain(item: dict) -> dict:
-    out = {}
-    for k, v in item.items():
-        value = _deserialize(v)
-        if hasattr(value, "to_integral_value"):
-            value = int(value) if value == value.to_integral_value() else float(value)
-        out[k] = value
-    return out
+    return {k: _python(_deserialize(v)) for k, v in item.items()}
 
 
 def catalog_rows(cfg: LakeConfig, clients: Clients, *, team: str | None = None, dataset: str | None = None,
