@@ -80,6 +80,9 @@ def record_handler(record: SQSRecord) -> str:
                 f"bucket {event.bucket!r} of {event.object_id} is not in BUCKET_STAGES "
                 f"({', '.join(sorted(_bucket_stages())) or 'empty'})"
             )
+        if stage != "raw" and is_pipeline_metadata(event.key):
+            logger.debug("pipeline metadata, not a data object: not cataloged", extra=details)
+            return "ignored"
         outcome = _repository().record_event(event, stage)
         if stage == "raw" and outcome is RecordOutcome.RECEIVED:
             _park_if_unclaimed(event)
@@ -90,6 +93,12 @@ def record_handler(record: SQSRecord) -> str:
         logger.warning("key is not <team>/<dataset>/<file>; cataloged without team/dataset", extra=details)
     logger.info("catalog updated", extra={**details, "stage": stage, "outcome": outcome.value})
     return outcome.value
+
+
+def is_pipeline_metadata(key: str) -> bool:
+    """Batch manifests, job results and quality reports live under `_`-prefixed folders (`_batches/`,
+    `_quality/`, Spark's `_SUCCESS`): the pipelines' own bookkeeping, recorded elsewhere, not data objects."""
+    return any(part.startswith("_") for part in key.split("/"))
 
 
 def _unclaimed_reason(event: S3ObjectEvent, ssm_prefix: str) -> str | None:

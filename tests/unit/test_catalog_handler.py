@@ -336,3 +336,40 @@ def test_events_as_moto_emits_them_end_to_end(dynamodb):
     s3.delete_object(Bucket=RAW, Key=KEY)
     assert drain() == {"batchItemFailures": []}
     assert row(dynamodb)["status"] == "DELETED"
+
+
+
+def test_pipeline_metadata_in_stage_is_not_cataloged(dynamodb):
+    manifest = f"s3://{STAGE}/engineering/legislators/_batches/abc/manifest.json"
+    event = s3_event(bucket=STAGE, object_key=manifest.split(f"{STAGE}/", 1)[1])
+    assert invoke(event) == {"batchItemFailures": []}
+    assert row(dynamodb, manifest) is None
+
+
+def test_raw_object_no_dataset_claims_fails_with_reason_and_waits_in_the_dlq(dynamodb, monkeypatch):
+    catalog_handler._registrations.clear()
+    catalog_handler._sqs.clear()
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    dlq = sqs.create_queue(QueueName="acme-lake-dev-catalog-dlq")["QueueUrl"]
+    ssm = boto3.client("ssm", region_name="eu-west-1")
+    ssm.put_parameter(Name="/sdlf/acme/lake/dev/datasets/engineering/other", Type="String",
+                      Value=json.dumps({"team": "engineering", "dataset": "other"}))
+    monkeypatch.setenv("SSM_PREFIX", "/sdlf/acme/lake/dev")
+    monkeypatch.setenv("UNROUTED_DLQ_URL", dlq)
+
+    assert invoke(s3_event()) == {"batchItemFailures": []}
+    failed = row(dynamodb)
+    assert failed["status"] == "FAILED"
+    assert "engineering/legislators is not registered" in failed["reason"]
+    assert "sdlf add-dataset engineering legislators" in failed["reason"]
+    body = json.loads(sqs.receive_message(QueueUrl=dlq)["Messages"][0]["Body"])
+    assert body["detail-type"] == "Object Created" and body["detail"]["object"]["key"] == KEY
+    assert body["sdlf"]["reason"] == failed["reason"]
+
+    # A registered dataset's objects stay RECEIVED for their pipeline.
+    ssm.put_parameter(Name="/sdlf/acme/lake/dev/datasets/engineering/legislators", Type="String",
+                      Value=json.dumps({"team": "engineering", "dataset": "legislators"}))
+    catalog_handler._registrations.clear()
+    other = "engineering/legislators/second.json"
+    assert invoke(s3_event(object_key=other, object_etag="e2")) == {"batchItemFailures": []}
+    assert row(dynamodb, f"s3://{RAW}/{other}")["status"] == "RECEIVED"
