@@ -131,3 +131,30 @@ def test_any_s3_client_works(lake, emulator, project):
     uri = f"s3://{raw}/engineering/legislators/other.json"
     rows = _wait(lambda: catalog_rows(cfg, clients, uri=uri))
     assert rows and rows[0]["stage"] == "raw" and rows[0]["size"] == 10
+
+
+def test_the_aws_cli_sees_the_same_lake(lake, emulator, project):
+    """`aws --endpoint-url … s3 cp` into the raw bucket gives a catalog row that `aws dynamodb scan` shows."""
+    import os
+    import subprocess
+    import sys
+
+    cfg, clients, outcome = lake
+    foundations = next(r for r in outcome.results if r.layer == "foundations").outputs
+    aws = str(Path(sys.executable).with_name("aws"))
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": cfg.region}
+    env.pop("AWS_PROFILE", None)
+    key = "engineering/legislators/from-the-aws-cli.json"
+    sample = project / "samples" / "engineering" / "legislators" / "persons-1.json"
+    subprocess.run([aws, "--endpoint-url", emulator.endpoint_url, "s3", "cp", str(sample),
+                    f"s3://{foundations['RawBucket']}/{key}"], env=env, check=True, capture_output=True)
+
+    def scanned():
+        out = subprocess.run([aws, "--endpoint-url", emulator.endpoint_url, "dynamodb", "scan",
+                              "--table-name", foundations["CatalogTable"], "--output", "json"],
+                             env=env, check=True, capture_output=True, text=True).stdout
+        return [i for i in json.loads(out)["Items"] if i["key"]["S"] == key]
+
+    items = _wait(scanned)
+    assert items and items[0]["stage"]["S"] == "raw" and items[0]["size"]["N"] == str(sample.stat().st_size)
