@@ -13,11 +13,12 @@ new version, or a re-upload after a delete, makes the row RECEIVED again.
 from __future__ import annotations
 
 import enum
-from decimal import Decimal
 from typing import Any, Iterable
 
+from sdlf_datalake.dynamo import from_item, to_attr
 from sdlf_datalake.events import S3ObjectEvent
 from sdlf_datalake.keys import parse_object_id, split_key
+from sdlf_datalake.support import lazy_client
 from sdlf_datalake.timeutil import Clock, now_iso
 
 DATASET_INDEX = "by-dataset"
@@ -65,13 +66,7 @@ class CatalogRepository:
         self._client = client
         self._clock = clock
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3  # lazily, so importing this module needs no AWS configuration
-
-            self._client = boto3.client("dynamodb")
-        return self._client
+    client = lazy_client("dynamodb", "_client")
 
     # --- reads ------------------------------------------------------------------------------
     def get(self, object_id: str) -> dict[str, Any] | None:
@@ -79,7 +74,7 @@ class CatalogRepository:
             TableName=self.table_name, Key={"id": {"S": object_id}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return _from_dynamo(item) if item else None
+        return from_item(item) if item else None
 
     def list_dataset(self, dataset_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Rows of one dataset (`<team>/<dataset>`), most recently updated first."""
@@ -93,7 +88,7 @@ class CatalogRepository:
         }
         while True:
             response = self.client.query(**kwargs)
-            rows.extend(_from_dynamo(item) for item in response.get("Items", []))
+            rows.extend(from_item(item) for item in response.get("Items", []))
             if (limit is not None and len(rows) >= limit) or "LastEvaluatedKey" not in response:
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -117,7 +112,7 @@ class CatalogRepository:
                 removes.append(_attr(attr))
             else:
                 sets.append(f"{_attr(attr)} = :{attr}")
-                values[f":{attr}"] = _to_attr(value)
+                values[f":{attr}"] = to_attr(value)
         sets.append("created_at = if_not_exists(created_at, :now)")
 
         # A: a new object, new content, or a re-upload after a delete -> RECEIVED. A row with a
@@ -136,8 +131,8 @@ class CatalogRepository:
         else:
             new_version += " OR attribute_exists(etag)"
         values_a = dict(values)
-        values_a[":received"] = _to_attr(Status.RECEIVED.value)
-        values_a[":deleted"] = _to_attr(Status.DELETED.value)
+        values_a[":received"] = to_attr(Status.RECEIVED.value)
+        values_a[":deleted"] = to_attr(Status.DELETED.value)
         expression_a = "SET " + ", ".join(sets + ["#status = :received"]) + " REMOVE " + ", ".join(
             removes + ["reason", "deleted_at"]
         )
@@ -155,13 +150,13 @@ class CatalogRepository:
         now = now_iso(self._clock)
         sets, values = self._event_fields(event, stage, now)
         sets += ["#status = :deleted", "deleted_at = :etime", "created_at = if_not_exists(created_at, :now)"]
-        values[":deleted"] = _to_attr(Status.DELETED.value)
+        values[":deleted"] = to_attr(Status.DELETED.value)
         condition = _NEWER
         purge_of_version = event.deletion_type == "Permanently Deleted" and event.version_id is not None
         if purge_of_version:
             # Purging one version only deletes the object if it is the version the row describes.
             condition += " AND (attribute_not_exists(version_id) OR version_id = :version_id)"
-            values[":version_id"] = _to_attr(event.version_id)
+            values[":version_id"] = to_attr(event.version_id)
         if self._update(event, "SET " + ", ".join(sets), condition, values):
             return RecordOutcome.DELETED
         if purge_of_version and self._is_newer_than_row(event):
@@ -203,28 +198,28 @@ class CatalogRepository:
             "#key = if_not_exists(#key, :key)",
         ]
         values: dict[str, Any] = {
-            ":status": _to_attr(status.value),
-            ":now": _to_attr(now),
-            ":bucket": _to_attr(bucket),
-            ":key": _to_attr(key),
-            ":deleted": _to_attr(Status.DELETED.value),
+            ":status": to_attr(status.value),
+            ":now": to_attr(now),
+            ":bucket": to_attr(bucket),
+            ":key": to_attr(key),
+            ":deleted": to_attr(Status.DELETED.value),
         }
         names: dict[str, str] = {}
         parts = split_key(key)
         if parts.in_layout:
             for attr, value in (("team", parts.team), ("dataset", parts.dataset), ("dataset_id", parts.dataset_id)):
                 sets.append(f"{attr} = if_not_exists({attr}, :{attr})")
-                values[f":{attr}"] = _to_attr(value)
+                values[f":{attr}"] = to_attr(value)
         optional = {"stage": stage, "etag": etag, "version_id": version_id, **(extra or {})}
         for index, (attr, value) in enumerate(sorted(optional.items())):
             if value is None:
                 continue
             names[f"#x{index}"] = attr
             sets.append(f"#x{index} = :x{index}")
-            values[f":x{index}"] = _to_attr(value)
+            values[f":x{index}"] = to_attr(value)
         if status is Status.FAILED:
             sets.append("reason = :reason")
-            values[":reason"] = _to_attr(reason)
+            values[":reason"] = to_attr(reason)
             expression = "SET " + ", ".join(sets)
         else:
             expression = "SET " + ", ".join(sets) + " REMOVE reason"
@@ -241,14 +236,14 @@ class CatalogRepository:
             merged = current + [s for s in new if s not in current]
             if merged == current and row:
                 return current
-            values = {":lineage": _to_attr(merged), ":now": _to_attr(now_iso(self._clock))}
+            values = {":lineage": to_attr(merged), ":now": to_attr(now_iso(self._clock))}
             if current:
                 condition = "lineage = :current"
-                values[":current"] = _to_attr(current)
+                values[":current"] = to_attr(current)
             else:
                 condition = "attribute_not_exists(lineage)"
             bucket, key = parse_object_id(object_id)
-            values.update({":bucket": _to_attr(bucket), ":key": _to_attr(key)})
+            values.update({":bucket": to_attr(bucket), ":key": to_attr(key)})
             if self._write(
                 object_id,
                 "SET lineage = :lineage, updated_at = :now, #bucket = if_not_exists(#bucket, :bucket),"
@@ -273,23 +268,23 @@ class CatalogRepository:
             "updated_at = :now",
         ]
         values: dict[str, Any] = {
-            ":bucket": _to_attr(event.bucket),
-            ":key": _to_attr(event.key),
-            ":stage": _to_attr(stage),
-            ":seq": _to_attr(event.order_key),
-            ":etime": _to_attr(event.time),
-            ":event_id": _to_attr(event.event_id),
-            ":fingerprint": _to_attr(event.fingerprint),
-            ":now": _to_attr(now),
+            ":bucket": to_attr(event.bucket),
+            ":key": to_attr(event.key),
+            ":stage": to_attr(stage),
+            ":seq": to_attr(event.order_key),
+            ":etime": to_attr(event.time),
+            ":event_id": to_attr(event.event_id),
+            ":fingerprint": to_attr(event.fingerprint),
+            ":now": to_attr(now),
         }
         parts = event.key_parts
         if parts.in_layout:
             sets += ["team = :team", "dataset = :dataset", "dataset_id = :dataset_id"]
             values.update(
                 {
-                    ":team": _to_attr(parts.team),
-                    ":dataset": _to_attr(parts.dataset),
-                    ":dataset_id": _to_attr(parts.dataset_id),
+                    ":team": to_attr(parts.team),
+                    ":dataset": to_attr(parts.dataset),
+                    ":dataset_id": to_attr(parts.dataset_id),
                 }
             )
         return sets, values
@@ -341,29 +336,3 @@ def _mentions(text: str, placeholder: str) -> bool:
             return True
         start = end
     return False
-
-
-def _to_attr(value: Any) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeSerializer
-
-    if isinstance(value, float):
-        value = Decimal(str(value))
-    return TypeSerializer().serialize(value)
-
-
-def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    row = {name: deserializer.deserialize(value) for name, value in item.items()}
-    return {name: _plain(value) for name, value in row.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value

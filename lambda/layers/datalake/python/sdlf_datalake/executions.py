@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, Mapping
 
 from sdlf_datalake.dynamo import from_item, to_attr
+from sdlf_datalake.support import lazy_client
 from sdlf_datalake.timeutil import Clock, iso, parse_time, utc_now
 
 RETENTION = timedelta(days=30)
@@ -48,13 +49,7 @@ class ExecutionsRepository:
         self._client = client
         self._clock = clock or utc_now
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
-        return self._client
+    client = lazy_client("dynamodb", "_client")
 
     def get(self, execution_id: str) -> dict[str, Any] | None:
         item = self.client.get_item(
@@ -155,3 +150,11 @@ class ExecutionsRepository:
 
 def _expiry(moment) -> int:
     return int((moment + RETENTION).timestamp())
+
+
+def redrive_marker(body: Mapping[str, Any] | None) -> str | None:
+    """The failed execution a replayed message (from a stage's DLQ) names, else None."""
+    marker = body.get("sdlf") if isinstance(body, Mapping) else None
+    if isinstance(marker, Mapping) and isinstance(marker.get("execution"), str) and marker["execution"]:
+        return marker["execution"]
+    return None

@@ -15,13 +15,14 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from sdlf_datalake.catalog import CatalogRepository, Status
 from sdlf_datalake.errors import TransientError, aws_call
 from sdlf_datalake.executions import ExecutionsRepository
 from sdlf_datalake.keys import object_id, parse_object_id, split_key
 from sdlf_datalake.notify import Notifier
+from sdlf_datalake.support import lazy_client, required_env
 from sdlf_datalake.timeutil import Clock, now_iso
 
 REASON_LIMIT = 2000
@@ -30,6 +31,31 @@ UNKNOWN_REASON = "unknown error (the state machine passed no error details)"
 
 class ErrorHandlingIncomplete(RuntimeError):
     """Some of the error handler's steps failed (named in the message); the others were done."""
+
+
+class Steps:
+    """An error handler's steps: each is attempted even if others fail; `finish` raises at the end
+    naming the ones that failed (TransientError when a retry may cure all of them)."""
+
+    def __init__(self, logger: Any = None):
+        self.logger = logger
+        self.problems: list[tuple[str, bool]] = []  # (what failed, whether a retry may cure it)
+
+    def run(self, name: str, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except Exception as exc:  # every step is attempted; failures are reported together
+            if self.logger is not None:
+                self.logger.exception(f"error handler step {name} failed")
+            self.problems.append((f"{name}: {type(exc).__name__}: {exc}", isinstance(exc, TransientError)))
+
+    def finish(self, what: str) -> None:
+        if self.problems:
+            text = f"error handling of {what} incomplete: " + "; ".join(problem for problem, _ in self.problems)
+            # Step Functions matches error names exactly: only a TransientError is retried.
+            if all(transient for _, transient in self.problems):
+                raise TransientError(text)
+            raise ErrorHandlingIncomplete(text)
 
 
 @dataclass(frozen=True)
@@ -190,10 +216,7 @@ class ErrorHandlerConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ErrorHandlerConfig":
         env = os.environ if env is None else env
         names = ("CATALOG_TABLE", "EXECUTIONS_TABLE", "DLQ_URL", "TOPIC_ARN", "TEAM")
-        missing = [n for n in names if not env.get(n)]
-        if missing:
-            raise RuntimeError(f"error-a: environment variables not set: {', '.join(missing)}")
-        return cls(*(env[n] for n in names))
+        return cls(*required_env(env, names, "error-a"))
 
 
 class ErrorHandler:
@@ -215,13 +238,7 @@ class ErrorHandler:
         self.executions = ExecutionsRepository(config.executions_table, client=dynamodb, clock=clock)
         self.notifier = Notifier(config.topic_arn, client=sns)
 
-    @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            import boto3
-
-            self._sqs = boto3.client("sqs")
-        return self._sqs
+    sqs = lazy_client("sqs", "_sqs")
 
     def handle(self, event: Any, account: str | None = None, region: str | None = None) -> dict[str, Any]:
         """Run every step even if one fails (the DLQ message first: it is what keeps the data);
@@ -233,7 +250,7 @@ class ErrorHandler:
         execution = event.get("execution") if isinstance(event.get("execution"), str) else None
         failed_at = now_iso(self._clock)
         result: dict[str, Any] = {"status": Status.FAILED.value, "reason": reason, "object": obj.uri}
-        problems: list[tuple[str, bool]] = []  # (what failed, whether a retry may cure it)
+        steps = Steps(self._logger)
 
         message = replayable_event(
             obj,
@@ -244,36 +261,20 @@ class ErrorHandler:
             region=region,
             original_input=dict(event),
         )
-        self._step("dlq", problems, lambda: result.update(dlq_message_id=self._send_to_dlq(message)))
+        steps.run("dlq", lambda: result.update(dlq_message_id=self._send_to_dlq(message)))
         if obj.uri:
-            self._step("catalog", problems, lambda: self._mark_failed(obj, reason, execution, error))
+            steps.run("catalog", lambda: self._mark_failed(obj, reason, execution, error))
         else:
             # Retrying cannot help; the DLQ message carries the whole input for an operator.
             result["catalog"] = "skipped: the input did not identify the object (no bucket/key or uri)"
         if execution:
-            self._step(
+            steps.run(
                 "executions",
-                problems,
                 lambda: self.executions.fail(execution, reason, dataset_id=obj.dataset_id, stage="a"),
             )
-        self._step("notify", problems, lambda: result.update(notification_id=self._notify(obj, reason, execution, failed_at, error)))
-        if problems:
-            text = f"error handling of {obj.uri or 'an unidentified object'} incomplete: " + "; ".join(
-                problem for problem, _ in problems
-            )
-            # Step Functions matches error names exactly: only a TransientError is retried.
-            if all(transient for _, transient in problems):
-                raise TransientError(text)
-            raise ErrorHandlingIncomplete(text)
+        steps.run("notify", lambda: result.update(notification_id=self._notify(obj, reason, execution, failed_at, error)))
+        steps.finish(obj.uri or "an unidentified object")
         return result
-
-    def _step(self, name: str, problems: list[tuple[str, bool]], action) -> None:
-        try:
-            action()
-        except Exception as exc:  # every step is attempted; failures are reported together
-            if self._logger is not None:
-                self._logger.exception(f"error handler step {name} failed")
-            problems.append((f"{name}: {type(exc).__name__}: {exc}", isinstance(exc, TransientError)))
 
     def _send_to_dlq(self, message: dict[str, Any]) -> str:
         with aws_call(f"sending to {self.config.dlq_url}"):

@@ -113,11 +113,17 @@ def check_manifest(manifest: Mapping[str, Any], uri: str, team: str, dataset: st
     inputs = manifest.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInputError(f"manifest {uri}: 'inputs' must be a non-empty list")
-    for index, item in enumerate(inputs):
+    return check_uri_items(inputs, f"manifest {uri}: inputs", "be an object with a 'uri'")
+
+
+def check_uri_items(items: list[Any], where: str, requirement: str) -> list[dict[str, Any]]:
+    """Copies of `items`, each an object whose "uri" is an s3:// object id; InvalidInputError
+    reads "<where>[<index>] must <requirement>, got ..." or names the bad uri."""
+    for index, item in enumerate(items):
         if not isinstance(item, Mapping) or not isinstance(item.get("uri"), str):
-            raise InvalidInputError(f"manifest {uri}: inputs[{index}] must be an object with a 'uri', got {item!r}")
+            raise InvalidInputError(f"{where}[{index}] must {requirement}, got {item!r}")
         try:
             parse_object_id(item["uri"])
         except ValueError as exc:
-            raise InvalidInputError(f"manifest {uri}: inputs[{index}]: {exc}") from None
-    return [dict(i) for i in inputs]
+            raise InvalidInputError(f"{where}[{index}]: {exc}") from None
+    return [dict(i) for i in items]

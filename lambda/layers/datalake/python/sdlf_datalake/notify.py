@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from sdlf_datalake.errors import aws_call
+from sdlf_datalake.support import lazy_client
 
 SUBJECT_LIMIT = 100  # SNS: at most 100 printable ASCII characters, no line breaks
 _NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
@@ -25,13 +26,7 @@ class Notifier:
         self.topic_arn = topic_arn
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("sns")
-        return self._client
+    client = lazy_client("sns", "_client")
 
     def publish(self, subject: str, message: dict[str, Any], event: str) -> str:
         """Publish; `event` (e.g. "object-failed") is a message attribute subscribers can filter on."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sdlf_datalake.errors import InvalidInputError, aws_call, error_code
+from sdlf_datalake.support import lazy_client
 
 DEFAULT_TTL_SECONDS = 60.0
 DEFAULT_TRANSFORM = "default"
@@ -97,13 +98,7 @@ class RegistrationReader:
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, DatasetRegistration]] = {}
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("ssm")
-        return self._client
+    client = lazy_client("ssm", "_client")
 
     def get(self, team: str, dataset: str) -> DatasetRegistration:
         name = registration_parameter(self.ssm_prefix, team, dataset)

@@ -19,9 +19,10 @@ from typing import Any, Mapping
 from sdlf_datalake.catalog import CatalogRepository, Status
 from sdlf_datalake.errors import InvalidInputError, TransientError, aws_call, error_code
 from sdlf_datalake.events import S3ObjectEvent
-from sdlf_datalake.executions import ExecutionsRepository, execution_name
+from sdlf_datalake.executions import ExecutionsRepository, execution_name, redrive_marker  # noqa: F401 (routing-a imports it from here)
 from sdlf_datalake.keys import dataset_id, object_id, split_key
 from sdlf_datalake.registry import DatasetRegistration, RegistrationReader
+from sdlf_datalake.support import failed_entries, lazy_client, required_env, run_action, sqs_chunks
 from sdlf_datalake.timeutil import Clock
 from sdlf_datalake.transforms import RawObject, StageObject, get_transform
 
@@ -29,7 +30,6 @@ STAGE = "a"
 OUTPUT_CONTENT_TYPE = "application/x-ndjson"
 # A light transform holds the whole object in memory; larger files belong to stage B.
 DEFAULT_MAX_OBJECT_BYTES = 512 * 1024**2
-_SQS_BATCH = 10
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,7 @@ class Router:
         self.team = team
         self._client = client
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("stepfunctions")
-        return self._client
+    client = lazy_client("stepfunctions", "_client")
 
     def route(self, event: S3ObjectEvent, redrive_of: str | None = None) -> dict[str, Any]:
         """Start the execution for `event`'s object. Returns {"execution", "started": bool}.
@@ -158,14 +152,6 @@ class Router:
         return {"execution": name, "started": True, "execution_arn": response.get("executionArn")}
 
 
-def redrive_marker(body: Mapping[str, Any]) -> str | None:
-    """The failed execution a replayed message (from the stage-A DLQ) names, else None."""
-    marker = body.get("sdlf") if isinstance(body, Mapping) else None
-    if isinstance(marker, Mapping) and isinstance(marker.get("execution"), str) and marker["execution"]:
-        return marker["execution"]
-    return None
-
-
 # --- pre / transform / post ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class StageAConfig:
@@ -179,20 +165,20 @@ class StageAConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "StageAConfig":
         env = os.environ if env is None else env
-        missing = [n for n in ("CATALOG_TABLE", "EXECUTIONS_TABLE", "STAGE_BUCKET", "SSM_PREFIX", "TEAM") if not env.get(n)]
-        if missing:
-            raise RuntimeError(f"transform-a: environment variables not set: {', '.join(missing)}")
+        catalog_table, executions_table, stage_bucket, ssm_prefix, team = required_env(
+            env, ("CATALOG_TABLE", "EXECUTIONS_TABLE", "STAGE_BUCKET", "SSM_PREFIX", "TEAM"), "transform-a"
+        )
         raw_max = env.get("MAX_OBJECT_BYTES") or str(DEFAULT_MAX_OBJECT_BYTES)
         try:
             max_bytes = int(raw_max)
         except ValueError:
             raise RuntimeError(f"transform-a: MAX_OBJECT_BYTES must be an integer, got {raw_max!r}") from None
         return cls(
-            catalog_table=env["CATALOG_TABLE"],
-            executions_table=env["EXECUTIONS_TABLE"],
-            stage_bucket=env["STAGE_BUCKET"],
-            ssm_prefix=env["SSM_PREFIX"],
-            team=env["TEAM"],
+            catalog_table=catalog_table,
+            executions_table=executions_table,
+            stage_bucket=stage_bucket,
+            ssm_prefix=ssm_prefix,
+            team=team,
             max_object_bytes=max_bytes,
         )
 
@@ -218,31 +204,11 @@ class StageA:
         self.executions = ExecutionsRepository(config.executions_table, client=dynamodb, clock=clock)
         self.registrations = registrations or RegistrationReader(config.ssm_prefix)
 
-    @property
-    def s3(self) -> Any:
-        if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3")
-        return self._s3
-
-    @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            import boto3
-
-            self._sqs = boto3.client("sqs")
-        return self._sqs
+    s3 = lazy_client("s3", "_s3")
+    sqs = lazy_client("sqs", "_sqs")
 
     def run(self, event: Mapping[str, Any]) -> Any:
-        action = event.get("action") if isinstance(event, Mapping) else None
-        if action == "pre":
-            return self.pre(event)
-        if action == "transform":
-            return self.transform(event)
-        if action == "post":
-            return self.post(event)
-        raise InvalidInputError(f"$.action: expected 'pre', 'transform' or 'post', got {action!r}")
+        return run_action(event, {"pre": self.pre, "transform": self.transform, "post": self.post})
 
     # pre: the object is RUNNING, the execution is recorded, the dataset is known
     def pre(self, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -411,13 +377,12 @@ class StageA:
                 "source": ref.uri,
             }
             entries.append({"Id": str(index), "MessageBody": json.dumps(body, separators=(",", ":"))})
-        for start in range(0, len(entries), _SQS_BATCH):
-            chunk = entries[start : start + _SQS_BATCH]
+        for chunk in sqs_chunks(entries):
             with aws_call(f"sending to {queue_url}"):
                 response = self.sqs.send_message_batch(QueueUrl=queue_url, Entries=chunk)
             failed = response.get("Failed") or []
             if failed:
-                details = "; ".join(f"{f.get('Id')}: {f.get('Code')} {f.get('Message', '')}".strip() for f in failed)
+                details = failed_entries(failed)
                 # SenderFault means the message itself is wrong (too large, ...): retrying will not help.
                 if all(f.get("SenderFault") for f in failed):
                     raise InvalidInputError(f"stage-B hand-off to {queue_url} rejected: {details}")

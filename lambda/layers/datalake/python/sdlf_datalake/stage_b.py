@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from sdlf_datalake.catalog import CatalogRepository, Status
 from sdlf_datalake.errors import InvalidInputError, TransientError, aws_call, error_code
-from sdlf_datalake.executions import NAME_LIMIT, ExecutionsRepository
+from sdlf_datalake.executions import NAME_LIMIT, ExecutionsRepository, redrive_marker
 from sdlf_datalake.keys import dataset_id, object_id, parse_object_id
 from sdlf_datalake.manifest import (
     MANIFEST,
@@ -33,12 +33,14 @@ from sdlf_datalake.manifest import (
     batch_prefix,
     build_manifest,
     check_manifest,
+    check_uri_items,
     read_json,
     sibling_uri,
     table_name,
 )
 from sdlf_datalake.notify import Notifier
 from sdlf_datalake.registry import DatasetRegistration, RegistrationReader
+from sdlf_datalake.support import SQS_BATCH, lazy_client, required_env, run_action, sqs_chunks
 from sdlf_datalake.timeutil import Clock, now_iso
 
 STAGE = "b"
@@ -47,7 +49,6 @@ DEFAULT_MAX_ITEMS = 100
 # Messages taken for a batch stay invisible this long: far more than routing-b needs to write the
 # manifest and start the execution (its timeout is 60 s), so no other invocation takes them meanwhile.
 RECEIVE_VISIBILITY_SECONDS = 300
-_SQS_BATCH = 10
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -77,10 +78,7 @@ class StageBMessage:
 
     @property
     def redrive_of(self) -> str | None:
-        marker = self.body.get("sdlf") if self.body else None
-        if isinstance(marker, Mapping) and isinstance(marker.get("execution"), str) and marker["execution"]:
-            return marker["execution"]
-        return None
+        return redrive_marker(self.body)
 
 
 def parse_message(message: Mapping[str, Any], team: str, dataset: str) -> StageBMessage:
@@ -121,10 +119,7 @@ class RoutingBConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "RoutingBConfig":
         env = os.environ if env is None else env
         names = ("STATE_MACHINE_ARN", "SSM_PREFIX", "STAGE_BUCKET", "ANALYTICS_BUCKET", "QUALITY_TABLE")
-        missing = [n for n in names if not env.get(n)]
-        if missing:
-            raise RuntimeError(f"routing-b: environment variables not set: {', '.join(missing)}")
-        return cls(*(env[n] for n in names))
+        return cls(*required_env(env, names, "routing-b"))
 
 
 class BatchRouter:
@@ -145,29 +140,9 @@ class BatchRouter:
         self._logger = logger
         self.registrations = registrations or RegistrationReader(config.ssm_prefix)
 
-    @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            import boto3
-
-            self._sqs = boto3.client("sqs")
-        return self._sqs
-
-    @property
-    def s3(self) -> Any:
-        if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3")
-        return self._s3
-
-    @property
-    def sfn(self) -> Any:
-        if self._sfn is None:
-            import boto3
-
-            self._sfn = boto3.client("stepfunctions")
-        return self._sfn
+    sqs = lazy_client("sqs", "_sqs")
+    s3 = lazy_client("s3", "_s3")
+    sfn = lazy_client("stepfunctions", "_sfn")
 
     def route(self, event: Any) -> dict[str, Any]:
         team, dataset, force = _routing_request(event)
@@ -230,7 +205,7 @@ class BatchRouter:
             with aws_call(f"receiving from {queue_url}"):
                 response = self.sqs.receive_message(
                     QueueUrl=queue_url,
-                    MaxNumberOfMessages=min(_SQS_BATCH, max_items - len(messages)),
+                    MaxNumberOfMessages=min(SQS_BATCH, max_items - len(messages)),
                     VisibilityTimeout=RECEIVE_VISIBILITY_SECONDS,
                     WaitTimeSeconds=0,
                 )
@@ -287,8 +262,7 @@ class BatchRouter:
         return response["executionArn"], False
 
     def _release(self, queue_url: str, messages: list[StageBMessage]) -> None:
-        for start in range(0, len(messages), _SQS_BATCH):
-            chunk = messages[start : start + _SQS_BATCH]
+        for chunk in sqs_chunks(messages):
             entries = [
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0} for i, m in enumerate(chunk)
             ]
@@ -303,8 +277,7 @@ class BatchRouter:
         for _attempt in range(2):
             failed_ids: set[str] = set()
             failures: list[str] = []
-            for start in range(0, len(pending), _SQS_BATCH):
-                chunk = pending[start : start + _SQS_BATCH]
+            for chunk in sqs_chunks(pending):
                 entries = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)]
                 with aws_call(f"deleting messages of {queue_url}"):
                     response = self.sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
@@ -409,10 +382,7 @@ class StageBConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "StageBConfig":
         env = os.environ if env is None else env
         names = ("CATALOG_TABLE", "EXECUTIONS_TABLE", "STAGE_BUCKET", "ANALYTICS_BUCKET", "TOPIC_ARN", "SSM_PREFIX")
-        missing = [n for n in names if not env.get(n)]
-        if missing:
-            raise RuntimeError(f"transform-b: environment variables not set: {', '.join(missing)}")
-        return cls(*(env[n] for n in names))
+        return cls(*required_env(env, names, "transform-b"))
 
 
 @dataclass(frozen=True)
@@ -463,21 +433,10 @@ class StageB:
         self.executions = ExecutionsRepository(config.executions_table, client=dynamodb, clock=clock)
         self.notifier = Notifier(config.topic_arn, client=sns)
 
-    @property
-    def s3(self) -> Any:
-        if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3")
-        return self._s3
+    s3 = lazy_client("s3", "_s3")
 
     def run(self, event: Mapping[str, Any]) -> Any:
-        action = event.get("action") if isinstance(event, Mapping) else None
-        if action == "pre":
-            return self.pre(event)
-        if action == "post":
-            return self.post(event)
-        raise InvalidInputError(f"$.action: expected 'pre' or 'post', got {action!r}")
+        return run_action(event, {"pre": self.pre, "post": self.post})
 
     # pre: execution RUNNING, the batch's stage rows RUNNING
     def pre(self, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -593,16 +552,7 @@ def _result_outputs(result: Mapping[str, Any] | None, ref: BatchRef) -> list[dic
     outputs = result.get("outputs")
     if not isinstance(outputs, list):
         raise InvalidInputError(f"job result {where}: 'outputs' must be a list, got {outputs!r}")
-    checked = []
-    for index, output in enumerate(outputs):
-        if not isinstance(output, Mapping) or not isinstance(output.get("uri"), str):
-            raise InvalidInputError(f"job result {where}: outputs[{index}] must have a 'uri', got {output!r}")
-        try:
-            parse_object_id(output["uri"])
-        except ValueError as exc:
-            raise InvalidInputError(f"job result {where}: outputs[{index}]: {exc}") from None
-        checked.append(dict(output))
-    return checked
+    return check_uri_items(outputs, f"job result {where}: outputs", "have a 'uri'")
 
 
 def _int(value: Any, default: int = 0) -> int:

@@ -18,15 +18,15 @@ from typing import Any, Mapping
 from sdlf_datalake.catalog import CatalogRepository, Status
 from sdlf_datalake.errors import TransientError, aws_call
 from sdlf_datalake.executions import ExecutionsRepository
-from sdlf_datalake.failures import ErrorHandlingIncomplete, error_type, failure_reason
+from sdlf_datalake.failures import Steps, error_type, failure_reason
 from sdlf_datalake.keys import parse_object_id
 from sdlf_datalake.manifest import RESULT, check_manifest, read_json, sibling_uri
 from sdlf_datalake.notify import Notifier
 from sdlf_datalake.registry import RegistrationReader
+from sdlf_datalake.support import failed_entries, lazy_client, required_env, sqs_chunks
 from sdlf_datalake.timeutil import Clock, now_iso
 
 STAGE = "b"
-_SQS_BATCH = 10
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,7 @@ class ErrorHandlerBConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ErrorHandlerBConfig":
         env = os.environ if env is None else env
         names = ("CATALOG_TABLE", "EXECUTIONS_TABLE", "TOPIC_ARN", "SSM_PREFIX")
-        missing = [n for n in names if not env.get(n)]
-        if missing:
-            raise RuntimeError(f"error-b: environment variables not set: {', '.join(missing)}")
-        return cls(*(env[n] for n in names))
+        return cls(*required_env(env, names, "error-b"))
 
 
 def replay_body(item: Mapping[str, Any], team: str, dataset: str, marker: dict[str, Any]) -> dict[str, Any]:
@@ -84,21 +81,8 @@ class StageBErrorHandler:
         self.notifier = Notifier(config.topic_arn, client=sns)
         self.registrations = registrations or RegistrationReader(config.ssm_prefix)
 
-    @property
-    def s3(self) -> Any:
-        if self._s3 is None:
-            import boto3
-
-            self._s3 = boto3.client("s3")
-        return self._s3
-
-    @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            import boto3
-
-            self._sqs = boto3.client("sqs")
-        return self._sqs
+    s3 = lazy_client("s3", "_s3")
+    sqs = lazy_client("sqs", "_sqs")
 
     def handle(self, event: Any) -> dict[str, Any]:
         """Run every step even if one fails (the DLQ first: it keeps the data); raise at the end
@@ -112,7 +96,7 @@ class StageBErrorHandler:
         failed_at = now_iso(self._clock)
         marker = {"reason": reason, "execution": execution, "failed_at": failed_at, "batch_id": batch}
         result: dict[str, Any] = {"status": "FAILED", "reason": reason, "batch_id": batch, "execution": execution}
-        problems: list[tuple[str, bool]] = []
+        steps = Steps(self._logger)
 
         inputs: list[dict[str, Any]] = []
 
@@ -122,48 +106,32 @@ class StageBErrorHandler:
             manifest = read_json(self.s3, manifest_uri, "$.manifest")
             inputs.extend(check_manifest(manifest or {}, manifest_uri, team, dataset, batch))
 
-        self._step("manifest", problems, load_inputs)
+        steps.run("manifest", load_inputs)
         result["objects"] = [i["uri"] for i in inputs]
-        self._step(
+        steps.run(
             "dlq",
-            problems,
             lambda: result.update(dlq_messages=self._park(team, dataset, inputs, marker, dict(event))),
         )
         for item in inputs:
-            self._step(
+            steps.run(
                 f"catalog {item['uri']}",
-                problems,
                 lambda item=item: self._mark(item["uri"], "stage", reason, batch, execution, error),
             )
         if manifest_uri and inputs:
             # A batch that failed after the heavy transform (crawler, quality) has written analytics
             # files: their rows say FAILED too, so no one mistakes them for checked data.
-            self._step("analytics", problems, lambda: result.update(analytics=self._mark_outputs(manifest_uri, reason, batch, execution, error)))
+            steps.run("analytics", lambda: result.update(analytics=self._mark_outputs(manifest_uri, reason, batch, execution, error)))
         if execution:
             dataset_id = f"{team}/{dataset}" if team and dataset else None
-            self._step("executions", problems, lambda: self.executions.fail(execution, reason, dataset_id=dataset_id, stage=STAGE))
-        self._step(
+            steps.run("executions", lambda: self.executions.fail(execution, reason, dataset_id=dataset_id, stage=STAGE))
+        steps.run(
             "notify",
-            problems,
             lambda: result.update(notification_id=self._notify(team, dataset, batch, execution, reason, error, failed_at, inputs)),
         )
-        if problems:
-            text = f"error handling of batch {batch or '?'} of {team or '?'}/{dataset or '?'} incomplete: " + "; ".join(
-                problem for problem, _ in problems
-            )
-            if all(transient for _, transient in problems):
-                raise TransientError(text)
-            raise ErrorHandlingIncomplete(text)
+        steps.finish(f"batch {batch or '?'} of {team or '?'}/{dataset or '?'}")
         return result
 
     # --- steps --------------------------------------------------------------------------------
-    def _step(self, name: str, problems: list[tuple[str, bool]], action) -> None:
-        try:
-            action()
-        except Exception as exc:  # every step is attempted; failures are reported together
-            if self._logger is not None:
-                self._logger.exception(f"error handler step {name} failed")
-            problems.append((f"{name}: {type(exc).__name__}: {exc}", isinstance(exc, TransientError)))
 
     def _dlq_url(self, team: str | None, dataset: str | None) -> str:
         if not team or not dataset:
@@ -184,14 +152,13 @@ class StageBErrorHandler:
             # operator can still tell what failed.
             bodies = [{"team": team, "dataset": dataset, "sdlf": {**marker, "input": original}}]
         sent = 0
-        for start in range(0, len(bodies), _SQS_BATCH):
-            chunk = bodies[start : start + _SQS_BATCH]
+        for chunk in sqs_chunks(bodies):
             entries = [{"Id": str(i), "MessageBody": json.dumps(b, default=str)} for i, b in enumerate(chunk)]
             with aws_call(f"sending to {url}"):
                 response = self.sqs.send_message_batch(QueueUrl=url, Entries=entries)
             failed = response.get("Failed") or []
             if failed:
-                details = "; ".join(f"{f.get('Id')}: {f.get('Code')} {f.get('Message', '')}".strip() for f in failed)
+                details = failed_entries(failed)
                 raise TransientError(f"{len(failed)} message(s) not accepted by {url}: {details}")
             sent += len(chunk)
         return sent
