@@ -45,6 +45,12 @@ class ProviderMixin:
     def delete(self, account_id: str, region_name: str) -> None:
         raise NotImplementedError
 
+    @classmethod
+    def replace(cls, original_resource, name: str, cloudformation_json, account_id: str, region_name: str):
+        """An update by replacement: delete the original, then create `name` from the new template."""
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+
 
 def tags_dict(tags: Any) -> dict[str, str]:
     """CloudFormation tags come as a list of {Key, Value} or (Glue) as a JSON object."""

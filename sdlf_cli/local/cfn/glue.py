@@ -6,7 +6,7 @@ template declared. moto's backend has no UpdateJob/UpdateCrawler: updates set th
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from moto.core.common_models import CloudFormationModel
 
@@ -17,6 +17,34 @@ def _glue(account_id: str, region_name: str):
     from moto.glue.models import glue_backends
 
     return glue_backends[account_id][region_name]
+
+
+class _NamedGlueResource(ProviderMixin):
+    """A Glue resource known by its `Name`, kept in the backend's COLLECTION and removed by its DELETE
+    method. An update replaces it (subclasses that can update in place override that)."""
+
+    NAME_PROPERTY = "Name"
+    ATTRIBUTES: dict = {}
+    COLLECTION: ClassVar[str] = ""
+    DELETE: ClassVar[str] = ""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                        account_id, region_name):
+        name = cloudformation_json["Properties"].get("Name", original_resource.name)
+        return cls.replace(original_resource, name, cloudformation_json, account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = _glue(account_id, region_name)
+        if self.name in getattr(backend, self.COLLECTION):
+            getattr(backend, self.DELETE)(self.name)
 
 
 class GlueDatabase(ProviderMixin, CloudFormationModel):
@@ -118,17 +146,9 @@ _JOB_FIELDS = {
 }
 
 
-class GlueJob(ProviderMixin, CloudFormationModel):
+class GlueJob(_NamedGlueResource, CloudFormationModel):
     TYPE = "AWS::Glue::Job"
-    NAME_PROPERTY = "Name"
-    ATTRIBUTES: dict = {}
-
-    def __init__(self, name: str):
-        self.name = name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
+    COLLECTION, DELETE = "jobs", "delete_job"
 
     @staticmethod
     def _fields(props: dict[str, Any]) -> dict[str, Any]:
@@ -174,23 +194,10 @@ class GlueJob(ProviderMixin, CloudFormationModel):
         job.last_modified_on = utcnow()
         return original_resource
 
-    def delete(self, account_id: str, region_name: str) -> None:
-        backend = _glue(account_id, region_name)
-        if self.name in backend.jobs:
-            backend.delete_job(self.name)
 
-
-class GlueCrawler(ProviderMixin, CloudFormationModel):
+class GlueCrawler(_NamedGlueResource, CloudFormationModel):
     TYPE = "AWS::Glue::Crawler"
-    NAME_PROPERTY = "Name"
-    ATTRIBUTES: dict = {}
-
-    def __init__(self, name: str):
-        self.name = name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
+    COLLECTION, DELETE = "crawlers", "delete_crawler"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -213,49 +220,18 @@ class GlueCrawler(ProviderMixin, CloudFormationModel):
         )
         return cls(resource_name)
 
-    @classmethod
-    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
-                                        account_id, region_name):
-        name = cloudformation_json["Properties"].get("Name", original_resource.name)
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
 
-    def delete(self, account_id: str, region_name: str) -> None:
-        backend = _glue(account_id, region_name)
-        if self.name in backend.crawlers:
-            backend.delete_crawler(self.name)
+class GlueSecurityConfiguration(_NamedGlueResource, CloudFormationModel):
+    """Every property of a security configuration requires replacement in AWS."""
 
-
-class GlueSecurityConfiguration(ProviderMixin, CloudFormationModel):
     TYPE = "AWS::Glue::SecurityConfiguration"
-    NAME_PROPERTY = "Name"
-    ATTRIBUTES: dict = {}
-
-    def __init__(self, name: str):
-        self.name = name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
+    COLLECTION, DELETE = "security_configurations", "delete_security_configuration"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
         props = cloudformation_json["Properties"]
         _glue(account_id, region_name).create_security_configuration(resource_name, props["EncryptionConfiguration"])
         return cls(resource_name)
-
-    @classmethod
-    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
-                                        account_id, region_name):
-        # Every property of a security configuration requires replacement in AWS.
-        name = cloudformation_json["Properties"].get("Name", original_resource.name)
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        backend = _glue(account_id, region_name)
-        if self.name in backend.security_configurations:
-            backend.delete_security_configuration(self.name)
 
 
 PROVIDERS = [GlueDatabase, GlueTable, GlueJob, GlueCrawler, GlueSecurityConfiguration]

@@ -103,8 +103,7 @@ class LakeFormationResource(ProviderMixin, CloudFormationModel):
     @classmethod
     def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
                                         account_id, region_name):
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        return cls.replace(original_resource, new_resource_name, cloudformation_json, account_id, region_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = _lf(account_id, region_name)
@@ -156,6 +155,17 @@ class _Grant:
     def physical_resource_id(self) -> str:
         return self.resource_id
 
+    @classmethod
+    def granted(cls, resource_id: str, catalog_id: str, principal: dict[str, str], resource: dict[str, Any],
+                props: dict[str, Any], account_id: str, region_name: str) -> "_Grant":
+        """The grant of the template's Permissions / PermissionsWithGrantOption, made in Lake Formation."""
+        grant = cls(
+            resource_id, catalog_id, principal, resource,
+            list(props.get("Permissions") or []), list(props.get("PermissionsWithGrantOption") or []),
+        )
+        grant.grant(account_id, region_name)
+        return grant
+
     def grant(self, account_id: str, region_name: str) -> None:
         _lf(account_id, region_name).grant_permissions(
             self.catalog_id, self.principal, copy.deepcopy(self.resource), list(self.permissions), list(self.grantable)
@@ -174,20 +184,15 @@ class LakeFormationPermissions(_Grant, ProviderMixin, CloudFormationModel):
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
         props = cloudformation_json["Properties"]
-        grant = cls(
+        return cls.granted(
             resource_name, account_id, dict(props["DataLakePrincipal"]), api_resource(props["Resource"], account_id),
-            list(props.get("Permissions") or []), list(props.get("PermissionsWithGrantOption") or []),
+            props, account_id, region_name,
         )
-        grant.grant(account_id, region_name)
-        return grant
 
     @classmethod
     def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
                                         account_id, region_name):
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(
-            original_resource.resource_id, cloudformation_json, account_id, region_name
-        )
+        return cls.replace(original_resource, original_resource.resource_id, cloudformation_json, account_id, region_name)
 
 
 class LakeFormationPrincipalPermissions(_Grant, ProviderMixin, CloudFormationModel):
@@ -202,20 +207,16 @@ class LakeFormationPrincipalPermissions(_Grant, ProviderMixin, CloudFormationMod
         props = cloudformation_json["Properties"]
         resource = copy.deepcopy(props["Resource"])  # already in the API shape
         principal = dict(props["Principal"])
-        grant = cls(
+        return cls.granted(
             f"{principal['DataLakePrincipalIdentifier']}|{json.dumps(resource, sort_keys=True)}",
-            props.get("Catalog", account_id), principal, resource,
-            list(props.get("Permissions") or []), list(props.get("PermissionsWithGrantOption") or []),
+            props.get("Catalog", account_id), principal, resource, props, account_id, region_name,
         )
-        grant.grant(account_id, region_name)
-        return grant
 
     @classmethod
     def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
                                         account_id, region_name):
         # Every property requires replacement in AWS.
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        return cls.replace(original_resource, new_resource_name, cloudformation_json, account_id, region_name)
 
 
 PROVIDERS = [DataLakeSettings, LakeFormationResource, LakeFormationPermissions, LakeFormationPrincipalPermissions]

@@ -6,7 +6,7 @@ through it); a topic policy sets the topic's `Policy`; a subscription subscribes
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from moto.core.common_models import CloudFormationModel
 
@@ -34,17 +34,47 @@ def queue_name_from_url(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-class QueuePolicy(ProviderMixin, CloudFormationModel):
-    TYPE = "AWS::SQS::QueuePolicy"
-    ATTRIBUTES = {"Id": lambda self: self.resource_id}
+class _Policy(ProviderMixin):
+    """A policy document set on each of the resources the TARGETS property lists; a target dropped by an
+    update gets CLEARED (what `_set` takes for "no policy of ours")."""
 
-    def __init__(self, resource_id: str, queue_urls: list[str]):
+    ATTRIBUTES = {"Id": lambda self: self.resource_id}
+    TARGETS: ClassVar[str] = ""
+    CLEARED: ClassVar[str | None] = None
+
+    def __init__(self, resource_id: str, targets: list[str]):
         self.resource_id = resource_id
-        self.queue_urls = queue_urls
+        self.targets = targets
 
     @property
     def physical_resource_id(self) -> str:
         return self.resource_id
+
+    @staticmethod
+    def _set(targets: list[str], policy: str | None, account_id: str, region_name: str) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        targets = list(props[cls.TARGETS])
+        cls._set(targets, _policy_text(props["PolicyDocument"]), account_id, region_name)
+        return cls(resource_name, targets)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                        account_id, region_name):
+        props = cloudformation_json["Properties"]
+        targets = list(props[cls.TARGETS])
+        dropped = [t for t in original_resource.targets if t not in targets]
+        cls._set(dropped, cls.CLEARED, account_id, region_name)
+        cls._set(targets, _policy_text(props["PolicyDocument"]), account_id, region_name)
+        return cls(original_resource.resource_id, targets)
+
+
+class QueuePolicy(_Policy, CloudFormationModel):
+    TYPE = "AWS::SQS::QueuePolicy"
+    TARGETS, CLEARED = "Queues", ""
 
     @staticmethod
     def _set(queue_urls: list[str], policy: str, account_id: str, region_name: str) -> None:
@@ -52,42 +82,17 @@ class QueuePolicy(ProviderMixin, CloudFormationModel):
         for url in queue_urls:
             backend.set_queue_attributes(queue_name_from_url(url), {"Policy": policy})
 
-    @classmethod
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        props = cloudformation_json["Properties"]
-        urls = list(props["Queues"])
-        cls._set(urls, _policy_text(props["PolicyDocument"]), account_id, region_name)
-        return cls(resource_name, urls)
-
-    @classmethod
-    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
-                                        account_id, region_name):
-        props = cloudformation_json["Properties"]
-        urls = list(props["Queues"])
-        dropped = [u for u in original_resource.queue_urls if u not in urls]
-        cls._set(dropped, "", account_id, region_name)
-        cls._set(urls, _policy_text(props["PolicyDocument"]), account_id, region_name)
-        return cls(original_resource.resource_id, urls)
-
     def delete(self, account_id: str, region_name: str) -> None:
         backend = _sqs(account_id, region_name)
-        for url in self.queue_urls:
+        for url in self.targets:
             name = queue_name_from_url(url)
             if name in backend.queues:  # the queue may already be gone
                 backend.set_queue_attributes(name, {"Policy": ""})
 
 
-class TopicPolicy(ProviderMixin, CloudFormationModel):
+class TopicPolicy(_Policy, CloudFormationModel):
     TYPE = "AWS::SNS::TopicPolicy"
-    ATTRIBUTES = {"Id": lambda self: self.resource_id}
-
-    def __init__(self, resource_id: str, topic_arns: list[str]):
-        self.resource_id = resource_id
-        self.topic_arns = topic_arns
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.resource_id
+    TARGETS, CLEARED = "Topics", None  # None: back to the topic's default policy
 
     @staticmethod
     def _set(topic_arns: list[str], policy: str | None, account_id: str, region_name: str) -> None:
@@ -103,24 +108,8 @@ class TopicPolicy(ProviderMixin, CloudFormationModel):
             else:
                 topic.policy = policy
 
-    @classmethod
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        props = cloudformation_json["Properties"]
-        arns = list(props["Topics"])
-        cls._set(arns, _policy_text(props["PolicyDocument"]), account_id, region_name)
-        return cls(resource_name, arns)
-
-    @classmethod
-    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
-                                        account_id, region_name):
-        props = cloudformation_json["Properties"]
-        arns = list(props["Topics"])
-        cls._set([a for a in original_resource.topic_arns if a not in arns], None, account_id, region_name)
-        cls._set(arns, _policy_text(props["PolicyDocument"]), account_id, region_name)
-        return cls(original_resource.resource_id, arns)
-
     def delete(self, account_id: str, region_name: str) -> None:
-        self._set(self.topic_arns, None, account_id, region_name)
+        self._set(self.targets, None, account_id, region_name)
 
 
 _SUBSCRIPTION_ATTRIBUTES = ("RawMessageDelivery", "DeliveryPolicy", "FilterPolicyScope", "FilterPolicy", "RedrivePolicy")
