@@ -122,18 +122,10 @@ class StackDeployer:
                 spec.name, spec.layer, "unchanged", outputs=dict(stack.outputs),
                 message="unchanged: same template, parameters and tags as deployed (no change set needed)",
             )
-        change_type = "UPDATE" if stack is not None else "CREATE"
-        created = self._create_change_set(spec, change_type, fingerprint)
-        if created is None:
+        reviewed = self._reviewed_change_set(spec, stack, fingerprint)
+        if reviewed is None:
             return self._unchanged(spec, stack)
-        change_set, stack_id = created
-        review_leftover = stack_id if change_type == "CREATE" else None
-        if change_set.has_no_changes:
-            self._discard(change_set, review_leftover)
-            return self._unchanged(spec, stack)
-        if change_set.status != "CREATE_COMPLETE":
-            self._discard(change_set, review_leftover)
-            raise _Failed(f"change set {change_set.name} {change_set.status}: {change_set.status_reason or 'no reason given'}")
+        change_type, change_set, stack_id, review_leftover = reviewed
         changes = _changes(change_set)
 
         marker = self.cfn.latest_event_id(stack_id)
@@ -158,6 +150,24 @@ class StackDeployer:
         ended = final.status if final is not None else "DELETE_COMPLETE"
         raise _Failed(f"{change_type.lower()} failed, stack is {ended}: {failure}", failure)
 
+    def _reviewed_change_set(self, spec: StackSpec, stack, fingerprint: str):
+        """Create the stack's change set: (change type, change set, stack id, the stack a discarded CREATE
+        change set leaves in REVIEW or None); None when there is nothing to change (the change set, if
+        any, is discarded). A change set that failed is discarded and raised as _Failed."""
+        change_type = "UPDATE" if stack is not None else "CREATE"
+        created = self._create_change_set(spec, change_type, fingerprint)
+        if created is None:
+            return None
+        change_set, stack_id = created
+        review_leftover = stack_id if change_type == "CREATE" else None
+        if change_set.has_no_changes:
+            self._discard(change_set, review_leftover)
+            return None
+        if change_set.status != "CREATE_COMPLETE":
+            self._discard(change_set, review_leftover)
+            raise _Failed(f"change set {change_set.name} {change_set.status}: {change_set.status_reason or 'no reason given'}")
+        return change_type, change_set, stack_id, review_leftover
+
     def _plan(self, spec: StackSpec) -> StackResult:
         fingerprint = spec.fingerprint()
         stack = self._prepare(spec, execute=False)
@@ -172,18 +182,10 @@ class StackDeployer:
                 spec.name, spec.layer, "planned",
                 message=f"stack is {stack.status}: deploy will delete it and create it again",
             )
-        change_type = "UPDATE" if stack is not None else "CREATE"
-        created = self._create_change_set(spec, change_type, fingerprint)
-        if created is None:
+        reviewed = self._reviewed_change_set(spec, stack, fingerprint)
+        if reviewed is None:
             return self._unchanged(spec, stack)
-        change_set, stack_id = created
-        review_leftover = stack_id if change_type == "CREATE" else None
-        if change_set.has_no_changes:
-            self._discard(change_set, review_leftover)
-            return self._unchanged(spec, stack)
-        if change_set.status != "CREATE_COMPLETE":
-            self._discard(change_set, review_leftover)
-            raise _Failed(f"change set {change_set.name} {change_set.status}: {change_set.status_reason or 'no reason given'}")
+        change_type, change_set, stack_id, review_leftover = reviewed
         changes = _changes(change_set)
         self._discard(change_set, review_leftover)
         return StackResult(

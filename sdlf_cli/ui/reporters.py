@@ -27,6 +27,7 @@ from rich.text import Text
 
 from sdlf_cli.aws.cloudformation import StackEvent
 from sdlf_cli.deploy.model import StackResult, StackSpec
+from sdlf_cli.deploy.reporter import NullReporter
 from sdlf_cli.deploy.statuses import is_cascade
 
 HEARTBEAT_SECONDS = 30.0
@@ -54,19 +55,7 @@ def _event_text(event: StackEvent) -> str:
     return " ".join(parts)
 
 
-class QuietReporter:
-    def stack_started(self, spec: StackSpec) -> None:
-        pass
-
-    def event(self, stack_name: str, event: StackEvent) -> None:
-        pass
-
-    def status(self, stack_name: str, message: str) -> None:
-        pass
-
-    def stack_finished(self, result: StackResult) -> None:
-        pass
-
+class QuietReporter(NullReporter):
     def close(self) -> None:
         pass
 
