@@ -5,7 +5,8 @@
 - events: EventBridge delivery to Lambda / Step Functions targets, schedule-only rules kept out of matching;
 - scheduler (+ schedule_expressions): rate()/cron() rules fired by a clock;
 - stepfunctions: fixes to moto's Step Functions interpreter;
-- glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables.
+- glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables;
+- atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS.
 
 `install(ctx)` wires all of them into the running moto server and returns a stop function. It is
 idempotent: a second call for the same emulator returns the first call's stop function.
@@ -26,12 +27,13 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         if "stop" in _installed:
             return _installed["stop"]
 
-        from sdlf_cli.local.runtime import crawler, events, glue_jobs, stepfunctions
+        from sdlf_cli.local.runtime import atomic_writes, crawler, events, glue_jobs, stepfunctions
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import SqsPoller, install_mapping_takeover
         from sdlf_cli.local.runtime.workers import WorkerManager
 
+        atomic_writes.install()
         manager = WorkerManager(ctx.state_dir / "lambda", ctx.endpoint_url)
         runtime = LambdaRuntime(manager, ctx.region)
         install_lambda_hooks(runtime)
@@ -57,6 +59,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             events.uninstall()
             uninstall_lambda_hooks()
             runtime.close()
+            atomic_writes.uninstall()
 
         _installed["stop"] = stop
         _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler, glue_jobs=job_runner,
