@@ -34,6 +34,7 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     from sdlf_cli.local.cfn import _patching
     from sdlf_cli.local.cfn.buckets import install_bucket_fixes
     from sdlf_cli.local.cfn.functions import install_function_fixes
+    from sdlf_cli.local.cfn.keys import install_key_fixes
     from sdlf_cli.local.cfn.loggroups import install_log_group_fixes
     from sdlf_cli.local.cfn.roles import install_role_fixes
     from sdlf_cli.local.cfn.stacks import install_stack_fixes
@@ -47,6 +48,7 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     install_table_fixes()
     install_log_group_fixes()
     install_role_fixes()
+    install_key_fixes()
     registered = providers()
     _clear_model_caches()
     known = _model_types()
