@@ -1,0 +1,257 @@
+"""Stage A: the default light transform per input format, and put_object -> catalog PROCESSED on the emulator.
+
+    .venv/bin/python benchmarks/stage_a.py [--records 50000] [--repeat 3] [--files 20] [--file-records 100]
+                                           [--skip-transform] [--skip-e2e]
+
+Part 1 runs the `default` transform (lambda/layers/datalake/python/sdlf_datalake/transforms) in-process on the
+same flat records written as JSON lines, a JSON array document, CSV with a header, and gzip JSON lines;
+the runs are interleaved (every format once, then again) and the best of --repeat is compared with JSON lines.
+
+Part 2 starts the in-process emulator, deploys the dev lake (parameters/dev.yaml under another env name,
+as tests/integration/test_stage_a_e2e.py does; the stage-B schedule is set to rate(1 day) so no stage-B
+batch runs during the measurement), then puts --files small JSON-lines objects into the raw bucket, first
+one at a time (each waited for) and then all at once, and reports the latency from put_object to the
+object's catalog row turning PROCESSED (its `updated_at`; RECEIVED is its `created_at`).
+Prints figures side by side; nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import random
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, copy_project, header, pct, ratio, summary, table  # noqa: E402
+
+import yaml  # noqa: E402
+
+from sdlf_datalake.transforms import RawObject, get_transform  # noqa: E402
+
+COUNTRIES = ["NO", "SE", "PT", "FR", "IT", "PL", "EE"]
+
+
+# --- part 1: the light transform -------------------------------------------------------------------------
+def flat_records(count: int, seed: int = 11) -> list[dict]:
+    """Flat records (CSV cannot hold nesting): every format carries the very same fields and values."""
+    rng = random.Random(seed)
+    return [
+        {
+            "id": str(n),
+            "name": f"person {rng.randrange(100_000)}",
+            "email": "" if rng.random() < 0.1 else f"p{n}@example.com",
+            "country": rng.choice(COUNTRIES),
+            "amount": f"{rng.uniform(1, 5000):.2f}",
+            "active": "true" if rng.random() < 0.7 else "false",
+            "comment": "said \"hi\", then left" if rng.random() < 0.05 else "",
+            "updated_at": f"2024-05-{rng.randrange(1, 29):02d}T{rng.randrange(24):02d}:00:00Z",
+        }
+        for n in range(count)
+    ]
+
+
+def encodings(records: list[dict]) -> dict[str, tuple[str, bytes]]:
+    jsonl = ("\n".join(json.dumps(r, separators=(",", ":")) for r in records) + "\n").encode()
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(records[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return {
+        "JSON lines": ("people.jsonl", jsonl),
+        "JSON array": ("people.json", json.dumps(records, separators=(",", ":")).encode()),
+        "CSV": ("people.csv", out.getvalue().encode()),
+        "gzip JSON lines": ("people.jsonl.gz", gzip.compress(jsonl, compresslevel=6, mtime=0)),
+    }
+
+
+def bench_transform(records: int, repeat: int) -> None:
+    transform = get_transform("default")
+    data = encodings(flat_records(records))
+    times: dict[str, list[float]] = {name: [] for name in data}
+    counts: dict[str, int] = {}
+    outputs: dict[str, bytes] = {}
+    for _ in range(repeat):
+        for name, (file_name, body) in data.items():
+            obj = RawObject(bucket="raw", key=f"team/people/{file_name}", team="team", dataset="people", body=body)
+            started = time.perf_counter()
+            (out,) = transform(obj)
+            times[name].append(time.perf_counter() - started)
+            counts[name], outputs[name] = out.records, out.body
+    base = min(times["JSON lines"])
+    rows = [["format", "input MB", "text MB", "records", f"best of {repeat}", "MB/s (input)", "MB/s (text)",
+             "records/s", "time vs JSON lines"]]
+    for name, (_, body) in data.items():
+        best = min(times[name])
+        text = len(gzip.decompress(body)) if name.startswith("gzip") else len(body)
+        rows.append([name, f"{len(body) / 1e6:.2f}", f"{text / 1e6:.2f}", f"{counts[name]:,}", f"{best:.3f} s",
+                     f"{len(body) / 1e6 / best:.1f}", f"{text / 1e6 / best:.1f}", f"{counts[name] / best:,.0f}",
+                     ratio(best, base)])
+    table(rows)
+    print("all runs (s): " + "; ".join(f"{n} " + " ".join(f"{t:.3f}" for t in ts) for n, ts in times.items()))
+    json_like = {outputs[n] for n in ("JSON lines", "JSON array", "gzip JSON lines")}
+    print(f"same JSON-lines output from the JSON formats: {'yes' if len(json_like) == 1 else 'NO'}; "
+          f"CSV output equal too: {'yes' if outputs['CSV'] in json_like else 'no (CSV values are strings)'}")
+
+
+# --- part 2: end to end on the emulator -------------------------------------------------------------------
+def parse_iso(value: str) -> float:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def file_body(index: int, records: int, run: str) -> bytes:
+    # Distinct content per file: stage-A executions are named after the content, identical bytes run once.
+    lines = [json.dumps({"id": f"{run}-{index}-{n}", "file": index, "n": n, "name": f"person {n}",
+                         "tags": ["a", "b"], "address": {"city": "Oslo", "zip": None}}) for n in range(records)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def wait_processed(ddb, table_name: str, pending: dict[str, float], timeout: float, poll: float) -> dict[str, dict]:
+    """uri -> {received, processed, observed} in seconds after its put; FAILED or timed out rows noted."""
+    out: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for uri in list(pending):
+            item = ddb.get_item(TableName=table_name, Key={"id": {"S": uri}}, ConsistentRead=True).get("Item")
+            status = item and item.get("status", {}).get("S")
+            if status in ("PROCESSED", "FAILED"):
+                put_at = pending.pop(uri)
+                out[uri] = {
+                    "status": status,
+                    "received": parse_iso(item["created_at"]["S"]) - put_at,
+                    "processed": parse_iso(item["updated_at"]["S"]) - put_at,
+                    "observed": time.time() - put_at,
+                    "processed_at": parse_iso(item["updated_at"]["S"]),
+                    "reason": item.get("reason", {}).get("S", ""),
+                }
+        if pending:
+            time.sleep(poll)
+    for uri, put_at in pending.items():
+        out[uri] = {"status": "TIMEOUT", "observed": time.time() - put_at}
+    return out
+
+
+def bench_e2e(files: int, file_records: int, timeout: float, poll: float) -> None:
+    from sdlf_cli.aws.session import AwsTarget, Clients
+    from sdlf_cli.config.loader import load_config
+    from sdlf_cli.local.context import EmulatorContext
+    from sdlf_cli.local.server import free_port, start
+    from sdlf_cli.ui import make_reporter
+    from sdlf_cli.workflows.deploy import all_layers, deploy_layers
+    from sdlf_cli.workflows.registry import lake_resources
+
+    env = "bsta"
+    with tempfile.TemporaryDirectory(prefix="sdlf-bench-stage-a-") as tmp:
+        project = copy_project(Path(tmp))
+        (project / "parameters").mkdir()
+        (project / "parameters" / "base.yaml").write_text((ROOT / "parameters" / "base.yaml").read_text())
+        lake = yaml.safe_load((ROOT / "parameters" / "dev.yaml").read_text())
+        lake["env"] = env
+        for team in lake.get("teams", {}).values():
+            for dataset in (team.get("datasets") or {}).values():
+                dataset["schedule"] = "rate(1 day)"  # keep stage B out of the measurement
+        (project / "parameters" / f"{env}.yaml").write_text(yaml.safe_dump(lake, sort_keys=False))
+        team_name = next(iter(lake["teams"]))
+        dataset_name = next(iter(lake["teams"][team_name]["datasets"]))
+
+        ctx = EmulatorContext(host="127.0.0.1", port=free_port(), state_dir=Path(tmp) / "emulator")
+        emulator = start(ctx)
+        try:
+            cfg = load_config(env, project / "parameters")
+            clients = Clients(AwsTarget(region=cfg.region, endpoint_url=emulator.endpoint_url))
+            started = time.perf_counter()
+            outcome = deploy_layers(cfg, clients, make_reporter("json"), all_layers(cfg, project), root=project)
+            if not outcome.ok:
+                raise SystemExit("deploy failed: " + json.dumps(outcome.to_dict())[:2000])
+            print(f"dev lake deployed on the emulator as env {env!r} ({len(outcome.results)} stacks) "
+                  f"in {time.perf_counter() - started:.1f} s; dataset {team_name}/{dataset_name}")
+            resources = lake_resources(cfg, clients)
+            raw_bucket, table_name = resources.raw_bucket, resources.catalog_table
+            s3, ddb = clients.client("s3"), clients.client("dynamodb")
+            size = len(file_body(0, file_records, "x"))
+            print(f"{files} JSON-lines files of {file_records} records ({size / 1e3:.1f} kB) per scenario; "
+                  f"catalog polled every {poll * 1000:.0f} ms")
+
+            def put(index: int, run: str) -> tuple[str, float]:
+                key = f"{team_name}/{dataset_name}/bench-{run}-{index:03d}.jsonl"
+                body = file_body(index, file_records, run)
+                put_at = time.time()
+                s3.put_object(Bucket=raw_bucket, Key=key, Body=body)
+                return f"s3://{raw_bucket}/{key}", put_at
+
+            # warm-up: the first invocation of each function starts its warm worker; not measured.
+            uri, put_at = put(0, "warm")
+            warm = wait_processed(ddb, table_name, {uri: put_at}, timeout, poll)[uri]
+            print(f"warm-up file (cold workers, not counted): {warm['status']} after {warm['observed']:.2f} s")
+            print()
+
+            sequential: dict[str, dict] = {}
+            sequential_first_put = time.time()
+            for i in range(files):
+                uri, put_at = put(i, "seq")
+                sequential.update(wait_processed(ddb, table_name, {uri: put_at}, timeout, poll))
+            burst_pending = dict(put(i, "burst") for i in range(files))
+            put_span = max(burst_pending.values()) - min(burst_pending.values())
+            burst_first_put = min(burst_pending.values())
+            burst = wait_processed(ddb, table_name, burst_pending, timeout, poll)
+        finally:
+            emulator.stop()
+
+    def column(results: dict[str, dict], field: str) -> list[float]:
+        return [r[field] for r in results.values() if r["status"] == "PROCESSED"]
+
+    rows = [["put_object -> catalog", f"one at a time ({files} files)", f"all at once ({files} files)",
+             "at once / one at a time (p50)"]]
+    for label, field in (("RECEIVED (created_at)", "received"), ("PROCESSED (updated_at)", "processed"),
+                         ("PROCESSED seen by the poller", "observed")):
+        seq, bur = column(sequential, field), column(burst, field)
+        for q in (50, 95):
+            rows.append([f"{label} p{q}", f"{pct(seq, q):.2f} s", f"{pct(bur, q):.2f} s",
+                         ratio(pct(bur, 50), pct(seq, 50)) if q == 50 else ""])
+    for name, results in (("one at a time", sequential), ("all at once", burst)):
+        bad = {u: r for u, r in results.items() if r["status"] != "PROCESSED"}
+        if bad:
+            print(f"{name}: {len(bad)} file(s) not PROCESSED: " +
+                  "; ".join(f"{u.rsplit('/', 1)[-1]} {r['status']} {r.get('reason', '')}" for u, r in bad.items()))
+    table(rows)
+    print()
+    print(f"one at a time: PROCESSED {summary(column(sequential, 'processed'))}")
+    print(f"all at once:   PROCESSED {summary(column(burst, 'processed'))} (puts spread over {put_span:.2f} s)")
+    for name, results, first_put in (("one at a time", sequential, sequential_first_put),
+                                     ("all at once", burst, burst_first_put)):
+        done = column(results, "processed_at")
+        if done:
+            span = max(done) - first_put
+            print(f"{name + ':':14} first put -> last PROCESSED {span:5.2f} s = {len(done) / span:.1f} files/s through stage A")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000, help="records per format (part 1)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per format (part 1)")
+    parser.add_argument("--files", type=int, default=20, help="files per scenario (part 2)")
+    parser.add_argument("--file-records", type=int, default=100, help="records per file (part 2)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a file (part 2)")
+    parser.add_argument("--poll", type=float, default=0.05, help="catalog poll interval in seconds (part 2)")
+    parser.add_argument("--skip-transform", action="store_true")
+    parser.add_argument("--skip-e2e", action="store_true")
+    args = parser.parse_args()
+
+    header("stage A: default light transform per format; put_object -> catalog PROCESSED on the emulator")
+    if not args.skip_transform:
+        print(f"## default transform, in-process, {args.records:,} flat records per format")
+        bench_transform(args.records, args.repeat)
+        print()
+    if not args.skip_e2e:
+        print("## end to end on the in-process emulator")
+        bench_e2e(args.files, args.file_records, args.timeout, args.poll)
+
+
+if __name__ == "__main__":
+    main()
