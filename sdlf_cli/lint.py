@@ -6,7 +6,9 @@ is what cfn-lint sees; the rendered file is one `sdlf render` away.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from cfnlint.api import ManualArgs, lint
 
@@ -40,12 +42,30 @@ def lint_template(template: RenderedTemplate) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.line, f.rule, f.message))
 
 
-def lint_templates(templates: list[RenderedTemplate]) -> list[Finding]:
-    """Findings of all templates, template by template (in the order given), each in line order."""
+def lint_templates(templates: list[RenderedTemplate], cache_dir: Path | None = None) -> list[Finding]:
+    """Findings of all templates, template by template (in the order given), each in line order.
+
+    With `cache_dir`, a template whose exact text (and region, and cfn-lint version) was linted
+    clean before is not linted again: linting is the slowest step of a no-change deploy.
+    """
     findings: list[Finding] = []
     for template in templates:
-        findings.extend(lint_template(template))
+        marker = _clean_marker(template, cache_dir) if cache_dir else None
+        if marker is not None and marker.exists():
+            continue
+        found = lint_template(template)
+        findings.extend(found)
+        if marker is not None and not found:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(template.output_name + "\n")
     return findings
+
+
+def _clean_marker(template: RenderedTemplate, cache_dir: Path) -> Path:
+    from cfnlint.version import __version__ as cfn_lint_version
+
+    seed = "\0".join([cfn_lint_version, template.region, template.body])
+    return Path(cache_dir) / (hashlib.sha256(seed.encode("utf-8")).hexdigest() + ".clean")
 
 
 def has_errors(findings: list[Finding]) -> bool:

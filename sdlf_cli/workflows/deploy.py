@@ -62,7 +62,7 @@ class DeployOutcome:
 
 def render_and_lint(cfg: LakeConfig, layers: list[str], root: Path) -> list[RenderedTemplate]:
     templates = [t for layer in layers for t in render_layer(cfg, layer, root / "templates")]
-    findings = lint_templates(templates)
+    findings = lint_templates(templates, cache_dir=root / ".sdlf" / "cache" / "lint")
     if findings:
         raise LintFailed(findings)
     return templates
@@ -95,6 +95,28 @@ def unit_tags(template: RenderedTemplate) -> dict[str, str]:
     if template.layer in ("pipeline", "dataset"):
         return {"team": parts[0], template.layer: parts[1]}
     return {}
+
+
+def build_spec(cfg: LakeConfig, template: RenderedTemplate, params: dict,
+               depends_on: tuple[str, ...] = ()) -> StackSpec:
+    return StackSpec(
+        name=template.stack_name,
+        layer=template.layer,
+        template_body=template.body,
+        parameters=params,
+        tags=cfg.names.tags(template.layer, **unit_tags(template)),
+        depends_on=depends_on,
+    )
+
+
+def stack_spec(cfg: LakeConfig, template: RenderedTemplate, bucket: str, code: dict[str, str],
+               in_run: set[str]) -> StackSpec:
+    """The spec deploy gives a (non-bootstrap) stack: the artifact bucket and code keys its template declares,
+    and its parents among `in_run`. `sdlf status` builds the same spec to compare fingerprints."""
+    declared = declared_parameters(template)
+    params = {k: v for k, v in {"pArtifactsBucket": bucket, **code}.items() if k in declared}
+    parents = tuple(p for p in parent_stacks(cfg, template) if p in in_run)
+    return build_spec(cfg, template, params, parents)
 
 
 class LayerDeployer:
@@ -130,14 +152,10 @@ class LayerDeployer:
         outcome.uploads = upload_artifacts(artifacts, self.clients.client("s3"), bucket, dry_run=dry_run or not bucket_exists)
 
         code = parameter_values(artifacts)
+        in_run = {t.stack_name for t in rest}
         specs = []
         for template in rest:
-            params = {"pArtifactsBucket": bucket, **code}
-            declared = declared_parameters(template)
-            params = {k: v for k, v in params.items() if k in declared}
-            in_run = {t.stack_name for t in rest}
-            parents = tuple(p for p in parent_stacks(self.cfg, template) if p in in_run)
-            spec = self._spec(template, params, parents)
+            spec = stack_spec(self.cfg, template, bucket, code, in_run)
             if len(template.body.encode()) > MAX_TEMPLATE_BODY:
                 if not bucket_exists:
                     outcome.results.append(_planned_from_template(template, "template too large to plan before the artifact bucket exists"))
@@ -168,14 +186,7 @@ class LayerDeployer:
         return self.stacks.plan if dry_run else self.stacks.deploy
 
     def _spec(self, template: RenderedTemplate, params: dict, depends_on: tuple[str, ...] = ()) -> StackSpec:
-        return StackSpec(
-            name=template.stack_name,
-            layer=template.layer,
-            template_body=template.body,
-            parameters=params,
-            tags=self.cfg.names.tags(template.layer, **unit_tags(template)),
-            depends_on=depends_on,
-        )
+        return build_spec(self.cfg, template, params, depends_on)
 
     def _with_template_url(self, spec: StackSpec, bucket: str, dry_run: bool) -> StackSpec:
         body = spec.template_body.encode()

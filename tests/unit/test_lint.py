@@ -79,3 +79,23 @@ def test_clean_templates_add_nothing_to_a_broken_ones_findings():
     clean = render_layer(FULL, "bootstrap", TEMPLATES_DIR)
     findings = lint_templates(clean + [broken(BROKEN)])
     assert {f.template for f in findings} == {"foundations/acme-lake-dev-foundations.yaml"}
+
+
+def test_clean_templates_are_not_linted_twice_with_a_cache(tmp_path, monkeypatch):
+    import sdlf_cli.lint as lint_module
+    from sdlf_cli.render import RenderedTemplate
+
+    body = "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  Topic:\n    Type: AWS::SNS::Topic\n"
+    clean = RenderedTemplate("foundations", "foundations", "s", Path("x.yaml.j2"), body)
+    broken = RenderedTemplate("team", "t", "t", Path("y.yaml.j2"), body.replace("AWS::SNS::Topic", "AWS::SNS::Topik"))
+    calls = []
+    real = lint_module.lint_template
+    monkeypatch.setattr(lint_module, "lint_template", lambda t: calls.append(t.stack_name) or real(t))
+
+    first = lint_module.lint_templates([clean, broken], cache_dir=tmp_path)
+    second = lint_module.lint_templates([clean, broken], cache_dir=tmp_path)
+    assert calls == ["s", "t", "t"]  # the clean one once; the broken one every time
+    assert first == second and first and all(f.template == broken.output_name for f in first)
+    changed = RenderedTemplate("foundations", "foundations", "s", Path("x.yaml.j2"), body + "# changed\n")
+    lint_module.lint_templates([changed], cache_dir=tmp_path)
+    assert calls[-1] == "s"
