@@ -311,6 +311,40 @@ def demo(opts):
     sys.exit(0 if result.ok else 1)
 
 
+# --- status and teardown ---------------------------------------------------------------------------
+@cli.command()
+@global_options
+def status(opts):
+    """Every stack of the lake: its status, whether it matches the configuration, and what to run next."""
+    from sdlf_cli.workflows.status import lake_status
+
+    cfg = _lake(opts)
+    views.lake_status(lake_status(cfg, _clients(opts, cfg)), opts.output)
+
+
+@cli.command()
+@click.argument("layers", nargs=-1)
+@click.option("--include-data", is_flag=True, help="Also empty and delete retained buckets, tables, keys (7 days).")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted and retained; delete nothing.")
+@global_options
+def destroy(layers, include_data, dry_run, opts):
+    """Delete the lake's stacks (or LAYER... and their children; or named stacks), children first."""
+    from sdlf_cli.ui import make_reporter
+    from sdlf_cli.workflows.destroy import destroy as run
+
+    def confirm(plan) -> bool:
+        views.destroy_plan(plan, "text")
+        return click.confirm(f"{plan.summary()}?", default=False, err=True)
+
+    asker = (lambda plan: True) if opts.yes else (confirm if sys.stdin.isatty() else None)
+    cfg = _lake(opts)
+    with make_reporter(opts.output) as reporter:
+        result = run(cfg, _clients(opts, cfg), layers=list(layers) or None, include_data=include_data,
+                     dry_run=dry_run, confirm=asker, reporter=reporter)
+    views.destroyed(result, opts.output)
+    sys.exit(0 if result.ok else 1)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False, obj=defaults())

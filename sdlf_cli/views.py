@@ -221,3 +221,52 @@ def query_result(result, fmt: str) -> None:
         return None
     _out.print(_table(None, result.columns, result.rows))
     _out.print(f"{len(result.rows)} row(s) in {result.seconds:.2f}s ({result.engine})")
+
+
+STATUS_COLUMNS = ["stack", "layer", "unit", "status", "last updated", "drift", "next step"]
+
+
+def lake_status(states, output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "stacks": [s.to_dict() for s in states]})
+    rows = [(s.name, s.layer, s.unit, s.status or "—",
+             s.last_updated.strftime("%Y-%m-%d %H:%M:%S") if s.last_updated else "—", s.drift, s.next_step or "—")
+            for s in states]
+    _out.print(_table("lake status", STATUS_COLUMNS, rows))
+    todo = sum(s.needs_action for s in states)
+    if states and all(s.status is None for s in states):
+        _out.print("nothing of this environment is deployed; `sdlf deploy --all` creates it")
+    else:
+        _out.print("everything deployed is in sync" if not todo else f"{todo} stack(s) need a step (see next step)")
+
+
+def destroy_plan(plan, output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "stacks": [s.name for s in plan.stacks],
+                      "retained": [r.to_dict() for r in plan.retained]})
+    rows = [(i, s.name, s.layer, ", ".join(s.depends_on) or "—") for i, s in enumerate(plan.stacks, 1)]
+    _out.print(_table(f"stacks to delete (env {plan.env}), children first", ["#", "stack", "layer", "after"], rows))
+    verb = "deleted (--include-data)" if plan.include_data else "kept (DeletionPolicy Retain)"
+    _out.print(_table(f"data resources {verb}", ["stack", "type", "name"],
+                      [(r.stack, r.resource_type, r.physical_id) for r in plan.retained]))
+
+
+def destroyed(result, output: str) -> None:
+    from sdlf_cli.ui import results_table
+
+    if output == "json":
+        return _json(result.to_dict())
+    if result.dry_run:
+        destroy_plan(result.plan, output)
+        _out.print(f"dry run: would {result.plan.summary()}; nothing was deleted")
+        return None
+    if not result.results and not result.retained:
+        _out.print(f"nothing to destroy in env '{result.plan.env}'")
+        return None
+    if result.results:
+        _out.print(results_table(result.results, title="destroyed stacks"))
+    if result.retained:
+        _out.print(_table("retained data", ["stack", "type", "name", "what happened"],
+                          [(r.stack, r.resource_type, r.physical_id, r.action) for r in result.retained]))
+    if any(r.action == "retained" for r in result.retained):
+        _out.print("data was kept; `sdlf destroy --include-data` deletes it (buckets emptied, keys in 7 days)")

@@ -55,6 +55,15 @@ class StackInfo:
     tags: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
+    last_updated: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StackResource:
+    logical_id: str
+    resource_type: str
+    physical_id: str | None
+    status: str
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,19 @@ def _is_missing_stack(err: ClientError) -> bool:
     return error.get("Code") == "ValidationError" and "does not exist" in error.get("Message", "")
 
 
+def _stack_info(raw: dict) -> StackInfo:
+    return StackInfo(
+        name=raw["StackName"],
+        stack_id=raw["StackId"],
+        status=raw["StackStatus"],
+        status_reason=raw.get("StackStatusReason"),
+        tags={t["Key"]: t["Value"] for t in raw.get("Tags") or []},
+        outputs={o["OutputKey"]: o.get("OutputValue", "") for o in raw.get("Outputs") or []},
+        parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters") or []},
+        last_updated=raw.get("LastUpdatedTime") or raw.get("CreationTime"),
+    )
+
+
 class CloudFormationGateway:
     def __init__(self, client: Any):
         self._client = client
@@ -145,15 +167,7 @@ class CloudFormationGateway:
         raw = stacks[0]
         if raw["StackStatus"] == "DELETE_COMPLETE":
             return None
-        return StackInfo(
-            name=raw["StackName"],
-            stack_id=raw["StackId"],
-            status=raw["StackStatus"],
-            status_reason=raw.get("StackStatusReason"),
-            tags={t["Key"]: t["Value"] for t in raw.get("Tags") or []},
-            outputs={o["OutputKey"]: o.get("OutputValue", "") for o in raw.get("Outputs") or []},
-            parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters") or []},
-        )
+        return _stack_info(raw)
 
     def outputs(self, name_or_id: str) -> dict[str, str]:
         stack = self.describe_stack(name_or_id)
@@ -209,6 +223,37 @@ class CloudFormationGateway:
             raise _client_error("DescribeStackEvents", name_or_id, err) from err
         events = response.get("StackEvents", [])
         return events[0]["EventId"] if events else None
+
+    def list_stacks(self) -> list[StackInfo]:
+        """Every live stack of the account and region (deleted ones left out), with tags."""
+        stacks: list[StackInfo] = []
+        try:
+            for page in self._client.get_paginator("describe_stacks").paginate():
+                stacks.extend(_stack_info(raw) for raw in page.get("Stacks", []) if raw["StackStatus"] != "DELETE_COMPLETE")
+        except (ClientError, *_BOTO_ERRORS) as err:
+            raise _client_error("DescribeStacks", "(all stacks)", err) from err
+        return stacks
+
+    def template(self, name_or_id: str) -> dict:
+        """The stack's current template, parsed (YAML with short-form intrinsics, or JSON)."""
+        from cfn_tools import load_yaml
+
+        try:
+            body = self._client.get_template(StackName=name_or_id, TemplateStage="Original")["TemplateBody"]
+        except (ClientError, *_BOTO_ERRORS) as err:
+            raise _client_error("GetTemplate", name_or_id, err) from err
+        return dict(body) if isinstance(body, dict) else (load_yaml(body) or {})
+
+    def resources(self, name_or_id: str) -> list[StackResource]:
+        out: list[StackResource] = []
+        try:
+            for page in self._client.get_paginator("list_stack_resources").paginate(StackName=name_or_id):
+                for raw in page.get("StackResourceSummaries", []):
+                    out.append(StackResource(raw["LogicalResourceId"], raw["ResourceType"],
+                                             raw.get("PhysicalResourceId"), raw.get("ResourceStatus", "")))
+        except (ClientError, *_BOTO_ERRORS) as err:
+            raise _client_error("ListStackResources", name_or_id, err) from err
+        return out
 
     # --- change sets ---------------------------------------------------------------------
     def create_change_set(

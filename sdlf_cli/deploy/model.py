@@ -14,7 +14,7 @@ FINGERPRINT_TAG = "sdlf:fingerprint"
 
 DEFAULT_CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
 
-Status = Literal["created", "updated", "unchanged", "failed", "skipped", "planned"]
+Status = Literal["created", "updated", "unchanged", "failed", "skipped", "planned", "deleted"]
 
 # Resource types whose change alters who may do what: flagged in plans like CDK's IAM diff.
 PERMISSION_TYPES = frozenset(

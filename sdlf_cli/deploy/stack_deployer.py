@@ -76,6 +76,21 @@ class StackDeployer:
     def plan(self, spec: StackSpec) -> StackResult:
         return self._run(spec, execute=False)
 
+    def delete(self, spec: StackSpec) -> StackResult:
+        """Delete the stack named by `spec` (only name and layer matter), streaming its events; a stack that
+        is busy is waited for first. `deleted`, `unchanged` when there was no such stack, or `failed`."""
+        started = self.clock()
+        self.reporter.stack_started(spec)
+        try:
+            result = self._delete(spec)
+        except _Failed as failed:
+            result = StackResult(spec.name, spec.layer, "failed", failure=failed.failure, message=failed.message)
+        except DeployError as err:
+            result = StackResult(spec.name, spec.layer, "failed", message=str(err))
+        result = _with_duration(result, self.clock() - started)
+        self.reporter.stack_finished(result)
+        return result
+
     # --- flow ----------------------------------------------------------------------------
     def _run(self, spec: StackSpec, execute: bool) -> StackResult:
         started = self.clock()
@@ -192,6 +207,29 @@ class StackDeployer:
             spec.name, spec.layer, "planned", changes=changes,
             message=_plan_summary(change_type, changes),
         )
+
+    def _delete(self, spec: StackSpec) -> StackResult:
+        stack = self.cfn.describe_stack(spec.name)
+        if stack is not None and statuses.is_in_progress(stack.status):
+            self.reporter.status(spec.name, f"stack is {stack.status}: waiting for that operation to finish first")
+            stack, _ = self._wait_stack(spec.name, stack.stack_id, self.cfn.latest_event_id(stack.stack_id))
+        if stack is None:
+            return StackResult(spec.name, spec.layer, "unchanged", message="not deployed: nothing to delete")
+        marker = self.cfn.latest_event_id(stack.stack_id)
+        self.reporter.status(spec.name, f"deleting the {stack.status} stack")
+        try:
+            self.cfn.delete_stack(stack.stack_id)
+        except CloudFormationError as err:
+            events = self._stream_events(spec.name, stack.stack_id, marker)[1]
+            failure = statuses.root_cause(events) or Failure(spec.name, "AWS::CloudFormation::Stack", "DELETE_FAILED", err.reason)
+            raise _Failed(f"delete failed: {failure}", failure) from err
+        final, events = self._wait_stack(spec.name, stack.stack_id, marker)
+        if final is None:
+            return StackResult(spec.name, spec.layer, "deleted", message=f"DELETE_COMPLETE (was {stack.status})")
+        failure = statuses.root_cause(events) or Failure(
+            spec.name, "AWS::CloudFormation::Stack", final.status, final.status_reason or f"stack is {final.status}")
+        hint = statuses.BLOCKED.get(final.status, "")
+        raise _Failed(f"delete failed, stack is {final.status}: {failure}" + (f"; {hint}" if hint else ""), failure)
 
     # --- steps ---------------------------------------------------------------------------
     @staticmethod

@@ -40,6 +40,7 @@ STATUS_STYLES = {
     "failed": "bold red",
     "skipped": "yellow",
     "running": "blue",
+    "deleted": "magenta",
 }
 
 

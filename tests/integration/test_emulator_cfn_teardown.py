@@ -31,3 +31,19 @@ def test_deleting_a_stack_keeps_its_retained_resources(emulator):
     delete(emulator, name)
     buckets = {b["Name"] for b in client(emulator, "s3").list_buckets()["Buckets"]}
     assert kept in buckets and gone not in buckets
+
+
+def test_deleting_a_stack_deletes_its_managed_policy_so_it_can_be_created_again(emulator):
+    policy, name = unique("boundary"), unique("policy")
+    template = {"Resources": {"Boundary": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+        "ManagedPolicyName": policy,
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}}},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": unique("role"), "PermissionsBoundary": {"Ref": "Boundary"}, "ManagedPolicyArns": [{"Ref": "Boundary"}],
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}}}}
+    deploy(emulator, name, template)
+    delete(emulator, name)
+    iam = client(emulator, "iam")
+    assert policy not in {p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]}
+    assert deploy(emulator, name, template)["StackStatus"] == "CREATE_COMPLETE"
