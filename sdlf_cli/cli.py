@@ -282,6 +282,39 @@ def quality(team, dataset, count, opts):
     views.quality(latest_quality(cfg, _clients(opts, cfg), team, dataset, runs=count), opts.output)
 
 
+# --- dead letters ----------------------------------------------------------------------------------
+@cli.command("dead-letters")
+@click.option("--team", default=None)
+@click.option("--pipeline", default=None)
+@click.option("--dataset", default=None)
+@click.option("--stage", type=click.Choice(["catalog", "a", "b"]), default=None)
+@global_options
+def dead_letters(team, pipeline, dataset, stage, opts):
+    """The lake's dead-letter queues (catalog, stage A per pipeline, stage B per dataset) and their counts."""
+    from sdlf_cli.workflows.redrive import list_dead_letters
+
+    cfg = _lake(opts)
+    views.dead_letters(list_dead_letters(cfg, _clients(opts, cfg), team=team, pipeline=pipeline, dataset=dataset,
+                                         stage=stage), opts.output)
+
+
+@cli.command()
+@click.option("--team", default=None)
+@click.option("--dataset", default=None)
+@click.option("--stage", type=click.Choice(["catalog", "a", "b"]), default=None, help="Only this kind of DLQ.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most N messages.")
+@click.option("--dry-run", is_flag=True, help="List what would move; move nothing.")
+@global_options
+def redrive(team, dataset, stage, limit, dry_run, opts):
+    """Move every message of the selected DLQs back to its stage (send first, then delete); exit 1 if any failed."""
+    from sdlf_cli.workflows.redrive import redrive as run
+
+    cfg = _lake(opts)
+    result = run(cfg, _clients(opts, cfg), team=team, dataset=dataset, stage=stage, limit=limit, dry_run=dry_run)
+    views.redrive(result, opts.output)
+    sys.exit(0 if result.ok else 1)
+
+
 @cli.command()
 @click.argument("sql")
 @click.option("--team", default=None, help="Run in the team's Athena workgroup.")

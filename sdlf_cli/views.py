@@ -223,6 +223,44 @@ def query_result(result, fmt: str) -> None:
     _out.print(f"{len(result.rows)} row(s) in {result.seconds:.2f}s ({result.engine})")
 
 
+DEAD_LETTER_COLUMNS = ["kind", "team", "pipeline", "dataset", "messages", "in flight", "queue"]
+
+
+def dead_letters(queues, output: str) -> None:
+    if output == "json":
+        return _json({"version": 1, "queues": [q.to_dict() for q in queues]})
+    rows = [(q.kind, q.team, q.pipeline, q.dataset, q.approximate_count, q.in_flight, q.name) for q in queues]
+    _out.print(_table("dead-letter queues", DEAD_LETTER_COLUMNS, rows))
+    waiting = sum(q.approximate_count for q in queues)
+    _out.print(f"{waiting} message(s) waiting" + ("; replay them with `sdlf redrive`" if waiting else ""))
+
+
+def redrive(result, output: str) -> None:
+    if output == "json":
+        return _json(result.to_dict())
+    verb = "would move" if result.dry_run else "moved"
+    rows = [(q.queue.kind, q.queue.name, q.queue.approximate_count, q.moved, len(q.failed), len(q.skipped))
+            for q in result.queues]
+    _out.print(_table("redrive (dry run)" if result.dry_run else "redrive",
+                      ["kind", "dead-letter queue", "waiting", verb, "failed", "skipped"], rows))
+    for q in result.queues:
+        for m in q.messages:
+            if m.action == "would move":
+                _out.print(f"would move {m.object or m.message_id} → {m.destination}")
+            elif m.action == "skipped":
+                _out.print(f"skipped {m.object or m.message_id}: {m.reason}")
+            elif m.action == "failed":
+                error(f"{m.object or m.message_id}: {m.reason}")
+    _out.print(f"{verb} {result.moved}, failed {result.failed}, skipped {result.skipped}"
+               + (f" (limit {result.limit})" if result.limit else ""))
+    newer, others = sum(q.newer for q in result.queues), sum(q.others for q in result.queues)
+    if newer:
+        _out.print(f"left {newer} message(s) that arrived during this run (replays that failed again?) "
+                   "for the next run: `sdlf dead-letters`")
+    if others:
+        _out.print(f"left {others} message(s) of other teams or datasets")
+
+
 STATUS_COLUMNS = ["stack", "layer", "unit", "status", "last updated", "drift", "next step"]
 
 

@@ -1,0 +1,482 @@
+"""`sdlf dead-letters` and `sdlf redrive`: list the lake's dead-letter queues, and move their messages
+back to where they can be processed again.
+
+Every failure in the lake leaves a replayable message in one of three kinds of DLQ:
+
+- `catalog` (lake-wide): events the catalog consumer failed on (back to the catalog queue), and raw
+  objects no dataset claimed (marked with "sdlf"): once their dataset is registered they go straight
+  to its pipeline's stage-A queue (the catalog consumer would only find the row FAILED again); while
+  it is still not registered they stay in the DLQ, reported as skipped with the reason.
+- `a` (one per pipeline): raw-object events stage A failed on; back to the stage-A queue, where
+  routing-a gives a replay of failed execution X its own deterministic name (so replaying the same
+  failure twice runs once).
+- `b` (one per dataset): stage A's hand-offs whose stage-B batch failed; back to the stage-B queue.
+
+Moving a message is SEND to the destination, then, only once the send succeeded, DELETE from the DLQ:
+a message is never lost, and a crash in between at worst sends it twice (the pipelines dedupe).
+Messages that are not moved (skipped, failed, other teams', dry run) are made visible again at the end.
+
+Only what waited in a DLQ when the run began is moved: a replay that fails again while the run drains
+its DLQ arrives as a new message, which is left for the next run (else a still-broken object would
+be replayed in a loop, each time under a new execution name).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable
+
+from sdlf_cli.aws.session import Clients
+from sdlf_cli.config.model import LakeConfig
+from sdlf_cli.errors import UsageError
+from sdlf_cli.workflows.registry import lake_resources
+
+KINDS = ("catalog", "a", "b")
+BATCH = 10  # SQS's maximum per receive
+DEFAULT_VISIBILITY = 120  # seconds a received message stays hidden while this run decides about it
+
+
+@dataclass
+class DeadLetterQueue:
+    name: str
+    url: str
+    source_url: str  # where its messages are replayed (catalog: unclaimed objects may go elsewhere)
+    kind: str  # catalog | a | b
+    approximate_count: int = 0
+    team: str | None = None
+    pipeline: str | None = None
+    dataset: str | None = None
+    in_flight: int = 0  # received by someone and not yet deleted or released
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MessageOutcome:
+    message_id: str
+    action: str  # moved | would move | failed | skipped
+    object: str | None = None  # s3://bucket/key the message is about
+    destination: str | None = None
+    reason: str | None = None  # why skipped, or the error of a failure
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class QueueRedrive:
+    queue: DeadLetterQueue
+    moved: int = 0  # with dry_run: how many would move
+    failed: list[MessageOutcome] = field(default_factory=list)
+    skipped: list[MessageOutcome] = field(default_factory=list)
+    others: int = 0  # messages of teams/datasets the filters left out (left in the DLQ)
+    newer: int = 0  # arrived after the run began (e.g. replays that failed again): left for the next run
+    messages: list[MessageOutcome] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"queue": self.queue.to_dict(), "moved": self.moved, "failed": [m.to_dict() for m in self.failed],
+                "skipped": [m.to_dict() for m in self.skipped], "others": self.others, "newer": self.newer,
+                "messages": [m.to_dict() for m in self.messages]}
+
+
+@dataclass
+class RedriveResult:
+    queues: list[QueueRedrive]
+    dry_run: bool = False
+    limit: int | None = None
+
+    @property
+    def moved(self) -> int:
+        return sum(q.moved for q in self.queues)
+
+    @property
+    def failed(self) -> int:
+        return sum(len(q.failed) for q in self.queues)
+
+    @property
+    def skipped(self) -> int:
+        return sum(len(q.skipped) for q in self.queues)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def to_dict(self) -> dict:
+        return {"version": 1, "dry_run": self.dry_run, "limit": self.limit, "ok": self.ok, "moved": self.moved,
+                "failed": self.failed, "skipped": self.skipped, "queues": [q.to_dict() for q in self.queues]}
+
+
+# --- where the DLQs are ------------------------------------------------------------------------------
+class _Lake:
+    """The registry (SSM) of the lake, with the configuration's names as a fallback for units whose
+    registry entries are missing."""
+
+    def __init__(self, cfg: LakeConfig, clients: Clients):
+        self.cfg = cfg
+        self.names = cfg.names
+        self.sqs = clients.client("sqs")
+        self.values = lake_resources(cfg, clients).values
+        self._urls: dict[str, str | None] = {}
+
+    def url(self, published: str | None, queue_name: str) -> str | None:
+        """The published URL, else the queue's URL by name, else None (the queue does not exist)."""
+        if published:
+            return published
+        if queue_name not in self._urls:
+            try:
+                self._urls[queue_name] = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+            except Exception as exc:  # QueueDoesNotExist, under whatever name the client gives it
+                if "NonExistentQueue" not in str(exc) and "QueueDoesNotExist" not in str(exc):
+                    raise
+                self._urls[queue_name] = None
+        return self._urls[queue_name]
+
+    def pipelines(self) -> list[tuple[str, str]]:
+        found = set()
+        for path in self.values:
+            parts = path.split("/")
+            if len(parts) == 4 and parts[0] == "pipelines":
+                found.add((parts[1], parts[2]))
+        for team in self.cfg.teams:
+            found.update((team.name, p.name) for p in team.pipelines)
+        return sorted(found)
+
+    def registration(self, team: str, dataset: str) -> dict | None:
+        raw = self.values.get(f"datasets/{team}/{dataset}")
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def datasets(self) -> list[tuple[str, str]]:
+        found = set()
+        for path in self.values:
+            parts = path.split("/")
+            if len(parts) == 3 and parts[0] == "datasets":
+                found.add((parts[1], parts[2]))
+        for team in self.cfg.teams:
+            found.update((team.name, d.name) for d in team.datasets)
+        return sorted(found)
+
+    def pipeline_of(self, team: str, dataset: str) -> str | None:
+        registration = self.registration(team, dataset)
+        if registration and registration.get("pipeline"):
+            return registration["pipeline"]
+        unit = self.cfg.team(team)
+        found = next((d for d in unit.datasets if d.name == dataset), None) if unit else None
+        return found.pipeline if found else None
+
+    def stage_a_queue(self, team: str, pipeline: str) -> str | None:
+        return self.url(self.values.get(f"pipelines/{team}/{pipeline}/queue-a-url"),
+                        self.names.queue(team, pipeline, "a"))
+
+    def dead_letter_queues(self) -> list[DeadLetterQueue]:
+        queues: list[DeadLetterQueue] = []
+        names = self.names
+        dlq = self.url(self.values.get("queues/catalog-dlq"), names.dlq("catalog"))
+        source = self.url(self.values.get("queues/catalog"), names.queue("catalog"))
+        if dlq and source:
+            queues.append(DeadLetterQueue(names.dlq("catalog"), dlq, source, "catalog"))
+        for team, pipeline in self.pipelines():
+            dlq = self.url(self.values.get(f"pipelines/{team}/{pipeline}/dlq-a-url"), names.dlq(team, pipeline, "a"))
+            source = self.stage_a_queue(team, pipeline)
+            if dlq and source:
+                queues.append(DeadLetterQueue(names.dlq(team, pipeline, "a"), dlq, source, "a", team=team,
+                                              pipeline=pipeline))
+        for team, dataset in self.datasets():
+            registration = self.registration(team, dataset) or {}
+            dlq = self.url(registration.get("stage_b_dlq_url"), names.dlq(team, dataset, "b"))
+            source = self.url(registration.get("stage_b_queue_url"), names.queue(team, dataset, "b"))
+            if dlq and source:
+                queues.append(DeadLetterQueue(names.dlq(team, dataset, "b"), dlq, source, "b", team=team,
+                                              pipeline=self.pipeline_of(team, dataset), dataset=dataset))
+        return queues
+
+
+def _selected(queues: list[DeadLetterQueue], lake: _Lake, team, pipeline, dataset, stage) -> list[DeadLetterQueue]:
+    if stage is not None and stage not in KINDS:
+        raise UsageError(f"--stage must be one of {', '.join(KINDS)}, got {stage!r}")
+    dataset_pipelines: set[tuple[str, str]] | None = None
+    if dataset:
+        dataset_pipelines = {(t, lake.pipeline_of(t, d)) for t, d in lake.datasets()
+                             if d == dataset and (not team or t == team)}
+
+    def wanted(q: DeadLetterQueue) -> bool:
+        if stage and q.kind != stage:
+            return False
+        if q.kind == "catalog":
+            # Lake-wide: its messages are filtered one by one; it belongs to no pipeline.
+            return not pipeline
+        if team and q.team != team:
+            return False
+        if pipeline and q.pipeline != pipeline:
+            return False
+        if dataset and q.kind == "b" and q.dataset != dataset:
+            return False
+        if dataset and q.kind == "a" and (q.team, q.pipeline) not in dataset_pipelines:
+            return False
+        return True
+
+    return [q for q in queues if wanted(q)]
+
+
+def _count(sqs, queue: DeadLetterQueue) -> DeadLetterQueue:
+    response = sqs.get_queue_attributes(
+        QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )
+    attrs = response.get("Attributes", {})
+    queue.approximate_count = int(attrs.get("ApproximateNumberOfMessages", 0))
+    queue.in_flight = int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+    return queue
+
+
+def list_dead_letters(cfg: LakeConfig, clients: Clients, team: str | None = None, pipeline: str | None = None,
+                      dataset: str | None = None, stage: str | None = None) -> list[DeadLetterQueue]:
+    """The lake's DLQs (catalog, stage A per pipeline, stage B per dataset) with approximate counts."""
+    lake = _Lake(cfg, clients)
+    return [_count(lake.sqs, q) for q in _selected(lake.dead_letter_queues(), lake, team, pipeline, dataset, stage)]
+
+
+# --- what to do with one message --------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Plan:
+    action: str  # move | skip | other
+    object: str | None = None
+    destination: str | None = None
+    body: str | None = None
+    reason: str | None = None
+
+
+def _split(key: str) -> tuple[str | None, str | None]:
+    parts = key.split("/", 2)
+    if len(parts) < 3 or not all(parts):
+        return None, None
+    return parts[0], parts[1]
+
+
+def _s3_object(body: Any) -> tuple[str, str] | None:
+    try:
+        detail = body["detail"]
+        bucket, key = detail["bucket"]["name"], detail["object"]["key"]
+    except (KeyError, TypeError):
+        return None
+    return (bucket, key) if isinstance(bucket, str) and isinstance(key, str) and bucket and key else None
+
+
+def _marked(body: dict, now: str) -> str:
+    """The body to re-send: the "sdlf" marker keeps `execution` (routing picks the replay's name from it)
+    and gains `redriven_at`."""
+    marker = body.get("sdlf")
+    marker = dict(marker) if isinstance(marker, dict) else {}
+    marker["redriven_at"] = now
+    return json.dumps({**body, "sdlf": marker})
+
+
+def _plan(lake: _Lake, queue: DeadLetterQueue, text: str, team, dataset, now: str) -> _Plan:
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        return _Plan("skip", reason=f"body is not JSON ({exc}); no stage can process it: inspect and delete it")
+    if not isinstance(body, dict):
+        return _Plan("skip", reason="body is not a JSON object; no stage can process it: inspect and delete it")
+
+    if queue.kind == "b":
+        uri, key = body.get("uri"), body.get("key")
+        if not isinstance(uri, str) or not uri.startswith("s3://"):
+            return _Plan("skip", reason=f"not a stage-A hand-off (no s3:// 'uri', got {uri!r}): inspect and delete it")
+        return _Plan("move", uri, queue.source_url, _marked(body, now))
+
+    located = _s3_object(body)
+    if located is None:
+        return _Plan("skip", reason="not an S3 object event (no detail.bucket.name / detail.object.key): "
+                                    "inspect and delete it")
+    bucket, key = located
+    uri = f"s3://{bucket}/{key}"
+    key_team, key_dataset = _split(key)
+    if (team and key_team != team) or (dataset and key_dataset != dataset):
+        return _Plan("other", uri)
+    if queue.kind == "a":
+        return _Plan("move", uri, queue.source_url, _marked(body, now))
+
+    # The catalog DLQ. Without the marker: the catalog consumer failed on the event; it gets it back.
+    if not isinstance(body.get("sdlf"), dict):
+        return _Plan("move", uri, queue.source_url, _marked(body, now))
+    # With it: a raw object no dataset claimed when it landed.
+    if key_team is None:
+        return _Plan("skip", uri, reason=f"key {key!r} is not <team>/<dataset>/<file>: no dataset can claim it "
+                                         "(copy the object under a registered dataset's prefix)")
+    if lake.registration(key_team, key_dataset) is None:
+        return _Plan("skip", uri, reason=f"dataset {key_team}/{key_dataset} is still not registered; register it "
+                                         f"with `sdlf add-dataset {key_team} {key_dataset} --pipeline <pipeline>`, "
+                                         "then redrive again")
+    pipeline = lake.pipeline_of(key_team, key_dataset)
+    destination = lake.stage_a_queue(key_team, pipeline) if pipeline else None
+    if destination is None:
+        return _Plan("skip", uri, reason=f"dataset {key_team}/{key_dataset} is registered, but the stage-A queue "
+                                         f"of its pipeline {key_team}/{pipeline} was not found; deploy the pipeline")
+    return _Plan("move", uri, destination, _marked(body, now))
+
+
+# --- moving ----------------------------------------------------------------------------------------
+def _cutoff_ms(sqs, url: str) -> int:
+    """SentTimestamp (ms) from which a message counts as arrived after the run began: this host's clock,
+    unless it is more than 2 s off the SQS server's Date header (whole seconds); then the next second of
+    the server's. Either way a skew can only leave a message for the next run, or replay a fresh failure
+    once more: never lose one, never loop."""
+    local = int(time.time() * 1000)
+    response = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    date = (response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}).get("date")
+    try:
+        server = int(parsedate_to_datetime(date).timestamp()) * 1000
+    except (TypeError, ValueError):
+        return local
+    return server + 1000 if abs(server - local) > 2000 else local
+
+
+def _newer(message: dict, cutoff: int) -> bool:
+    sent = (message.get("Attributes") or {}).get("SentTimestamp")
+    return sent is not None and sent.isdigit() and int(sent) >= cutoff
+
+
+def _attributes(message: dict) -> dict:
+    """Message attributes as send_message takes them (receive adds fields send rejects)."""
+    kept = {}
+    for name, value in (message.get("MessageAttributes") or {}).items():
+        attr = {k: value[k] for k in ("DataType", "StringValue", "BinaryValue") if k in value}
+        if "DataType" in attr and ("StringValue" in attr or "BinaryValue" in attr):
+            kept[name] = attr
+    return kept
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _release(sqs, url: str, handles: list[tuple[str, str]]) -> None:
+    """Make messages this run received but did not move visible again (best effort: they reappear anyway
+    once the visibility timeout ends)."""
+    for start in range(0, len(handles), BATCH):
+        chunk = handles[start:start + BATCH]
+        try:
+            sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0} for i, (_, handle) in enumerate(chunk)
+            ])
+        except Exception:
+            pass
+
+
+def _drain(lake: _Lake, queue: DeadLetterQueue, result: QueueRedrive, *, team, dataset, budget: list[int | None],
+           dry_run: bool, visibility: int, now: str, cutoff: int) -> None:
+    sqs = lake.sqs
+    seen: set[str] = set()
+    release: list[tuple[str, str]] = []
+    idle = 0
+    try:
+        while budget[0] is None or budget[0] > 0:
+            wanted = BATCH if budget[0] is None else min(BATCH, budget[0])
+            # Short polls while there is work; then one long poll (it asks every SQS server) to be sure that
+            # nothing more is there.
+            messages = sqs.receive_message(
+                QueueUrl=queue.url, MaxNumberOfMessages=wanted, VisibilityTimeout=visibility,
+                WaitTimeSeconds=0 if idle == 0 else 1, MessageAttributeNames=["All"],
+                AttributeNames=["SentTimestamp"],
+            ).get("Messages", [])
+            progress = False
+            for message in messages:
+                if message["MessageId"] in seen:
+                    continue  # its visibility timeout ended during a long run
+                seen.add(message["MessageId"])
+                if _newer(message, cutoff):
+                    result.newer += 1
+                    release.append((message["MessageId"], message["ReceiptHandle"]))
+                    continue
+                progress = True
+                _handle(lake, queue, result, message, team=team, dataset=dataset, budget=budget, dry_run=dry_run,
+                        now=now, release=release)
+            idle = 0 if progress else idle + 1
+            if idle >= 2:
+                break
+    finally:
+        _release(sqs, queue.url, release)
+
+
+def _handle(lake: _Lake, queue: DeadLetterQueue, result: QueueRedrive, message: dict, *, team, dataset,
+            budget: list[int | None], dry_run: bool, now: str, release: list) -> None:
+    message_id, handle = message["MessageId"], message["ReceiptHandle"]
+    if budget[0] is not None and budget[0] <= 0:
+        release.append((message_id, handle))
+        return
+    plan = _plan(lake, queue, message.get("Body") or "", team, dataset, now)
+    if plan.action == "other":
+        result.others += 1
+        release.append((message_id, handle))
+        return
+    if plan.action == "skip":
+        outcome = MessageOutcome(message_id, "skipped", plan.object, reason=plan.reason)
+        result.skipped.append(outcome)
+        result.messages.append(outcome)
+        release.append((message_id, handle))
+        return
+    if budget[0] is not None:
+        budget[0] -= 1
+    if dry_run:
+        result.moved += 1
+        result.messages.append(MessageOutcome(message_id, "would move", plan.object, plan.destination))
+        release.append((message_id, handle))
+        return
+    sqs = lake.sqs
+    send: dict[str, Any] = {"QueueUrl": plan.destination, "MessageBody": plan.body}
+    attributes = _attributes(message)
+    if attributes:
+        send["MessageAttributes"] = attributes
+    try:
+        sqs.send_message(**send)
+    except Exception as exc:
+        outcome = MessageOutcome(message_id, "failed", plan.object, plan.destination,
+                                 f"sending failed, left in the DLQ: {_error(exc)}")
+        result.failed.append(outcome)
+        result.messages.append(outcome)
+        release.append((message_id, handle))
+        return
+    try:
+        sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=handle)
+    except Exception as exc:
+        # Sent, but the DLQ still holds it: a later redrive sends it again, a duplicate the pipelines ignore.
+        outcome = MessageOutcome(message_id, "failed", plan.object, plan.destination,
+                                 f"sent, but not deleted from the DLQ (a later redrive re-sends it): {_error(exc)}")
+        result.failed.append(outcome)
+        result.messages.append(outcome)
+        return
+    result.moved += 1
+    result.messages.append(MessageOutcome(message_id, "moved", plan.object, plan.destination))
+
+
+def redrive(cfg: LakeConfig, clients: Clients, *, team: str | None = None, dataset: str | None = None,
+            stage: str | None = None, limit: int | None = None, dry_run: bool = False, pipeline: str | None = None,
+            visibility_timeout: int = DEFAULT_VISIBILITY,
+            clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> RedriveResult:
+    """Move every message (or at most `limit`) of the selected DLQs back to where it is processed again."""
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
+    lake = _Lake(cfg, clients)
+    queues = [_count(lake.sqs, q)
+              for q in _selected(lake.dead_letter_queues(), lake, team, pipeline, dataset, stage)]
+    now = clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    cutoff = _cutoff_ms(lake.sqs, queues[0].url) if queues else 0
+    budget: list[int | None] = [limit]
+    results = []
+    for queue in queues:
+        result = QueueRedrive(queue)
+        results.append(result)
+        if budget[0] is not None and budget[0] <= 0:
+            continue
+        _drain(lake, queue, result, team=team, dataset=dataset, budget=budget, dry_run=dry_run,
+               visibility=visibility_timeout, now=now, cutoff=cutoff)
+    return RedriveResult(results, dry_run=dry_run, limit=limit)
