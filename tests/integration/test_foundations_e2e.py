@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
+from functools import partial
 from pathlib import Path
 
 import boto3
@@ -15,6 +15,8 @@ from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import deploy_layers
 from sdlf_cli.workflows.ingest import catalog_rows, ingest_and_track
 from sdlf_cli.workflows.registry import lake_resources
+
+from tests.integration.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,14 +39,7 @@ def lake(emulator, project):
     return cfg, clients, outcome
 
 
-def _wait(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
+_wait = partial(wait_for, timeout=20.0, interval=0.2)
 
 
 def test_first_deploy_creates_bootstrap_and_foundations(lake):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,20 +18,15 @@ from sdlf_cli.workflows.observe import recent_runs
 from sdlf_cli.workflows.onboard import Addition, add_and_deploy
 from sdlf_cli.workflows.redrive import list_dead_letters, redrive
 
+from tests.integration.helpers import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "engineering" / "legislators"
 ENV = "rdrv"
 TEAM = "engineering"
 
 
-def _wait(predicate, timeout=90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    return predicate()
+_wait = partial(wait_for, timeout=90.0, interval=0.3)
 
 
 def _row(cfg, clients, uri):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,20 +17,15 @@ from sdlf_cli.workflows.ingest import catalog_rows, ingest_files
 from sdlf_cli.workflows.observe import recent_runs, trace_object
 from sdlf_cli.workflows.registry import lake_resources
 
+from tests.integration.helpers import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples" / "engineering" / "legislators"
 GOOD = ["persons-1.json", "persons-2.csv", "persons-3.json.gz"]
 TERMINAL = {"PROCESSED", "FAILED"}
 
 
-def _wait(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    return predicate()
+_wait = partial(wait_for, timeout=60.0, interval=0.3)
 
 
 def _drain(sqs, url: str) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,8 @@ from sdlf_cli.workflows.deploy import deploy_layers
 from sdlf_cli.workflows.ingest import catalog_rows, ingest_files
 from sdlf_cli.workflows.registry import lake_resources
 from sdlf_cli.workflows.stage_b import run_stage_b
+
+from tests.integration.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "stgb"
@@ -83,14 +85,7 @@ def lake(emulator, project):
     return cfg, clients, lake_resources(cfg, clients)
 
 
-def _wait(predicate, timeout=60.0, interval=0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
+_wait = partial(wait_for, timeout=60.0, interval=0.25)
 
 
 def _stage_rows(cfg, clients, dataset: str, status: str) -> list[dict]:
