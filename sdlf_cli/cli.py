@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sdlf_cli import views
 from sdlf_cli.errors import SdlfError
@@ -390,6 +391,10 @@ def main() -> None:
     except SdlfError as e:
         views.error(str(e))
         sys.exit(e.exit_code)
+    except (BotoCoreError, ClientError) as e:
+        # Errors the workflows did not translate: still one clear line, not a traceback.
+        views.error(f"AWS call failed: {e}")
+        sys.exit(1)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     sys.exit(0)

@@ -51,10 +51,11 @@ class Clients:
 
     def client(self, service: str):
         if service not in self._cache:
-            kwargs = {
-                "region_name": self.target.region,
-                "config": Config(retries={"max_attempts": 10, "mode": "adaptive"}),
-            }
+            # AWS throttles control-plane calls under load, so retry generously there; the emulator never
+            # throttles, and an unreachable one should fail fast instead of backing off for a minute.
+            retries = {"max_attempts": 3, "mode": "standard"} if self.target.is_local else {
+                "max_attempts": 10, "mode": "adaptive"}
+            kwargs = {"region_name": self.target.region, "config": Config(retries=retries)}
             if self.target.endpoint_url:
                 kwargs["endpoint_url"] = self.target.endpoint_url
             self._cache[service] = self.session.client(service, **kwargs)

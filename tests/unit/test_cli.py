@@ -78,3 +78,12 @@ def test_local_flag_without_a_running_emulator_says_what_to_run(project):
                   env={"SDLF_LOCAL_STATE_DIR": str(project / "no-emulator")})
     assert result.returncode == 2
     assert "sdlf local up" in result.stderr
+
+
+def test_unreachable_endpoint_is_one_clear_line_and_exit_1(project):
+    # `-o csv` is accepted (query results); nobody listens on the endpoint, so the AWS call fails.
+    result = sdlf("query", "SELECT 1", "--env", "dev", "-o", "csv", "--endpoint-url", "http://127.0.0.1:9",
+                  cwd=project)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: AWS call failed: Could not connect to the endpoint URL")
