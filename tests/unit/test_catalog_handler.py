@@ -12,6 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.unit.lake_fakes import create_dataset_table
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
 RAW = "acme-lake-dev-eu-west-1-123456789012-raw"
@@ -33,26 +35,7 @@ catalog_handler = _load_handler()
 
 def create_catalog_table(client, name: str = TABLE) -> None:
     """The table as the foundations contract describes it (hash id, GSI by-dataset)."""
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "id", "AttributeType": "S"},
-            {"AttributeName": "dataset_id", "AttributeType": "S"},
-            {"AttributeName": "updated_at", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-dataset",
-                "KeySchema": [
-                    {"AttributeName": "dataset_id", "KeyType": "HASH"},
-                    {"AttributeName": "updated_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    create_dataset_table(client, name, "updated_at")
 
 
 @pytest.fixture

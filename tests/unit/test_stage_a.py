@@ -19,6 +19,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.unit.lake_fakes import create_dataset_table, create_versioned_buckets, subscribe_inbox
+
 from sdlf_datalake import parse_s3_event
 from sdlf_datalake.errors import InvalidInputError
 from sdlf_datalake.executions import execution_name
@@ -59,33 +61,6 @@ class Context:
     memory_limit_in_mb = 256
 
 
-def _table(client, name: str, index: str | None = None, range_key: str | None = None) -> None:
-    kwargs = {}
-    attributes = [{"AttributeName": "id", "AttributeType": "S"}]
-    if index:
-        attributes += [
-            {"AttributeName": "dataset_id", "AttributeType": "S"},
-            {"AttributeName": range_key, "AttributeType": "S"},
-        ]
-        kwargs["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index,
-                "KeySchema": [
-                    {"AttributeName": "dataset_id", "KeyType": "HASH"},
-                    {"AttributeName": range_key, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ]
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=attributes,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        **kwargs,
-    )
-
-
 class Lake:
     """The AWS resources foundations, team, pipeline and dataset stacks would create for one dataset."""
 
@@ -96,18 +71,13 @@ class Lake:
         self.sns = boto3.client("sns", region_name=REGION)
         self.ssm = boto3.client("ssm", region_name=REGION)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        for bucket in (RAW, STAGE):
-            self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-            self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        _table(self.ddb, CATALOG, "by-dataset", "updated_at")
-        _table(self.ddb, EXECUTIONS, "by-dataset", "started_at")
+        create_versioned_buckets(self.s3, REGION, RAW, STAGE)
+        create_dataset_table(self.ddb, CATALOG, "updated_at")
+        create_dataset_table(self.ddb, EXECUTIONS, "started_at")
         self.stage_b = self.sqs.create_queue(QueueName=f"{PREFIX}-{TEAM}-{DATASET}-b")["QueueUrl"]
         self.dlq_a = self.sqs.create_queue(QueueName=f"{PREFIX}-{TEAM}-{PIPELINE}-a-dlq")["QueueUrl"]
         self.topic = self.sns.create_topic(Name=f"{PREFIX}-{TEAM}-notifications")["TopicArn"]
-        # People subscribe by email; a queue lets the test read what was published.
-        self.inbox = self.sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        inbox_arn = self.sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=inbox_arn)
+        self.inbox = subscribe_inbox(self.sns, self.sqs, self.topic)
         self.register(DATASET)
         definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
         self.state_machine = self.sfn.create_state_machine(

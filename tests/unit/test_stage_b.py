@@ -15,6 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.unit.lake_fakes import create_dataset_table, create_versioned_buckets, subscribe_inbox
+
 from sdlf_datalake.errors import InvalidInputError, TransientError
 from sdlf_datalake.manifest import batch_id, table_name
 from sdlf_datalake.stage_b import execution_name_b
@@ -46,29 +48,6 @@ transform_b = _load("transform-b")
 error_b = _load("error-b")
 
 
-def _table(client, name: str, range_key: str) -> None:
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "id", "AttributeType": "S"},
-            {"AttributeName": "dataset_id", "AttributeType": "S"},
-            {"AttributeName": range_key, "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-dataset",
-                "KeySchema": [
-                    {"AttributeName": "dataset_id", "KeyType": "HASH"},
-                    {"AttributeName": range_key, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-
-
 class Lake:
     """What foundations, team, pipeline and dataset stacks would create for one dataset."""
 
@@ -79,17 +58,13 @@ class Lake:
         self.sns = boto3.client("sns", region_name=REGION)
         self.ssm = boto3.client("ssm", region_name=REGION)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        for bucket in (STAGE, ANALYTICS):
-            self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-            self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        _table(self.ddb, CATALOG, "updated_at")
-        _table(self.ddb, EXECUTIONS, "started_at")
+        create_versioned_buckets(self.s3, REGION, STAGE, ANALYTICS)
+        create_dataset_table(self.ddb, CATALOG, "updated_at")
+        create_dataset_table(self.ddb, EXECUTIONS, "started_at")
         self.dlq_b = self.sqs.create_queue(QueueName=f"{PREFIX}-{TEAM}-{DATASET}-b-dlq")["QueueUrl"]
         self.queue_b = self.sqs.create_queue(QueueName=f"{PREFIX}-{TEAM}-{DATASET}-b")["QueueUrl"]
         self.topic = self.sns.create_topic(Name=f"{PREFIX}-{TEAM}-notifications")["TopicArn"]
-        self.inbox = self.sqs.create_queue(QueueName="inbox")["QueueUrl"]
-        inbox_arn = self.sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=inbox_arn)
+        self.inbox = subscribe_inbox(self.sns, self.sqs, self.topic)
         definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
         self.state_machine = self.sfn.create_state_machine(
             name=f"{PREFIX}-{TEAM}-{PIPELINE}-sm-b",
