@@ -12,10 +12,10 @@ from sdlf_cli.local.context import EmulatorContext
 
 
 def providers() -> list[type]:
-    from sdlf_cli.local.cfn import alarms, athena, buckets, glue, lakeformation, messaging
+    from sdlf_cli.local.cfn import alarms, athena, buckets, cicd, glue, lakeformation, messaging
 
     return [*glue.PROVIDERS, *lakeformation.PROVIDERS, *athena.PROVIDERS, *messaging.PROVIDERS, *buckets.PROVIDERS,
-            *alarms.PROVIDERS]
+            *alarms.PROVIDERS, *cicd.PROVIDERS]
 
 
 def _clear_model_caches() -> None:

@@ -6,7 +6,9 @@
 - scheduler (+ schedule_expressions): rate()/cron() rules fired by a clock;
 - stepfunctions: fixes to moto's Step Functions interpreter;
 - glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables;
-- atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS.
+- atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS;
+- codepipeline (+ codepipeline_api, cicd_events) / codebuild (+ buildspec, build_shell, build_python):
+  pipeline executions running their stages, CodeBuild actions running their buildspecs.
 
 `install(ctx)` wires all of them into the running moto server and returns a stop function. It is
 idempotent: a second call for the same emulator returns the first call's stop function.
@@ -27,7 +29,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         if "stop" in _installed:
             return _installed["stop"]
 
-        from sdlf_cli.local.runtime import atomic_writes, crawler, events, glue_jobs, stepfunctions
+        from sdlf_cli.local.runtime import (atomic_writes, codebuild, codepipeline, codepipeline_api, crawler, events,
+                                            glue_jobs, stepfunctions)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import SqsPoller, install_mapping_takeover
@@ -42,6 +45,9 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         stepfunctions.install(ctx)
         job_runner = glue_jobs.install(ctx)
         crawler_runner = crawler.install(ctx)
+        build_runner = codebuild.install(ctx)
+        pipeline_executor = codepipeline.PipelineExecutor(ctx, build_runner)
+        codepipeline_api.install(pipeline_executor)
         poller = SqsPoller(runtime, ctx.account_id)
         poller.start()
         scheduler = Scheduler(ctx.account_id)
@@ -54,6 +60,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
                 _installed.pop("stop")
             scheduler.stop()
             poller.stop()
+            codepipeline_api.uninstall(pipeline_executor)
+            codebuild.uninstall(build_runner)
             crawler.uninstall(crawler_runner)
             glue_jobs.uninstall(job_runner)
             events.uninstall()
@@ -63,7 +71,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
 
         _installed["stop"] = stop
         _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler, glue_jobs=job_runner,
-                               crawler=crawler_runner)
+                               crawler=crawler_runner, codebuild=build_runner, codepipeline=pipeline_executor)
         return stop
 
 

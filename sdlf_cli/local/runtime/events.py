@@ -99,19 +99,26 @@ def execution_name(rule_arn: str, target_id: str, event_id: str, payload: Any) -
     return f"{safe_id}-{digest[:40]}"
 
 
+# Other runtime parts deliver to more target services: service -> function(rule, target, arn, event, payload).
+TARGET_HANDLERS: dict[str, Any] = {}
+
+
 def deliver(runtime: LambdaRuntime, rule: Any, raw_event: dict, targets: list[dict]) -> list[dict]:
-    """Deliver to the Lambda and Step Functions targets; return the targets left for moto."""
+    """Deliver to the Lambda and Step Functions targets (and those of TARGET_HANDLERS); return the
+    targets left for moto."""
     event = public_event(raw_event)
     rest = []
     for target in targets:
         arn = target.get("Arn", "")
         service = arn.split(":")[2] if arn.count(":") >= 5 else ""
-        if service not in ("lambda", "states"):
+        if service not in ("lambda", "states") and service not in TARGET_HANDLERS:
             rest.append(target)
             continue
         try:
             payload = target_input(target, event, raw_event)
-            if service == "lambda":
+            if service in TARGET_HANDLERS:
+                TARGET_HANDLERS[service](rule, target, arn, event, payload)
+            elif service == "lambda":
                 _invoke_lambda_target(runtime, arn, payload)
             else:
                 _start_execution_target(rule, target, arn, event, payload)

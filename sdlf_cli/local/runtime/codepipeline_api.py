@@ -1,0 +1,279 @@
+"""moto patches that put the CodePipeline executor behind the API.
+
+- `StartPipelineExecution` runs the execution (validating its variables against the pipeline's);
+- `GetPipelineExecution` / `ListPipelineExecutions` show the real status, summary, trigger, execution mode
+  and source revisions;
+- `GetPipelineState`, `PutApprovalResult`, `ListActionExecutions` and `StopPipelineExecution`, which moto
+  lacks, answer from the executor;
+- `DeletePipeline` stops the pipeline's running executions;
+- a new object at an S3 source action's bucket/key starts an execution when the action polls;
+- a pipeline created through CloudFormation starts its first execution (trigger CreatePipeline), and an
+  update with `RestartExecutionOnUpdate` starts one too.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sdlf_cli.local.runtime.codepipeline import ExecutionRun, PipelineExecutor
+
+LOG = logging.getLogger(__name__)
+
+_state: dict[str, PipelineExecutor] = {}
+
+
+def _executor() -> PipelineExecutor | None:
+    return _state.get("executor")
+
+
+def _pipelines(account_id: str, region: str):
+    from moto.codepipeline.models import codepipeline_backends
+
+    return codepipeline_backends[account_id][region]
+
+
+def _iso(when: Any) -> Any:
+    from moto.core.utils import iso_8601_datetime_with_milliseconds
+
+    return iso_8601_datetime_with_milliseconds(when) if when is not None and not isinstance(when, (int, float, str)) \
+        else when
+
+
+# --- the execution's own view -------------------------------------------------------------------------------------
+def _run_of(execution: Any) -> ExecutionRun | None:
+    executor = _executor()
+    return executor.runs.get(execution.pipeline_execution_id) if executor else None
+
+
+def _to_dict(original: Any) -> Any:
+    def to_dict(self: Any) -> dict[str, Any]:
+        data = original(self)
+        run = _run_of(self)
+        if run is None:
+            return data
+        data.update(trigger=dict(run.trigger), executionMode=run.declaration.get("executionMode", "SUPERSEDED"),
+                    executionType="STANDARD",
+                    artifactRevisions=[{"name": r.get("artifactName") or r["actionName"], "revisionId": r["revisionId"],
+                                        "revisionSummary": r["revisionSummary"], "revisionUrl": r["revisionUrl"],
+                                        "created": _iso(r.get("created"))} for r in run.revisions])
+        if self.status_summary is None:
+            data.pop("statusSummary", None)
+        return data
+
+    return to_dict
+
+
+def _to_summary_dict(original: Any) -> Any:
+    def to_summary_dict(self: Any) -> dict[str, Any]:
+        data = original(self)
+        run = _run_of(self)
+        if run is None:
+            return data
+        data.update(trigger=dict(run.trigger), executionMode=run.declaration.get("executionMode", "SUPERSEDED"),
+                    executionType="STANDARD",
+                    sourceRevisions=[{k: r[k] for k in ("actionName", "revisionId", "revisionSummary", "revisionUrl")}
+                                     for r in run.revisions])
+        if self.status_summary is None:
+            data.pop("statusSummary", None)
+        return data
+
+    return to_summary_dict
+
+
+def _start_pipeline_execution(self: Any, name: str, variables: list[dict[str, str]] | None) -> str:
+    executor = _executor()
+    if executor is None:
+        raise RuntimeError("the emulator's pipeline executor is not installed")
+    return executor.start(self, name, variables)
+
+
+def _delete_pipeline(original: Any) -> Any:
+    def delete_pipeline(self: Any, name: str) -> None:
+        executor = _executor()
+        if executor is not None:
+            for run in list(executor.runs.values()):
+                if run.pipeline == name and run.execution.status == "InProgress":
+                    executor.stop(name, run.execution_id, abandon=True)
+        original(self, name)
+
+    return delete_pipeline
+
+
+# --- new API operations ---------------------------------------------------------------------------------------------
+def get_pipeline_state(self: Any) -> str:
+    name = self._get_param("name")
+    backend = self.codepipeline_backend
+    declaration, metadata = backend.get_pipeline(name)
+    executor = _executor()
+    stage_states = []
+    for stage in declaration["stages"]:
+        stage_run = executor.latest_stage.get((name, stage["name"])) if executor else None
+        runs = executor.action_runs.get(name, []) if executor else []
+        actions = []
+        for action in stage["actions"]:
+            state: dict[str, Any] = {"actionName": action["name"]}
+            latest = next((a for a in reversed(runs) if a.stage == stage["name"] and a.name == action["name"]), None)
+            if latest is not None:
+                state["latestExecution"] = latest.latest_execution()
+                if latest.declaration["actionTypeId"]["category"] == "Source" and latest.external_id:
+                    state["currentRevision"] = {"revisionId": latest.external_id}
+                if latest.external_url:
+                    state["entityUrl"] = latest.external_url
+            actions.append(state)
+        entry: dict[str, Any] = {"stageName": stage["name"], "inboundTransitionState": {"enabled": True},
+                                 "actionStates": actions}
+        if stage_run is not None:
+            entry["latestExecution"] = {"pipelineExecutionId": stage_run.execution_id, "status": stage_run.status}
+        stage_states.append(entry)
+    return json.dumps({"pipelineName": name, "pipelineVersion": declaration["version"], "stageStates": stage_states,
+                       "created": metadata["created"], "updated": metadata["updated"]})
+
+
+def put_approval_result(self: Any) -> str:
+    name = self._get_param("pipelineName")
+    self.codepipeline_backend.get_pipeline(name)  # PipelineNotFoundException as AWS
+    executor = _executor()
+    if executor is None:
+        raise RuntimeError("the emulator's pipeline executor is not installed")
+    approved_at = executor.approve(name, self._get_param("stageName"), self._get_param("actionName"),
+                                   self._get_param("token"), self._get_param("result") or {})
+    return json.dumps({"approvedAt": approved_at})
+
+
+def _artifact(location: Any) -> dict[str, Any]:
+    return {"name": location.name, "s3location": {"bucket": location.bucket, "key": location.key}}
+
+
+def list_action_executions(self: Any) -> str:
+    name = self._get_param("pipelineName")
+    declaration, _ = self.codepipeline_backend.get_pipeline(name)
+    wanted = (self._get_param("filter") or {}).get("pipelineExecutionId")
+    executor = _executor()
+    runs = [a for a in (executor.action_runs.get(name, []) if executor else [])
+            if wanted is None or a.execution_id == wanted]
+    if wanted is not None and not runs and (executor is None or wanted not in executor.runs):
+        from moto.codepipeline.exceptions import PipelineExecutionNotFoundException
+
+        raise PipelineExecutionNotFoundException(f"Execution {wanted} of pipeline {name} not found")
+    details = []
+    for action in reversed(runs):
+        run = executor.runs[action.execution_id]
+        result: dict[str, Any] = {}
+        for key, value in (("externalExecutionId", action.external_id), ("externalExecutionUrl", action.external_url),
+                           ("externalExecutionSummary", action.summary), ("errorDetails", action.error)):
+            if value is not None:
+                result[key] = value
+        decl = action.declaration
+        details.append({
+            "pipelineExecutionId": action.execution_id, "actionExecutionId": action.action_execution_id,
+            "pipelineVersion": run.declaration.get("version", 1), "stageName": action.stage, "actionName": action.name,
+            "startTime": action.start, "lastUpdateTime": action.last_update, "status": action.status,
+            **({"updatedBy": action.updated_by} if action.updated_by else {}),
+            "input": {"actionTypeId": decl["actionTypeId"], "configuration": decl.get("configuration") or {},
+                      "resolvedConfiguration": action.resolved_configuration,
+                      "inputArtifacts": [_artifact(a) for a in action.inputs],
+                      **({"roleArn": decl["roleArn"]} if decl.get("roleArn") else {}),
+                      **({"namespace": decl["namespace"]} if decl.get("namespace") else {}),
+                      "region": decl.get("region") or run.region},
+            "output": {"outputArtifacts": [_artifact(a) for a in action.outputs], "executionResult": result,
+                       "outputVariables": action.output_variables},
+        })
+    max_results = self._get_param("maxResults")
+    if max_results:
+        details = details[:int(max_results)]
+    return json.dumps({"actionExecutionDetails": details})
+
+
+def stop_pipeline_execution(self: Any) -> str:
+    name = self._get_param("pipelineName")
+    self.codepipeline_backend.get_pipeline(name)
+    execution_id = self._get_param("pipelineExecutionId")
+    executor = _executor()
+    if executor is None:
+        raise RuntimeError("the emulator's pipeline executor is not installed")
+    executor.stop(name, execution_id, bool(self._get_param("abandon")))
+    return json.dumps({"pipelineExecutionId": execution_id})
+
+
+# --- triggers ------------------------------------------------------------------------------------------------------
+def polling_s3_sources(declaration: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(bucket, key, action name) of a pipeline's S3 source actions that poll for changes."""
+    found = []
+    for action in declaration["stages"][0]["actions"]:
+        type_id = action["actionTypeId"]
+        config = action.get("configuration") or {}
+        if (type_id["category"], type_id["provider"]) == ("Source", "S3") and \
+                str(config.get("PollForSourceChanges", "true")).lower() != "false":
+            found.append((config.get("S3Bucket", ""), config.get("S3ObjectKey", ""), action["name"]))
+    return found
+
+
+def _put_object(original: Any) -> Any:
+    def put_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        key = original(self, bucket_name, key_name, *args, **kwargs)
+        executor = _executor()
+        if executor is None:
+            return key
+        try:
+            region = self.get_bucket(bucket_name).region_name
+            backend = _pipelines(self.account_id, region)
+            for name, pipeline in list(backend.pipelines.items()):
+                for bucket, object_key, action in polling_s3_sources(pipeline.pipeline):
+                    if (bucket, object_key) == (bucket_name, key_name):
+                        executor.start(backend, name, None, "PollForSourceChanges", action)
+        except Exception:
+            LOG.exception("could not start the pipelines polling s3://%s/%s", bucket_name, key_name)
+        return key
+
+    return put_object
+
+
+def _created(account_id: str, region: str, name: str, kind: str = "create") -> None:
+    executor = _executor()
+    if executor is None:
+        return
+    backend = _pipelines(account_id, region)
+    trigger = "CreatePipeline" if kind == "create" else "StartPipelineExecution"
+    executor.start(backend, name, None, trigger, f"arn:aws:iam::{account_id}:root")
+
+
+def _start_from_rule(account_id: str, region: str, name: str, rule_arn: str) -> None:
+    executor = _executor()
+    if executor is not None:
+        executor.start(_pipelines(account_id, region), name, None, "CloudWatchEvent", rule_arn)
+
+
+def install(executor: PipelineExecutor) -> None:
+    from moto.codepipeline.models import CodePipelineBackend, PipelineExecution
+    from moto.codepipeline.responses import CodePipelineResponse
+    from moto.s3.models import S3Backend
+
+    from sdlf_cli.local.cfn import _patching, cicd
+    from sdlf_cli.local.runtime import cicd_events
+
+    _state["executor"] = executor
+    _patching.install(_patching.Patch("codepipeline executions: run the stages", CodePipelineBackend,
+                                      "start_pipeline_execution", _start_pipeline_execution))
+    _patching.wrap(PipelineExecution, "to_dict", "codepipeline executions: real details", _to_dict)
+    _patching.wrap(PipelineExecution, "to_summary_dict", "codepipeline executions: real summaries", _to_summary_dict)
+    _patching.wrap(CodePipelineBackend, "delete_pipeline", "codepipeline: deleting stops executions", _delete_pipeline)
+    for operation in (get_pipeline_state, put_approval_result, list_action_executions, stop_pipeline_execution):
+        _patching.install(_patching.Patch(f"codepipeline api: {operation.__name__}", CodePipelineResponse,
+                                          operation.__name__, operation))
+    _patching.wrap(S3Backend, "put_object", "codepipeline: s3 source polling", _put_object)
+    if _created not in cicd.PIPELINE_CREATED_HOOKS:
+        cicd.PIPELINE_CREATED_HOOKS.append(_created)
+    cicd_events.install_targets(_start_from_rule)
+
+
+def uninstall(executor: PipelineExecutor) -> None:
+    from sdlf_cli.local.cfn import cicd
+    from sdlf_cli.local.runtime import cicd_events
+
+    if _state.get("executor") is executor:
+        _state.pop("executor")
+    if _created in cicd.PIPELINE_CREATED_HOOKS:
+        cicd.PIPELINE_CREATED_HOOKS.remove(_created)
+    cicd_events.uninstall_targets()
+    executor.close()
