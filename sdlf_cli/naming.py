@@ -30,13 +30,18 @@ LIMITS = {
     "log_group": 512,
     "layer": 64,
     "managed_policy": 128,
+    "codebuild_project": 150,
+    "codepipeline": 100,
 }
 
 # Longest values the pseudo-parameters can take, used to check limits before knowing them.
 LONGEST_ACCOUNT = "123456789012"
 LONGEST_REGION = "ap-southeast-4"
 
-LAYERS = ("bootstrap", "foundations", "team", "pipeline", "dataset", "cicd")
+LAYERS = ("bootstrap", "foundations", "team", "pipeline", "dataset", "cicd", "cicd-target")
+
+# CodeBuild projects of the delivery pipeline, one per kind of action (its buildspec is templates/cicd/buildspecs/<kind>.yml).
+CICD_BUILDS = ("validate", "plan", "deploy")
 
 # Bucket kinds of the foundations layer (plus the bootstrap artifact bucket).
 BUCKET_KINDS = ("raw", "stage", "analytics", "athena", "logs", "artifacts")
@@ -132,6 +137,39 @@ class Names:
         # Glue/Athena identifiers may not contain '-'.
         return "_".join([self.org, self.app, self.env, *parts]).replace("-", "_")
 
+    # --- delivery pipeline (cicd, cicd-target) --------------------------------------------
+    def cicd_stack(self) -> str:
+        return self.stack("cicd")
+
+    def cicd_target_stack(self) -> str:
+        return self.stack("cicd-target")
+
+    def pipeline(self) -> str:
+        """The CodePipeline of the lake, hosted by the tooling environment."""
+        return self.resource("cicd")
+
+    def build_project(self, kind: str) -> str:
+        if kind not in CICD_BUILDS:
+            raise ValueError(f"unknown build kind {kind!r}")
+        return self.resource("cicd", kind)
+
+    def build_log_group(self) -> str:
+        return f"/aws/codebuild/{self.resource('cicd')}"
+
+    def cicd_role(self, kind: str) -> str:
+        """build and pipeline (tooling account); deploy and cfn (each target account)."""
+        if kind not in ("build", "pipeline", "deploy", "cfn"):
+            raise ValueError(f"unknown cicd role {kind!r}")
+        return self.role("cicd", kind)
+
+    def boundary_policy(self, owner: str) -> str:
+        """Permissions boundary of the roles of a team (or of the lake's own functions, owner "lake")."""
+        return self.resource(owner, "boundary")
+
+    def boundary_policy_pattern(self) -> str:
+        """Every boundary of this lake: what the deploy roles may attach to a role they create."""
+        return self.resource("*", "boundary")
+
     # --- SSM registry --------------------------------------------------------------------
     @property
     def ssm_prefix(self) -> str:
@@ -200,7 +238,7 @@ def derived_names(cfg, account: str = LONGEST_ACCOUNT, region: str | None = None
         out.append(DerivedName(kind, Names.resolve(name, account, region), tuple(owners) + LAKE_FIELDS))
 
     # bootstrap, foundations and cicd (lake-wide)
-    for layer in ("bootstrap", "foundations", "cicd"):
+    for layer in ("bootstrap", "foundations"):
         add("stack", n.stack(layer))
     for kind in BUCKET_KINDS:
         add("bucket", n.bucket(kind))
@@ -218,6 +256,21 @@ def derived_names(cfg, account: str = LONGEST_ACCOUNT, region: str | None = None
     add("kms_alias", n.kms_alias("artifacts"))
     add("kms_alias", n.kms_alias("lake"))
     add("glue_database", n.glue_database())
+    add("managed_policy", n.boundary_policy("lake"))
+    cicd = getattr(cfg, "cicd", None)
+    if cicd is not None:
+        add("stack", n.cicd_target_stack(), "cicd")
+        add("role", n.cicd_role("deploy"), "cicd")
+        add("role", n.cicd_role("cfn"), "cicd")
+        if cicd.tooling_env == cfg.env:
+            add("stack", n.cicd_stack(), "cicd")
+            add("codepipeline", n.pipeline(), "cicd")
+            for kind in CICD_BUILDS:
+                add("codebuild_project", n.build_project(kind), "cicd")
+            add("log_group", n.build_log_group(), "cicd")
+            add("role", n.cicd_role("build"), "cicd")
+            add("role", n.cicd_role("pipeline"), "cicd")
+            add("kms_alias", n.kms_alias("cicd"), "cicd")
 
     for team in cfg.teams:
         t = team.name

@@ -24,7 +24,7 @@ from cfn_tools import load_yaml
 
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.errors import RenderError
-from sdlf_cli.naming import LAYERS
+from sdlf_cli.naming import LAYERS, Names
 
 RUNTIME = "python3.12"
 TEMPLATE_SUFFIX = ".yaml.j2"
@@ -68,7 +68,13 @@ def _units(cfg: LakeConfig, layer: str) -> Iterator[_Unit]:
     elif layer == "foundations":
         yield _Unit("foundations", names.foundations_stack(), {})
     elif layer == "cicd":
-        yield _Unit("cicd", names.stack("cicd"), {})
+        # The pipeline lives in the tooling environment only; it deploys every stage from there.
+        if cfg.cicd is not None and cfg.cicd.tooling_env == cfg.env:
+            yield _Unit("cicd", names.cicd_stack(), {"cicd": cfg.cicd, "stages": _stage_contexts(cfg)})
+    elif layer == "cicd-target":
+        if cfg.cicd is not None:
+            yield _Unit("cicd-target", names.cicd_target_stack(),
+                        {"cicd": cfg.cicd, "tooling_names": Names(cfg.org, cfg.app, cfg.cicd.tooling_env)})
     elif layer == "team":
         for team in cfg.teams:
             yield _Unit(team.name, names.team_stack(team.name), {"team": team})
@@ -91,6 +97,16 @@ def _units(cfg: LakeConfig, layer: str) -> Iterator[_Unit]:
                 )
     else:  # pragma: no cover - guarded by render_layer
         raise AssertionError(layer)
+
+
+def _stage_contexts(cfg: LakeConfig) -> list[dict[str, Any]]:
+    """Per pipeline stage: its environment's names, account ("${AWS::AccountId}" when the same as the
+    pipeline's) and region, for the roles the pipeline assumes there."""
+    out = []
+    for stage in cfg.cicd.stages:
+        out.append({"env": stage.env, "approval": stage.approval, "names": Names(cfg.org, cfg.app, stage.env),
+                    "account": stage.account or "${AWS::AccountId}", "region": stage.region or cfg.region})
+    return out
 
 
 def _tojson(value: Any) -> str:

@@ -6,8 +6,12 @@ validated before any AWS call. Everything downstream (render, plan, deploy) read
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sdlf_cli.naming import Names
+
+if TYPE_CHECKING:
+    from sdlf_cli.config.cicd import CicdConfig
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,11 @@ class LakeConfig:
     account: str | None = None  # deploy refuses any other account when set
     notification_email: str | None = None
     lake_formation: bool = False
+    # CloudWatch Logs retention of the lake's functions and state machines.
+    log_retention_days: int = 90
     teams: tuple[Team, ...] = ()
+    # The delivery pipeline (templates/cicd/), when the parameters declare one.
+    cicd: CicdConfig | None = None
     # dotted field path -> Origin, for `config show`
     origins: dict = field(default_factory=dict, hash=False, compare=False)
     # files the configuration was read from, base first

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from sdlf_cli.config.cicd import show_rows as cicd_rows
 from sdlf_cli.config.model import LakeConfig
 
 DEFAULT_ORIGIN = "default"
@@ -34,7 +35,8 @@ def show_rows(cfg: LakeConfig) -> list[tuple[str, str, str]]:
         origin = cfg.origins.get(path)
         rows.append((path, format_value(value), str(origin) if origin else DEFAULT_ORIGIN))
 
-    for key in ("org", "app", "env", "region", "account", "notification_email", "lake_formation"):
+    for key in ("org", "app", "env", "region", "account", "notification_email", "lake_formation",
+                "log_retention_days"):
         row(key, getattr(cfg, key))
     for team in cfg.teams:
         t = f"teams.{team.name}"
@@ -56,4 +58,6 @@ def show_rows(cfg: LakeConfig) -> list[tuple[str, str, str]]:
                 row(f"{d}.quality", [])
             for i, rule in enumerate(rules):
                 row(f"{d}.quality[{i}]", rule)
+    for path, value in cicd_rows(cfg.cicd):
+        row(path, value)
     return rows

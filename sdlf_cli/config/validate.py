@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from sdlf_cli.config.cicd import RETENTION_DAYS, build_cicd
 from sdlf_cli.config.loader import Node, format_path
 from sdlf_cli.config.model import Dataset, LakeConfig, Origin, Pipeline, Team
 from sdlf_cli.errors import ConfigError, Problem
@@ -53,7 +54,8 @@ RATE_RE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 CRON_FIELD_RE = re.compile(r"[0-9A-Za-z*?,/#\-]+")
 MAX_AGE_RE = re.compile(r"[1-9][0-9]*[mhd]")
 
-ROOT_KEYS = ("org", "app", "env", "region", "account", "notification_email", "lake_formation", "teams")
+ROOT_KEYS = ("org", "app", "env", "region", "account", "notification_email", "lake_formation",
+             "log_retention_days", "teams", "cicd")
 ROOT_REQUIRED = ("org", "app", "region")
 TEAM_KEYS = ("notification_email", "pipelines", "datasets")
 PIPELINE_KEYS = ("description",)
@@ -596,6 +598,15 @@ def build_config(tree: Node, *, env: str, env_file: str, files: tuple[str, ...],
                 account = None
     email = ck.email(root["notification_email"], ("notification_email",)) if "notification_email" in root else None
     lake_formation = ck.boolean(root["lake_formation"], ("lake_formation",)) if "lake_formation" in root else False
+    retention = 90
+    if "log_retention_days" in root:
+        node = root["log_retention_days"]
+        if node.kind == "scalar" and node.value in RETENTION_DAYS and not isinstance(node.value, bool):
+            retention = node.value
+        else:
+            ck.add(node, ("log_retention_days",), "expected one of the retention periods CloudWatch Logs accepts "
+                                                  f"({', '.join(map(str, RETENTION_DAYS))}), got {_describe(node)}")
+    cicd = build_cicd(root["cicd"], env_file, problems) if "cicd" in root else None
 
     teams: list[Team] = []
     if "teams" in root:
@@ -612,8 +623,9 @@ def build_config(tree: Node, *, env: str, env_file: str, files: tuple[str, ...],
     if names_ok:
         cfg = LakeConfig(org=values["org"], app=values["app"], env=env,
                          region=values.get("region") or "us-east-1", account=account,
-                         notification_email=email, lake_formation=bool(lake_formation), teams=tuple(teams),
-                         origins=origins, files=files)
+                         notification_email=email, lake_formation=bool(lake_formation),
+                         log_retention_days=retention, teams=tuple(teams),
+                         cicd=cicd, origins=origins, files=files)
         problems.extend(check_names(cfg, env_file))
     if problems:
         order = {f: i for i, f in enumerate(files)}

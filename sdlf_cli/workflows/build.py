@@ -12,9 +12,9 @@ from sdlf_cli.render import RenderedTemplate, render_layer, write_rendered
 
 
 def layers_of(cfg: LakeConfig, layer: str | None) -> list[str]:
-    from sdlf_cli.workflows.deploy import all_layers
+    from sdlf_cli.workflows.deploy import all_layers, delivery_layers
 
-    return [layer] if layer else ["bootstrap", *all_layers(cfg)]
+    return [layer] if layer else ["bootstrap", *all_layers(cfg), *delivery_layers(cfg)]
 
 
 def render_templates(cfg: LakeConfig, layer: str | None, root: Path = Path(".")) -> list[RenderedTemplate]:

@@ -26,6 +26,9 @@ MAX_TEMPLATE_BODY = 51_200
 
 # Parent layer of each layer; a stack waits for its parent stacks only.
 PARENT_LAYER = {"foundations": None, "team": "foundations", "pipeline": "team", "dataset": "pipeline"}
+# The delivery pipeline and its per-environment roles need only bootstrap. They are deployed by people
+# (`sdlf deploy cicd|cicd-target`), never by `--all`, which is what the pipeline itself runs.
+DELIVERY_LAYERS = ("cicd", "cicd-target")
 
 
 class LintFailed(SdlfError):
@@ -224,6 +227,13 @@ def all_layers(cfg: LakeConfig, root: Path = Path(".")) -> list[str]:
     return [layer for layer, want in wanted.items() if want and _has_templates(root, layer)]
 
 
+def delivery_layers(cfg: LakeConfig) -> list[str]:
+    """The delivery layers this environment has stacks of: its target roles, and the pipeline where it is hosted."""
+    if cfg.cicd is None:
+        return []
+    return (["cicd"] if cfg.cicd.tooling_env == cfg.env else []) + ["cicd-target"]
+
+
 def _has_templates(root: Path, layer: str) -> bool:
     return any(not p.name.startswith("_") for p in (root / "templates" / layer).glob("*.yaml.j2"))
 
@@ -232,10 +242,22 @@ def layers_to_deploy(cfg: LakeConfig, requested: list[str], everything: bool) ->
     known = all_layers(cfg)
     if everything or not requested:
         return known if everything else ["foundations"]
-    unknown = [l for l in requested if l not in PARENT_LAYER]
+    unknown = [l for l in requested if l not in PARENT_LAYER and l not in DELIVERY_LAYERS]
     if unknown:
-        raise UsageError(f"unknown layer(s) {', '.join(unknown)}; expected one of {', '.join(PARENT_LAYER)}")
-    return [l for l in PARENT_LAYER if l in requested]
+        raise UsageError(f"unknown layer(s) {', '.join(unknown)}; expected one of "
+                         f"{', '.join([*PARENT_LAYER, *DELIVERY_LAYERS])}")
+    for layer in (l for l in DELIVERY_LAYERS if l in requested):
+        if layer not in delivery_layers(cfg):
+            raise UsageError(_no_delivery_stack(cfg, layer))
+    return [l for l in [*PARENT_LAYER, *DELIVERY_LAYERS] if l in requested]
+
+
+def _no_delivery_stack(cfg: LakeConfig, layer: str) -> str:
+    files = " / ".join(cfg.files) or "the parameters"
+    if cfg.cicd is None:
+        return f"{layer}: {files} declare no `cicd` section (see parameters/base.yaml of the project)"
+    return (f"{layer}: the pipeline is hosted by environment {cfg.cicd.tooling_env!r} (cicd.tooling_env): "
+            f"run `sdlf deploy cicd --env {cfg.cicd.tooling_env}`")
 
 
 def deploy_layers(cfg: LakeConfig, clients: Clients, reporter, layers: list[str], *, dry_run: bool = False,

@@ -24,13 +24,14 @@ from sdlf_cli.deploy import NullReporter, StackDeployer, StackResult, StackSpec,
 from sdlf_cli.errors import SdlfError, UsageError
 from sdlf_cli.naming import Names
 from sdlf_cli.render import RenderedTemplate, render_layer
-from sdlf_cli.workflows.deploy import all_layers
+from sdlf_cli.workflows.deploy import DELIVERY_LAYERS, all_layers
 from sdlf_cli.workflows.status import is_lake_stack
 from sdlf_cli.workflows.target import check_account
 
 # Depth of each layer: a stack is deleted after every deeper stack of its scope (the whole lake for
-# bootstrap/foundations/cicd, its team for the rest).
-DEPTH = {"bootstrap": 0, "foundations": 1, "cicd": 1, "team": 2, "pipeline": 3, "dataset": 4}
+# bootstrap/foundations/cicd, its team for the rest). The delivery target goes last with bootstrap: stacks
+# deployed through its CloudFormation role need that role to be deleted.
+DEPTH = {"bootstrap": 0, "cicd-target": 0, "foundations": 1, "cicd": 1, "team": 2, "pipeline": 3, "dataset": 4}
 KEY_PENDING_DAYS = 7
 # Purged in this order: keys last, so nothing still encrypted with them is left behind by a failure.
 PURGE_ORDER = ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Lambda::LayerVersion", "AWS::KMS::Key")
@@ -126,11 +127,11 @@ def delete_order(stacks: list[StackInfo]) -> list[StackSpec]:
 
 def wanted(layer: str, name: str, targets: list[str] | None) -> bool:
     """No targets: everything. Else the stacks named, and every stack as deep as the shallowest layer named
-    (children go with their parents)."""
-    if not targets or name in targets:
+    (children go with their parents). The delivery layers have no children and go only when named."""
+    if not targets or name in targets or (layer in DELIVERY_LAYERS and layer in targets):
         return True
-    depths = [DEPTH[t] for t in targets if t in DEPTH]
-    return bool(depths) and DEPTH.get(layer, 1) >= min(depths)
+    depths = [DEPTH[t] for t in targets if t in DEPTH and t not in DELIVERY_LAYERS]
+    return bool(depths) and layer not in DELIVERY_LAYERS and DEPTH.get(layer, 1) >= min(depths)
 
 
 def select(cfg: LakeConfig, stacks: list[StackInfo], targets: list[str] | None) -> list[StackInfo]:

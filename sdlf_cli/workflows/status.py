@@ -17,7 +17,7 @@ from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.deploy import FINGERPRINT_TAG, StackSpec, statuses
 from sdlf_cli.package import build_artifacts, parameter_values
 from sdlf_cli.render import render_layer
-from sdlf_cli.workflows.deploy import all_layers, build_spec, stack_spec
+from sdlf_cli.workflows.deploy import all_layers, build_spec, delivery_layers, stack_spec
 from sdlf_cli.workflows.target import check_account
 
 IN_SYNC = "in sync"
@@ -107,7 +107,8 @@ def orphan_step(cfg: LakeConfig, stack: StackInfo) -> str:
 
 def declared_specs(cfg: LakeConfig, bucket: str, root: Path) -> list[StackSpec]:
     """The specs `sdlf deploy --all` would deploy now (bootstrap first), built by deploy's own helpers."""
-    templates = [t for layer in ["bootstrap", *all_layers(cfg, root)] for t in render_layer(cfg, layer, root / "templates")]
+    layers = ["bootstrap", *all_layers(cfg, root), *delivery_layers(cfg)]
+    templates = [t for layer in layers for t in render_layer(cfg, layer, root / "templates")]
     bootstrap, rest = templates[0], templates[1:]
     code = parameter_values(build_artifacts(root, root / ".sdlf" / "build" / cfg.env / "artifacts"))
     in_run = {t.stack_name for t in rest}

@@ -6,6 +6,9 @@ These layers render one template per team / pipeline / dataset, so each case nam
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
+from sdlf_cli.config.cicd import CicdConfig, Source, Stage
 from sdlf_cli.config.model import Dataset, LakeConfig, Pipeline, Team
 from tests.snapshots import SNAPSHOT_DIR, TEMPLATES_DIR
 
@@ -52,11 +55,35 @@ def lake(lake_formation: bool = True, emails: bool = True) -> LakeConfig:
 
 FULL = lake()
 
+CONNECTION_ARN = "arn:aws:codeconnections:eu-west-1:111111111111:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+
+
+def cicd(provider: str = "connection") -> CicdConfig:
+    """A pipeline hosted by dev (account 111111111111) promoting to prod in another account."""
+    sources = {
+        "connection": Source("connection", CONNECTION_ARN, "acme/data-lake", "main"),
+        "codecommit": Source("codecommit", None, "data-lake", "main"),
+        "s3": Source("s3"),
+    }
+    return CicdConfig(
+        tooling_env="dev",
+        source=sources[provider],
+        stages=(Stage("dev", False, "111111111111", "eu-west-1"), Stage("prod", True, "222222222222", "eu-west-1")),
+        tooling_account="111111111111",
+        test_command="python -m pytest tests/unit -q",
+        log_retention_days=30,
+    )
+
+
+WITH_CICD = replace(FULL, account="111111111111", cicd=cicd())
+
 # snapshot file name -> (configuration, layer, unit name)
 LAYER_CASES = {
     "team.yaml": (FULL, "team", "eng"),
     "pipeline.yaml": (FULL, "pipeline", "eng/main"),
     "dataset.yaml": (FULL, "dataset", "eng/legislators"),
+    "cicd.yaml": (WITH_CICD, "cicd", "cicd"),
+    "cicd-target.yaml": (replace(WITH_CICD, env="prod", account="222222222222"), "cicd-target", "cicd-target"),
 }
 
 
@@ -68,4 +95,4 @@ def render_layer_case(file_name: str) -> str:
     return rendered.body
 
 
-__all__ = ["FULL", "LAYER_CASES", "SETTINGS", "SNAPSHOT_DIR", "lake", "render_layer_case"]
+__all__ = ["FULL", "LAYER_CASES", "SETTINGS", "SNAPSHOT_DIR", "WITH_CICD", "cicd", "lake", "render_layer_case"]

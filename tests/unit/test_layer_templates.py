@@ -19,7 +19,7 @@ from sdlf_cli.errors import RenderError
 from sdlf_cli.lint import lint_templates
 from sdlf_cli.render import RenderedTemplate, render_layer
 from tests.snapshots import SNAPSHOT_DIR, TEMPLATES_DIR
-from tests.snapshots.layers import LAYER_CASES, SETTINGS, lake, render_layer_case
+from tests.snapshots.layers import LAYER_CASES, SETTINGS, WITH_CICD, cicd, lake, render_layer_case
 
 SSM_TYPE = "AWS::SSM::Parameter::Value<String>"
 TEAM_PUBLISHED = ("kms-key-arn", "lambda-role-arn", "states-role-arn", "glue-role-arn", "topic-arn", "workgroup",
@@ -82,6 +82,23 @@ def test_layer_lints_clean(layer, lake_formation, emails):
     expected_units = {"team": 2, "pipeline": 3, "dataset": 2}[layer]
     assert len(templates) == expected_units
     findings = lint_templates(list(templates))
+    assert findings == [], "\n".join(str(f) for f in findings)
+
+
+@pytest.mark.parametrize("layer,env,provider", [
+    ("cicd", "dev", "connection"),
+    ("cicd", "dev", "s3"),
+    ("cicd", "dev", "codecommit"),
+    ("cicd-target", "dev", "connection"),
+    ("cicd-target", "prod", "connection"),
+])
+def test_delivery_layers_lint_clean(layer, env, provider):
+    from dataclasses import replace
+
+    cfg = replace(WITH_CICD, env=env, cicd=cicd(provider))
+    templates = render_layer(cfg, layer, TEMPLATES_DIR)
+    assert len(templates) == 1
+    findings = lint_templates(templates)
     assert findings == [], "\n".join(str(f) for f in findings)
 
 
