@@ -33,6 +33,7 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     needs the endpoint: providers write straight to moto's backends)."""
     from sdlf_cli.local.cfn import _patching
     from sdlf_cli.local.cfn.buckets import install_bucket_fixes
+    from sdlf_cli.local.cfn.changesets import install_change_set_fixes
     from sdlf_cli.local.cfn.functions import install_function_fixes
     from sdlf_cli.local.cfn.keys import install_key_fixes
     from sdlf_cli.local.cfn.loggroups import install_log_group_fixes
@@ -40,8 +41,11 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     from sdlf_cli.local.cfn.stacks import install_stack_fixes
     from sdlf_cli.local.cfn.statemachines import install_state_machine_fixes
     from sdlf_cli.local.cfn.tables import install_table_fixes
+    from sdlf_cli.local.cfn.updates import install_update_fixes
 
     install_stack_fixes()
+    install_change_set_fixes()
+    install_update_fixes()
     install_bucket_fixes()
     install_function_fixes()
     install_state_machine_fixes()

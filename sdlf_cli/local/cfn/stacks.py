@@ -1,8 +1,7 @@
-"""Fixes to moto's stack machinery: change-set execution, failures, update propagation, nested outputs."""
+"""Fixes to moto's stack machinery: change-set execution, failures, nested outputs (updates: see `updates`)."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from sdlf_cli.local.cfn._patching import Patch, install, wrap
@@ -117,12 +116,19 @@ def _record_failure(stack, change_set, exc: BaseException) -> None:
         stack._add_stack_event("ROLLBACK_COMPLETE")
         stack.status = "ROLLBACK_COMPLETE"
     else:
-        # The emulator cannot undo a half-applied update; it says so instead of pretending.
+        # The resources were already put back (see `updates`); what could not be undone is said here.
+        problems = getattr(exc, "sdlf_rollback_problems", None)
         stack._add_stack_event(
-            "UPDATE_ROLLBACK_COMPLETE",
-            resource_status_reason=f"{reason} (the local emulator does not revert resources already updated)",
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+            resource_status_reason=f"The following resource(s) failed to update: [{logical_id}]. " if logical_id else reason,
         )
-        stack.status = "UPDATE_ROLLBACK_COMPLETE"
+        if problems:
+            stack._add_stack_event("UPDATE_ROLLBACK_FAILED",
+                                   resource_status_reason="could not undo: " + "; ".join(problems))
+            stack.status = "UPDATE_ROLLBACK_FAILED"
+        else:
+            stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
+            stack.status = "UPDATE_ROLLBACK_COMPLETE"
     change_set.execution_status = "EXECUTE_FAILED"
     change_set.status_reason = reason
 
@@ -147,70 +153,6 @@ def _make_execute_change_set(original):
     return execute_change_set
 
 
-# --- updates propagate to resources that reference a replaced one ----------------------------------
-_SUB_NAME = re.compile(r"\$\{([A-Za-z0-9_:]+)(?:\.[^}]*)?\}")
-
-
-def _references(node: Any, out: set[str]) -> set[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref" and isinstance(value, str):
-                out.add(value)
-            elif key == "Fn::GetAtt":
-                target = value[0] if isinstance(value, list) else str(value).split(".")[0]
-                out.add(target)
-            elif key == "Fn::Sub":
-                text = value[0] if isinstance(value, list) else value
-                if isinstance(text, str):
-                    out.update(m.group(1) for m in _SUB_NAME.finditer(text))
-                _references(value, out)
-            else:
-                _references(value, out)
-    elif isinstance(node, list):
-        for item in node:
-            _references(item, out)
-    return out
-
-
-def _identity(resource: Any) -> Any:
-    if resource is None or isinstance(resource, (str, int, float, list, dict)):
-        return resource
-    return getattr(resource, "physical_resource_id", id(resource))
-
-
-def _make_resource_map_update(original):
-    from moto.cloudformation import parsing
-
-    def update(self, template, parameters=None):
-        before = {name: _identity(res) for name, res in self._parsed_resources.items()}
-        original(self, template, parameters)
-        # Only resources: moto itself already re-applies resources that Ref a changed parameter.
-        changed = {
-            name for name, res in self._parsed_resources.items()
-            if name in self._resource_json_map and name in before and _identity(res) != before[name]
-        }
-        updated: set[str] = set()
-        # AWS re-resolves Ref/GetAtt of a replaced resource in every resource that uses it; moto only
-        # looks at the raw template text. Re-apply dependants until nothing else changes identity.
-        while changed:
-            next_changed: set[str] = set()
-            for name, resource_json in self._resource_json_map.items():
-                if name in updated or name not in self._parsed_resources:
-                    continue
-                if not (_references(resource_json, set()) & changed):
-                    continue
-                old = _identity(self._parsed_resources[name])
-                new = parsing.parse_and_update_resource(name, resource_json, self, self._account_id, self._region_name)
-                if new is not None:
-                    self._parsed_resources[name] = new
-                updated.add(name)
-                if _identity(new) != old:
-                    next_changed.add(name)
-            changed = next_changed
-
-    return update
-
-
 # --- Fn::GetAtt on a nested stack's outputs ---------------------------------------------------------
 def _stack_get_cfn_attribute(self, attribute_name: str) -> Any:
     from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
@@ -230,5 +172,4 @@ def install_stack_fixes() -> None:
     wrap(parsing, "parse_and_create_resource", "cfn.failed-resource-name.create", _make_create)
     wrap(parsing, "parse_and_update_resource", "cfn.update-replaces-types-without-update", _make_update)
     wrap(models.CloudFormationBackend, "execute_change_set", "cfn.change-set-outputs-and-exports", _make_execute_change_set)
-    wrap(parsing.ResourceMap, "update", "cfn.update-propagates-replacements", _make_resource_map_update)
     install(Patch("cfn.nested-stack-getatt-outputs", models.Stack, "get_cfn_attribute", _stack_get_cfn_attribute))
