@@ -89,6 +89,8 @@ class ResourceChange:
     resource_type: str
     replacement: str | None = None  # "True" | "False" | "Conditional" (Modify only)
     physical_id: str | None = None
+    changed_properties: tuple[str, ...] = ()  # Details' Target.Name (or Attribute), in order
+    recreates: tuple[str, ...] = ()  # those whose RequiresRecreation is Always or Conditionally
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,21 @@ def _client_error(operation: str, target: str, err: Exception) -> CloudFormation
         code_match = re.search(r'"__type"\s*:\s*"([^"]+)"', text)
         return CloudFormationError(operation, target, code_match.group(1) if code_match else type(err).__name__, message)
     return CloudFormationError(operation, target, type(err).__name__, text)
+
+
+def _detail_names(details: list[dict]) -> dict[str, tuple[str, ...]]:
+    changed: list[str] = []
+    recreates: list[str] = []
+    for detail in details:
+        target = detail.get("Target") or {}
+        name = target.get("Name") or target.get("Attribute")
+        if not name:
+            continue
+        if name not in changed:
+            changed.append(name)
+        if target.get("RequiresRecreation") in ("Always", "Conditionally") and name not in recreates:
+            recreates.append(name)
+    return {"changed_properties": tuple(changed), "recreates": tuple(recreates)}
 
 
 def _is_missing_stack(err: ClientError) -> bool:
@@ -314,6 +331,7 @@ class CloudFormationGateway:
                             resource_type=rc.get("ResourceType", ""),
                             replacement=rc.get("Replacement"),
                             physical_id=rc.get("PhysicalResourceId"),
+                            **_detail_names(rc.get("Details") or []),
                         )
                     )
                 token = response.get("NextToken")

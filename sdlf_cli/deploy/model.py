@@ -30,8 +30,34 @@ PERMISSION_TYPES = frozenset(
 )
 
 
+# Resources of other types whose named property is a permission policy: changing it is an IAM change.
+POLICY_PROPERTIES = {"AWS::KMS::Key": frozenset({"KeyPolicy"})}
+
+# Types that hold the lake's data (or the key that reads it): removing or replacing one loses what it holds
+# (or, with UpdateReplacePolicy Retain, leaves it outside the lake).
+DATA_TYPES = frozenset(
+    {
+        "AWS::DynamoDB::Table",
+        "AWS::S3::Bucket",
+        "AWS::KMS::Key",
+        "AWS::Glue::Database",
+        "AWS::Glue::Table",
+        "AWS::SQS::Queue",
+        "AWS::Logs::LogGroup",
+    }
+)
+
+
 def is_iam_type(resource_type: str) -> bool:
     return resource_type.startswith("AWS::IAM::") or resource_type in PERMISSION_TYPES
+
+
+def is_iam_change(action: str, resource_type: str, changed_properties: tuple[str, ...] = ()) -> bool:
+    """IAM by type, or a change (add, remove, or modification of its policy) of a resource with a policy."""
+    if is_iam_type(resource_type):
+        return True
+    policy = POLICY_PROPERTIES.get(resource_type)
+    return bool(policy) and (action != "Modify" or bool(policy & set(changed_properties)))
 
 
 @dataclass(frozen=True)
@@ -68,6 +94,9 @@ class Change:
     resource_type: str
     replacement: str | None  # "True" | "False" | "Conditional" | None
     is_iam: bool
+    # The changed properties that require recreation (change set Details, RequiresRecreation Always or
+    # Conditionally): why the resource is (or may be) replaced.
+    recreates: tuple[str, ...] = ()
 
     @property
     def destructive(self) -> bool:
@@ -78,6 +107,15 @@ class Change:
     def may_replace(self) -> bool:
         return self.replacement == "Conditional"
 
+    @property
+    def data_bearing(self) -> bool:
+        return self.resource_type in DATA_TYPES
+
+    @property
+    def data_at_risk(self) -> bool:
+        """A resource holding data is removed, replaced, or may be replaced."""
+        return self.data_bearing and (self.destructive or self.may_replace)
+
     def to_dict(self) -> dict:
         return {
             "action": self.action,
@@ -86,6 +124,9 @@ class Change:
             "replacement": self.replacement,
             "is_iam": self.is_iam,
             "destructive": self.destructive,
+            "data_bearing": self.data_bearing,
+            "data_at_risk": self.data_at_risk,
+            "recreates": list(self.recreates),
         }
 
 

@@ -23,7 +23,7 @@ from sdlf_cli.aws.cloudformation import (
     StackInfo,
 )
 from sdlf_cli.deploy import statuses
-from sdlf_cli.deploy.model import FINGERPRINT_TAG, Change, Failure, StackResult, StackSpec, is_iam_type
+from sdlf_cli.deploy.model import FINGERPRINT_TAG, Change, Failure, StackResult, StackSpec, is_iam_change
 from sdlf_cli.deploy.reporter import Reporter
 from sdlf_cli.errors import DeployError
 
@@ -346,7 +346,8 @@ class StackDeployer:
 
 def _changes(change_set: ChangeSetInfo) -> list[Change]:
     return [
-        Change(c.action, c.logical_id, c.resource_type, c.replacement, is_iam_type(c.resource_type))
+        Change(c.action, c.logical_id, c.resource_type, c.replacement,
+               is_iam_change(c.action, c.resource_type, c.changed_properties), c.recreates)
         for c in change_set.changes
     ]
 
@@ -358,8 +359,11 @@ def _plan_summary(change_type: str, changes: list[Change]) -> str:
     parts = [f"{n} {action.lower()}" for action, n in sorted(counts.items())]
     destructive = sum(c.destructive for c in changes)
     iam = sum(c.is_iam for c in changes)
+    at_risk = sum(c.data_at_risk for c in changes)
     if destructive:
         parts.append(f"{destructive} destructive")
+    if at_risk:
+        parts.append(f"{at_risk} with data at risk")
     if iam:
         parts.append(f"{iam} IAM")
     verb = "create stack" if change_type == "CREATE" else "update stack"

@@ -55,6 +55,10 @@ def changes_table(results: Iterable[StackResult], title: str = "planned changes"
             flags = [f for f, on in (("DESTRUCTIVE", change.destructive), ("IAM", change.is_iam)) if on]
             if change.may_replace:
                 flags.append("MAY REPLACE")
+            if change.data_at_risk:
+                flags.append("DATA")
+            if change.recreates:
+                flags.append("(" + ", ".join(change.recreates) + ")")
             style = "bold red" if change.destructive else ("yellow" if change.is_iam or change.may_replace else "")
             table.add_row(
                 result.name, Text(change.action, style=style), change.logical_id, change.resource_type,

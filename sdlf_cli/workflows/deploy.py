@@ -205,11 +205,12 @@ class LayerDeployer:
 
 def _planned_from_template(template: RenderedTemplate, message: str) -> StackResult:
     from sdlf_cli.deploy import Change
+    from sdlf_cli.deploy.model import is_iam_change
 
     resources = (load_yaml(template.body) or {}).get("Resources", {}) or {}
     changes = [
         Change(action="Add", logical_id=lid, resource_type=res.get("Type", ""), replacement=None,
-               is_iam=res.get("Type", "").startswith("AWS::IAM::"))
+               is_iam=is_iam_change("Add", res.get("Type", "")))
         for lid, res in resources.items()
     ]
     return StackResult(name=template.stack_name, layer=template.layer, status="planned", outputs={},

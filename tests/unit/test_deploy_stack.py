@@ -322,6 +322,38 @@ def test_plan_update_flags_destructive_and_iam_changes():
     assert result.to_dict()["changes"][0]["destructive"] is True
 
 
+def test_plan_reads_aws_details_for_replacement_causes_data_at_risk_and_key_policy_changes():
+    def detail(name, recreation, evaluation="Static", source="DirectModification"):
+        return {"Target": {"Attribute": "Properties", "Name": name, "RequiresRecreation": recreation},
+                "Evaluation": evaluation, "ChangeSource": source}
+
+    changes = [
+        {"Action": "Modify", "LogicalResourceId": "Table", "ResourceType": "AWS::DynamoDB::Table", "Replacement": "True",
+         "Scope": ["Properties"], "Details": [detail("TableName", "Always"), detail("BillingMode", "Never")]},
+        {"Action": "Modify", "LogicalResourceId": "Key", "ResourceType": "AWS::KMS::Key", "Replacement": "False",
+         "Scope": ["Properties"], "Details": [detail("KeyPolicy", "Never")]},
+        {"Action": "Modify", "LogicalResourceId": "Other", "ResourceType": "AWS::KMS::Key", "Replacement": "False",
+         "Scope": ["Properties"], "Details": [detail("Description", "Never")]},
+        {"Action": "Modify", "LogicalResourceId": "Db", "ResourceType": "AWS::Glue::Database", "Replacement": "Conditional",
+         "Scope": ["Properties"], "Details": [detail("DatabaseName", "Always", "Dynamic", "ResourceReference")]},
+    ]
+    with Harness() as h:
+        h.stack("UPDATE_COMPLETE")
+        h.create_change_set("UPDATE")
+        h.change_set(changes=changes)
+        h.ok("delete_change_set", {"ChangeSetName": CS_ID})
+        result = h.deployer.plan(spec())
+        h.stub.assert_no_pending_responses()
+    flags = {c.logical_id: (c.destructive, c.data_at_risk, c.is_iam, c.recreates) for c in result.changes}
+    assert flags == {
+        "Table": (True, True, False, ("TableName",)),
+        "Key": (False, False, True, ()),
+        "Other": (False, False, False, ()),
+        "Db": (False, True, False, ("DatabaseName",)),
+    }
+    assert "1 destructive" in result.message and "2 with data at risk" in result.message and "1 IAM" in result.message
+
+
 def test_plan_of_unchanged_stack_on_the_emulator():
     with Harness() as h:
         h.stack("UPDATE_COMPLETE")

@@ -12,7 +12,7 @@ from sdlf_cli.ui import changes_table, exit_code, json_envelope, outputs_table, 
 RESULTS = [
     StackResult("lake-foundations", "foundations", "updated", outputs={"RawBucket": "raw-b", "KmsKeyArn": "arn:k"},
                 duration=3.25, message="UPDATE_COMPLETE (2 change(s))",
-                changes=[Change("Modify", "Table", "AWS::DynamoDB::Table", "True", False),
+                changes=[Change("Modify", "Table", "AWS::DynamoDB::Table", "True", False, ("TableName",)),
                          Change("Add", "Role", "AWS::IAM::Role", None, True)]),
     StackResult("lake-team-a", "team", "failed", duration=61.0, message="create failed",
                 failure=Failure("Key", "AWS::KMS::Key", "CREATE_FAILED", "policy is invalid")),
@@ -44,6 +44,7 @@ def test_changes_table_flags_destructive_and_iam():
     table_row = next(l for l in lines if "Table" in l and "DynamoDB" in l)
     role_row = next(l for l in lines if "AWS::IAM::Role" in l)
     assert "DESTRUCTIVE" in table_row and "IAM" not in table_row.replace("DynamoDB", "")
+    assert "DATA" in table_row and "(TableName)" in table_row
     assert "IAM" in role_row.split("AWS::IAM::Role")[1] and "DESTRUCTIVE" not in role_row
 
 
@@ -54,7 +55,8 @@ def test_json_envelope_is_versioned_and_complete():
     first, failed, skipped = envelope["results"]
     assert first["outputs"] == {"RawBucket": "raw-b", "KmsKeyArn": "arn:k"}
     assert first["changes"][0] == {"action": "Modify", "logical_id": "Table", "resource_type": "AWS::DynamoDB::Table",
-                                   "replacement": "True", "is_iam": False, "destructive": True}
+                                   "replacement": "True", "is_iam": False, "destructive": True,
+                                   "data_bearing": True, "data_at_risk": True, "recreates": ["TableName"]}
     assert failed["failure"] == {"logical_id": "Key", "resource_type": "AWS::KMS::Key", "status": "CREATE_FAILED",
                                  "reason": "policy is invalid"}
     assert skipped["status"] == "skipped" and skipped["duration"] == 0.0
