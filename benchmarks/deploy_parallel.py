@@ -26,6 +26,7 @@ import sdlf_cli.workflows.deploy as deploy_workflow  # noqa: E402
 from sdlf_cli.aws.session import AwsTarget, Clients  # noqa: E402
 from sdlf_cli.config.loader import load_config  # noqa: E402
 from sdlf_cli.deploy import dag  # noqa: E402
+from sdlf_cli.lake import Lake  # noqa: E402
 from sdlf_cli.local.context import EmulatorContext  # noqa: E402
 from sdlf_cli.local.server import free_port, start  # noqa: E402
 from sdlf_cli.ui import make_reporter  # noqa: E402
@@ -118,7 +119,7 @@ def deploy(project: Path, env: str, clients_for, phase: StackPhase, timers: Time
     phase.workers = workers
     timers.take()
     started = time.perf_counter()
-    outcome = deploy_workflow.deploy_layers(cfg, clients, make_reporter("json"), layers, root=project)
+    outcome = deploy_workflow.deploy_layers(Lake(cfg, clients), make_reporter("json"), layers, root=project)
     wall = time.perf_counter() - started
     if not outcome.ok:
         bad = [r for r in outcome.results if r.status in ("failed", "skipped")]

@@ -143,8 +143,8 @@ def bench_e2e(files: int, file_records: int, timeout: float, poll: float) -> Non
     from sdlf_cli.local.context import EmulatorContext
     from sdlf_cli.local.server import free_port, start
     from sdlf_cli.ui import make_reporter
+    from sdlf_cli.lake import Lake
     from sdlf_cli.workflows.deploy import all_layers, deploy_layers
-    from sdlf_cli.workflows.registry import lake_resources
 
     env = "bsta"
     with tempfile.TemporaryDirectory(prefix="sdlf-bench-stage-a-") as tmp:
@@ -166,12 +166,12 @@ def bench_e2e(files: int, file_records: int, timeout: float, poll: float) -> Non
             cfg = load_config(env, project / "parameters")
             clients = Clients(AwsTarget(region=cfg.region, endpoint_url=emulator.endpoint_url))
             started = time.perf_counter()
-            outcome = deploy_layers(cfg, clients, make_reporter("json"), all_layers(cfg, project), root=project)
+            outcome = deploy_layers(Lake(cfg, clients), make_reporter("json"), all_layers(cfg, project), root=project)
             if not outcome.ok:
                 raise SystemExit("deploy failed: " + json.dumps(outcome.to_dict())[:2000])
             print(f"dev lake deployed on the emulator as env {env!r} ({len(outcome.results)} stacks) "
                   f"in {time.perf_counter() - started:.1f} s; dataset {team_name}/{dataset_name}")
-            resources = lake_resources(cfg, clients)
+            resources = Lake(cfg, clients).registry
             raw_bucket, table_name = resources.raw_bucket, resources.catalog_table
             s3, ddb = clients.client("s3"), clients.client("dynamodb")
             size = len(file_body(0, file_records, "x"))

@@ -1,30 +1,22 @@
-"""The `sdlf` command line: thin commands that parse, call one workflow, and render its result."""
+"""The `sdlf` command line: thin commands that parse, call one workflow, and return its result.
+
+`options.global_options` hands each command its options and its `Lake` (built once, lazily: nothing is read or
+called before the command's arguments and the parameters files are checked), and prints what the command returns
+through `ui.output.emit`, which also picks the exit code.
+"""
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sdlf_cli import views
 from sdlf_cli.errors import SdlfError
-from sdlf_cli.options import GlobalOptions, defaults, global_options
+from sdlf_cli.options import Invocation, defaults, global_options
 
-
-def _lake(opts: GlobalOptions):
-    from sdlf_cli.config.loader import load_config
-
-    return load_config(opts.env, opts.parameters_dir)
-
-
-def _clients(opts: GlobalOptions, cfg):
-    from sdlf_cli.aws.session import Clients
-    from sdlf_cli.workflows.target import resolve_target
-
-    target = resolve_target(cfg, profile=opts.profile, region=opts.region, endpoint_url=opts.endpoint_url,
-                            local=opts.local)
-    return Clients(target)
+log = logging.getLogger("sdlf.cli")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,7 +25,8 @@ def _clients(opts: GlobalOptions, cfg):
 @click.pass_context
 def cli(ctx, opts):
     """sdlf: a serverless data lake on AWS, as readable CloudFormation, with an embedded local AWS."""
-    ctx.obj = opts
+    invocation = ctx.find_object(Invocation) or Invocation(defaults())
+    ctx.obj = Invocation(opts, invocation.make_lake)
 
 
 # --- the embedded emulator -------------------------------------------------------------------------
@@ -49,7 +42,7 @@ def local_up(port, opts):
     """Start the emulator (a no-op when it already runs)."""
     from sdlf_cli.local import process
 
-    views.local_status(process.up(None, port=port), opts.output)
+    return process.up(None, port=port)
 
 
 @local.command("down")
@@ -58,7 +51,7 @@ def local_down(opts):
     """Stop the emulator (its state is in memory and goes with it)."""
     from sdlf_cli.local import process
 
-    views.local_status(process.down(None), opts.output)
+    return process.down(None)
 
 
 @local.command("status")
@@ -67,7 +60,7 @@ def local_status(opts):
     """Show whether the emulator runs, where, and its log file."""
     from sdlf_cli.local import process
 
-    views.local_status(process.status(None), opts.output)
+    return process.status(None)
 
 
 # --- configuration, render, lint, package ---------------------------------------------------------
@@ -78,45 +71,41 @@ def config():
 
 @config.command("show")
 @global_options
-def config_show(opts):
+def config_show(opts, lake):
     """Print every resolved value and the file:line it came from."""
     from sdlf_cli.config.show import show_rows
 
-    views.config_rows(show_rows(_lake(opts)), opts.output)
+    return show_rows(lake.config)
 
 
 @cli.command()
 @click.argument("layer", required=False)
 @click.option("--build-dir", type=click.Path(path_type=Path), default=None, help="Default .sdlf/build/<env>.")
 @global_options
-def render(layer, build_dir, opts):
+def render(layer, build_dir, opts, lake):
     """Render templates (all layers, or LAYER) into the build folder."""
     from sdlf_cli.workflows.build import render_to
 
-    cfg = _lake(opts)
-    views.paths(render_to(cfg, layer, build_dir or Path(".sdlf/build") / cfg.env), opts.output)
+    return render_to(lake.config, layer, build_dir or Path(".sdlf/build") / lake.config.env)
 
 
 @cli.command()
 @click.argument("layer", required=False)
 @global_options
-def lint(layer, opts):
+def lint(layer, opts, lake):
     """Run cfn-lint on every rendered template; exit 1 on any finding."""
     from sdlf_cli.workflows.build import lint_layers
 
-    findings = lint_layers(_lake(opts), layer)
-    views.findings(findings, opts.output)
-    sys.exit(1 if findings else 0)
+    return lint_layers(lake.config, layer)
 
 
 @cli.command()
 @global_options
-def package(opts):
+def package(opts, lake):
     """Zip Lambda code deterministically; upload what the artifact bucket lacks."""
     from sdlf_cli.workflows.build import package_artifacts
 
-    cfg = _lake(opts)
-    views.package(package_artifacts(cfg, _clients(opts, cfg)), opts.output)
+    return package_artifacts(lake)
 
 
 # --- deploy ----------------------------------------------------------------------------------------
@@ -125,66 +114,58 @@ def package(opts):
 @click.option("--all", "all_layers", is_flag=True, help="Every stack the parameters file declares.")
 @click.option("--dry-run", is_flag=True, help="Plan change sets without executing anything.")
 @global_options
-def deploy(layers, all_layers, dry_run, opts):
+def deploy(layers, all_layers, dry_run, opts, lake):
     """Create or update stacks (parents first, independent stacks in parallel)."""
     from sdlf_cli.ui import make_reporter
     from sdlf_cli.workflows.deploy import deploy_layers, layers_to_deploy
 
-    cfg = _lake(opts)
+    chosen = layers_to_deploy(lake.config, list(layers), all_layers)
     with make_reporter(opts.output) as reporter:
-        outcome = deploy_layers(cfg, _clients(opts, cfg), reporter,
-                                layers_to_deploy(cfg, list(layers), all_layers), dry_run=dry_run)
-    views.deploy_outcome(outcome, opts.output)
-    sys.exit(0 if outcome.ok else 1)
+        return deploy_layers(lake, reporter, chosen, dry_run=dry_run)
 
 
 @cli.command()
 @click.argument("layers", nargs=-1)
 @global_options
-def plan(layers, opts):
+def plan(layers, opts, lake):
     """What `deploy` would change (change sets, created and deleted again)."""
     from sdlf_cli.ui import make_reporter
     from sdlf_cli.workflows.deploy import deploy_layers, layers_to_deploy
 
-    cfg = _lake(opts)
+    chosen = layers_to_deploy(lake.config, list(layers), not layers)
     with make_reporter(opts.output) as reporter:
-        outcome = deploy_layers(cfg, _clients(opts, cfg), reporter,
-                                layers_to_deploy(cfg, list(layers), not layers), dry_run=True)
-    views.deploy_outcome(outcome, opts.output)
-    sys.exit(0 if outcome.ok else 1)
+        return deploy_layers(lake, reporter, chosen, dry_run=True)
 
 
 # --- onboarding ----------------------------------------------------------------------------------
-def _add(opts: GlobalOptions, addition) -> None:
+def _add(opts, lake, addition):
     from sdlf_cli.ui import make_reporter
     from sdlf_cli.workflows.onboard import add_and_deploy
 
     with make_reporter(opts.output) as reporter:
-        outcome = add_and_deploy(opts.env, opts.parameters_dir, addition, lambda cfg: _clients(opts, cfg), reporter)
-    views.deploy_outcome(outcome, opts.output)
-    sys.exit(0 if outcome.ok else 1)
+        return add_and_deploy(lake, opts.parameters_dir, addition, reporter)
 
 
 @cli.command("add-team")
 @click.argument("team")
 @click.option("--email", default=None, help="Notification email of the team.")
 @global_options
-def add_team(team, email, opts):
+def add_team(team, email, opts, lake):
     """Add TEAM to parameters/<env>.yaml and deploy its stack."""
     from sdlf_cli.workflows.onboard import Addition
 
-    _add(opts, Addition("team", team, team, email=email))
+    return _add(opts, lake, Addition("team", team, team, email=email))
 
 
 @cli.command("add-pipeline")
 @click.argument("team")
 @click.argument("pipeline")
 @global_options
-def add_pipeline(team, pipeline, opts):
+def add_pipeline(team, pipeline, opts, lake):
     """Add PIPELINE to TEAM and deploy it (and the team's stack if missing)."""
     from sdlf_cli.workflows.onboard import Addition
 
-    _add(opts, Addition("pipeline", team, pipeline))
+    return _add(opts, lake, Addition("pipeline", team, pipeline))
 
 
 @cli.command("add-dataset")
@@ -195,12 +176,12 @@ def add_pipeline(team, pipeline, opts):
 @click.option("--engine", type=click.Choice(["python", "spark"]), default=None, help="Stage-B engine.")
 @click.option("--schedule", default=None, help="Stage-B schedule, rate(...) or cron(...).")
 @global_options
-def add_dataset(team, dataset, pipeline, transform, engine, schedule, opts):
+def add_dataset(team, dataset, pipeline, transform, engine, schedule, opts, lake):
     """Add DATASET to TEAM and deploy it (and missing parent stacks)."""
     from sdlf_cli.workflows.onboard import Addition
 
     settings = {k: v for k, v in {"transform": transform, "engine": engine, "schedule": schedule}.items() if v}
-    _add(opts, Addition("dataset", team, dataset, pipeline=pipeline, settings=settings))
+    return _add(opts, lake, Addition("dataset", team, dataset, pipeline=pipeline, settings=settings))
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -210,12 +191,11 @@ def add_dataset(team, dataset, pipeline, transform, engine, schedule, opts):
 @click.option("--dataset", required=True)
 @click.option("--wait/--no-wait", default=True, help="Wait for the catalog rows.")
 @global_options
-def ingest(files, team, dataset, wait, opts):
+def ingest(files, team, dataset, wait, opts, lake):
     """Upload FILES to the raw bucket under <team>/<dataset>/."""
     from sdlf_cli.workflows.ingest import ingest_and_track
 
-    cfg = _lake(opts)
-    views.ingested(ingest_and_track(cfg, _clients(opts, cfg), list(files), team, dataset, wait=wait), opts.output)
+    return ingest_and_track(lake, list(files), team, dataset, wait=wait)
 
 
 @cli.command()
@@ -223,12 +203,11 @@ def ingest(files, team, dataset, wait, opts):
 @click.option("--dataset", default=None)
 @click.option("--uri", default=None, help="One object, s3://bucket/key.")
 @global_options
-def catalog(team, dataset, uri, opts):
+def catalog(team, dataset, uri, opts, lake):
     """Rows of the object catalog, newest first."""
     from sdlf_cli.workflows.ingest import catalog_rows
 
-    cfg = _lake(opts)
-    views.catalog(catalog_rows(cfg, _clients(opts, cfg), team=team, dataset=dataset, uri=uri), opts.output)
+    return catalog_rows(lake, team=team, dataset=dataset, uri=uri)
 
 
 @cli.command()
@@ -236,23 +215,21 @@ def catalog(team, dataset, uri, opts):
 @click.option("--dataset", default=None)
 @click.option("--limit", default=20, show_default=True)
 @global_options
-def runs(team, dataset, limit, opts):
+def runs(team, dataset, limit, opts, lake):
     """Recent pipeline executions: status, duration, object counts, error."""
     from sdlf_cli.workflows.observe import recent_runs
 
-    cfg = _lake(opts)
-    views.runs(recent_runs(cfg, _clients(opts, cfg), team=team, dataset=dataset, limit=limit), opts.output)
+    return recent_runs(lake, team=team, dataset=dataset, limit=limit)
 
 
 @cli.command()
 @click.argument("uri")
 @global_options
-def trace(uri, opts):
+def trace(uri, opts, lake):
     """One object's journey: catalog rows, sources, outputs, executions, error."""
     from sdlf_cli.workflows.observe import trace_object
 
-    cfg = _lake(opts)
-    views.journey(trace_object(cfg, _clients(opts, cfg), uri), opts.output)
+    return trace_object(lake, uri)
 
 
 @cli.command("run-stage-b")
@@ -260,14 +237,11 @@ def trace(uri, opts):
 @click.option("--dataset", required=True)
 @click.option("--wait/--no-wait", default=True, help="Wait for the batch's execution to finish.")
 @global_options
-def run_stage_b(team, dataset, wait, opts):
+def run_stage_b(team, dataset, wait, opts, lake):
     """Start a stage-B batch of DATASET now (whatever its schedule and minimum batch size)."""
     from sdlf_cli.workflows.stage_b import run_stage_b as run
 
-    cfg = _lake(opts)
-    result = run(cfg, _clients(opts, cfg), team, dataset, wait=wait)
-    views.stage_b_run(result, opts.output)
-    sys.exit(0 if result.ok else 1)
+    return run(lake, team, dataset, wait=wait)
 
 
 @cli.command()
@@ -275,12 +249,11 @@ def run_stage_b(team, dataset, wait, opts):
 @click.option("--dataset", required=True)
 @click.option("--runs", "count", default=1, show_default=True, help="How many recent runs to show.")
 @global_options
-def quality(team, dataset, count, opts):
+def quality(team, dataset, count, opts, lake):
     """Latest data-quality results of a dataset (per rule: status, observed value)."""
     from sdlf_cli.workflows.stage_b import latest_quality
 
-    cfg = _lake(opts)
-    views.quality(latest_quality(cfg, _clients(opts, cfg), team, dataset, runs=count), opts.output)
+    return latest_quality(lake, team, dataset, runs=count)
 
 
 # --- dead letters ----------------------------------------------------------------------------------
@@ -290,13 +263,11 @@ def quality(team, dataset, count, opts):
 @click.option("--dataset", default=None)
 @click.option("--stage", type=click.Choice(["catalog", "a", "b"]), default=None)
 @global_options
-def dead_letters(team, pipeline, dataset, stage, opts):
+def dead_letters(team, pipeline, dataset, stage, opts, lake):
     """The lake's dead-letter queues (catalog, stage A per pipeline, stage B per dataset) and their counts."""
     from sdlf_cli.workflows.redrive import list_dead_letters
 
-    cfg = _lake(opts)
-    views.dead_letters(list_dead_letters(cfg, _clients(opts, cfg), team=team, pipeline=pipeline, dataset=dataset,
-                                         stage=stage), opts.output)
+    return list_dead_letters(lake, team=team, pipeline=pipeline, dataset=dataset, stage=stage)
 
 
 @cli.command()
@@ -306,14 +277,11 @@ def dead_letters(team, pipeline, dataset, stage, opts):
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most N messages.")
 @click.option("--dry-run", is_flag=True, help="List what would move; move nothing.")
 @global_options
-def redrive(team, dataset, stage, limit, dry_run, opts):
+def redrive(team, dataset, stage, limit, dry_run, opts, lake):
     """Move every message of the selected DLQs back to its stage (send first, then delete); exit 1 if any failed."""
     from sdlf_cli.workflows.redrive import redrive as run
 
-    cfg = _lake(opts)
-    result = run(cfg, _clients(opts, cfg), team=team, dataset=dataset, stage=stage, limit=limit, dry_run=dry_run)
-    views.redrive(result, opts.output)
-    sys.exit(0 if result.ok else 1)
+    return run(lake, team=team, dataset=dataset, stage=stage, limit=limit, dry_run=dry_run)
 
 
 @cli.command()
@@ -322,38 +290,35 @@ def redrive(team, dataset, stage, limit, dry_run, opts):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default=None,
               help="Result format (default: --output).")
 @global_options
-def query(sql, team, fmt, opts):
+def query(sql, team, fmt, opts, lake):
     """Run SQL on the lake: Athena on AWS, DuckDB over the analytics Parquet on the emulator."""
+    from sdlf_cli.ui.output import Formatted
     from sdlf_cli.workflows.query import run_query
 
-    cfg = _lake(opts)
-    views.query_result(run_query(cfg, _clients(opts, cfg), sql, team=team), fmt or opts.output)
+    return Formatted(run_query(lake, sql, team=team), fmt or opts.output)
 
 
 @cli.command()
 @global_options
-def demo(opts):
+def demo(opts, lake):
     """From nothing to a queried analytics table on the embedded emulator, in one command."""
     from sdlf_cli.ui import make_reporter
+    from sdlf_cli.ui.text import demo_step
     from sdlf_cli.workflows.demo import run_demo
 
     # The demo's own step lines are its progress view; stack events would drown them.
     with make_reporter("json") as reporter:
-        result = run_demo(opts.env, opts.parameters_dir, reporter,
-                          on_step=views.demo_step if opts.output != "json" else (lambda step: None))
-    views.demo(result, opts.output)
-    sys.exit(0 if result.ok else 1)
+        return run_demo(lake, reporter, on_step=demo_step if opts.output != "json" else (lambda step: None))
 
 
 # --- status and teardown ---------------------------------------------------------------------------
 @cli.command()
 @global_options
-def status(opts):
+def status(opts, lake):
     """Every stack of the lake: its status, whether it matches the configuration, and what to run next."""
     from sdlf_cli.workflows.status import lake_status
 
-    cfg = _lake(opts)
-    views.lake_status(lake_status(cfg, _clients(opts, cfg)), opts.output)
+    return lake_status(lake)
 
 
 @cli.command()
@@ -361,27 +326,28 @@ def status(opts):
 @click.option("--include-data", is_flag=True, help="Also empty and delete retained buckets, tables, keys (7 days).")
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted and retained; delete nothing.")
 @global_options
-def destroy(layers, include_data, dry_run, opts):
+def destroy(layers, include_data, dry_run, opts, lake):
     """Delete the lake's stacks (or LAYER... and their children; or named stacks), children first."""
     from sdlf_cli.ui import make_reporter
+    from sdlf_cli.ui.text import destroy_plan
     from sdlf_cli.workflows.destroy import destroy as run
 
     def confirm(plan) -> bool:
-        views.destroy_plan(plan, "text")
+        destroy_plan(plan)
         return click.confirm(f"{plan.summary()}?", default=False, err=True)
 
     asker = (lambda plan: True) if opts.yes else (confirm if sys.stdin.isatty() else None)
-    cfg = _lake(opts)
     with make_reporter(opts.output) as reporter:
-        result = run(cfg, _clients(opts, cfg), layers=list(layers) or None, include_data=include_data,
-                     dry_run=dry_run, confirm=asker, reporter=reporter)
-    views.destroyed(result, opts.output)
-    sys.exit(0 if result.ok else 1)
+        return run(lake, layers=list(layers) or None, include_data=include_data, dry_run=dry_run, confirm=asker,
+                   reporter=reporter)
 
 
 def main() -> None:
+    from sdlf_cli.ui.output import error
+
     try:
-        cli.main(standalone_mode=False, obj=defaults())
+        # Not standalone, click answers the code a command exits with (`ctx.exit`) instead of raising it.
+        code = cli.main(standalone_mode=False, obj=Invocation(defaults()))
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
@@ -389,15 +355,17 @@ def main() -> None:
         e.show()
         sys.exit(e.exit_code)
     except SdlfError as e:
-        views.error(str(e))
+        log.debug("traceback", exc_info=True)  # shown at -vv
+        error(str(e))
         sys.exit(e.exit_code)
     except (BotoCoreError, ClientError) as e:
-        # Errors the workflows did not translate: still one clear line, not a traceback.
-        views.error(f"AWS call failed: {e}")
+        # A call outside the gateways (none should be): still one clear line, not a traceback.
+        log.debug("traceback", exc_info=True)
+        error(f"AWS call failed: {e}")
         sys.exit(1)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,31 @@ class RenderError(SdlfError):
 
 class DeployError(SdlfError):
     exit_code = 1
+
+
+class AwsError(SdlfError):
+    """An AWS call failed: names the service, the operation, AWS's error code and its reason."""
+
+    exit_code = 1
+
+    def __init__(self, service: str, operation: str, code: str, message: str):
+        self.service = service
+        self.operation = operation
+        self.code = code
+        self.reason = message
+        super().__init__(f"AWS call failed: {service} {operation}: {code}: {message}")
+
+
+class NotFound(AwsError):
+    """The resource the call named does not exist."""
+
+
+class AccessDenied(AwsError):
+    """The credentials in use may not make this call (the resource may well exist)."""
+
+
+class Unreachable(AwsError):
+    """No answer from the endpoint (network, endpoint URL, or the emulator is not running)."""
+
+    def __str__(self) -> str:
+        return f"AWS call failed: {self.reason}"

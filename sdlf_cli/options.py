@@ -1,9 +1,15 @@
-"""Options every command accepts (before or after the command name), parsed once."""
+"""Options every command accepts (before or after the command name), parsed once, and what a command gets
+from them: the merged `GlobalOptions` as `opts`, the `Lake` as `lake` when it asks for one, and its returned
+result printed by `ui.output.emit`, which also picks the exit code."""
 from __future__ import annotations
 
 import functools
+import inspect
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import click
 
@@ -24,6 +30,22 @@ class GlobalOptions:
         return replace(self, **{k: v for k, v in given.items() if v not in (None, False, 0)})
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """The click context's object: the options given so far, and how a command's `Lake` is built from its
+    options (tests pass a factory that returns a lake of their own)."""
+
+    options: GlobalOptions
+    make_lake: Callable[[GlobalOptions], Any] | None = None
+
+    def lake(self, opts: GlobalOptions):
+        if self.make_lake is not None:
+            return self.make_lake(opts)
+        from sdlf_cli.lake import Lake
+
+        return Lake.from_options(opts)
+
+
 _OPTIONS = [
     click.option("--env", "-e", default=None, help="Environment: parameters/<env>.yaml [env SDLF_ENV, default dev]."),
     click.option("--profile", default=None, help="AWS profile."),
@@ -33,27 +55,54 @@ _OPTIONS = [
     click.option("--output", "-o", type=click.Choice(["text", "json", "csv"]), default=None,
                  help="Output format (csv: for query results; elsewhere as text)."),
     click.option("--yes", "-y", is_flag=True, default=False, help="Answer yes to confirmations."),
-    click.option("--verbose", "-v", count=True, help="More detail (repeatable)."),
+    click.option("--verbose", "-v", count=True,
+                 help="-v: log what sdlf does (sdlf.*) on stderr; -vv: every AWS call, and a traceback on error."),
     click.option("--parameters-dir", default=None, help="Folder of parameters files (default: parameters)."),
 ]
 
+_NAMES = {"env", "profile", "region", "local", "endpoint_url", "output", "yes", "verbose", "parameters_dir"}
+
+
+def configure_logging(verbose: int) -> None:
+    """`sdlf.*` loggers to stderr: INFO at -v, DEBUG at -vv; silent otherwise."""
+    logger = logging.getLogger("sdlf")
+    if verbose <= 0:
+        return
+    if not any(getattr(h, "sdlf", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.sdlf = True
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+
 
 def global_options(f):
-    """Adds the shared options to a command and hands it the merged GlobalOptions as `opts`."""
+    """Adds the shared options to a command; hands it `opts` (and `lake` when its signature asks for one);
+    prints what it returns and exits with the result's code."""
+    wants_lake = "lake" in inspect.signature(f).parameters
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         given = {k: kwargs.pop(k) for k in list(kwargs) if k in _NAMES}
         ctx = click.get_current_context()
-        base = ctx.find_object(GlobalOptions) or defaults()
-        return f(*args, opts=base.merged(**given), **kwargs)
+        invocation = ctx.find_object(Invocation) or Invocation(defaults())
+        opts = invocation.options.merged(**given)
+        configure_logging(opts.verbose)
+        if wants_lake:
+            kwargs["lake"] = invocation.lake(opts)
+        result = f(*args, opts=opts, **kwargs)
+        if result is None:
+            return None
+        from sdlf_cli.ui.output import emit
+
+        code = emit(result, opts.output)
+        if code:
+            ctx.exit(code)
+        return None
 
     for option in reversed(_OPTIONS):
         wrapper = option(wrapper)
     return wrapper
-
-
-_NAMES = {"env", "profile", "region", "local", "endpoint_url", "output", "yes", "verbose", "parameters_dir"}
 
 
 def defaults() -> GlobalOptions:

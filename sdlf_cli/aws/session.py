@@ -60,6 +60,3 @@ class Clients:
                 kwargs["endpoint_url"] = self.target.endpoint_url
             self._cache[service] = self.session.client(service, **kwargs)
         return self._cache[service]
-
-    def account_id(self) -> str:
-        return self.client("sts").get_caller_identity()["Account"]

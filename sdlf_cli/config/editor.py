@@ -22,8 +22,8 @@ from sdlf_cli.errors import ConfigError, Problem, UsageError
 INDENT = 2
 
 
-def add_team(path: Path | str, team: str, email: str | None = None) -> None:
-    """Adds `teams.<team>` (with its notification_email when given)."""
+def add_team(path: Path | str, team: str, email: str | None = None, *, write: bool = True) -> None:
+    """Adds `teams.<team>` (with its notification_email when given). `write=False` only checks the addition."""
     path, lines, root = _open(path)
     _check_name(path, "team", team, TEAM_RULE)
     teams = root.value.get("teams")
@@ -31,10 +31,11 @@ def add_team(path: Path | str, team: str, email: str | None = None) -> None:
         raise UsageError(f"{path}:{teams.value[team].where}: team {team!r} already exists")
     body = {"notification_email": email} if email else {}
     _insert(path, lines, root, ["teams"], team, body)
-    _commit(path, lines, f"team {team!r}")
+    _commit(path, lines, f"team {team!r}", write)
 
 
-def add_pipeline(path: Path | str, team: str, pipeline: str, description: str | None = None) -> None:
+def add_pipeline(path: Path | str, team: str, pipeline: str, description: str | None = None, *,
+                 write: bool = True) -> None:
     """Adds `teams.<team>.pipelines.<pipeline>`; the team must be defined in this file."""
     path, lines, root = _open(path)
     _check_name(path, "pipeline", pipeline, PIPELINE_RULE)
@@ -45,10 +46,11 @@ def add_pipeline(path: Path | str, team: str, pipeline: str, description: str | 
                          "already exists")
     body = {"description": description} if description else {}
     _insert(path, lines, team_node, ["pipelines"], pipeline, body)
-    _commit(path, lines, f"pipeline {team}/{pipeline}")
+    _commit(path, lines, f"pipeline {team}/{pipeline}", write)
 
 
-def add_dataset(path: Path | str, team: str, dataset: str, pipeline: str, **settings: Any) -> None:
+def add_dataset(path: Path | str, team: str, dataset: str, pipeline: str, *, write: bool = True,
+                **settings: Any) -> None:
     """Adds `teams.<team>.datasets.<dataset>` bound to `pipeline` (a pipeline of the team in this file).
 
     `settings` are dataset fields (description, transform, engine, schedule, batch, partition_by,
@@ -73,7 +75,7 @@ def add_dataset(path: Path | str, team: str, dataset: str, pipeline: str, **sett
     body: dict[str, Any] = {"pipeline": pipeline}
     body.update({k: settings[k] for k in DATASET_KEYS if k in settings and settings[k] is not None})
     _insert(path, lines, team_node, ["datasets"], dataset, body)
-    _commit(path, lines, f"dataset {team}/{dataset}")
+    _commit(path, lines, f"dataset {team}/{dataset}", write)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -209,8 +211,9 @@ def _insert_into(path: Path, lines: list[str], node: Node, chain: list[str], bod
     lines[row + 1:row + 1] = _render(chain, body, (node.key_col or 0) + INDENT)
 
 
-def _commit(path: Path, lines: list[str], what: str) -> None:
-    """Validates the edited text with the rest of the configuration, then replaces the file atomically."""
+def _commit(path: Path, lines: list[str], what: str, write: bool = True) -> None:
+    """Validates the edited text with the rest of the configuration, then (with `write`) replaces the file
+    atomically."""
     text = "".join(lines)
     try:
         load_config(path.stem, path.parent, env_text=text)
@@ -218,6 +221,8 @@ def _commit(path: Path, lines: list[str], what: str) -> None:
         details = "\n".join(f"  {p}" for p in exc.problems)
         raise UsageError(f"{path}: adding {what} would leave the configuration invalid; the file was not "
                          f"changed:\n{details}") from exc
+    if not write:
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -10,6 +10,7 @@ import yaml
 
 from sdlf_cli.config.cicd import show_rows as cicd_rows
 from sdlf_cli.config.model import LakeConfig
+from sdlf_cli.results import Listing
 
 DEFAULT_ORIGIN = "default"
 NOT_SET = "(not set)"
@@ -27,7 +28,16 @@ def format_value(value: Any) -> str:
     return text[len("{v: "):-1]
 
 
-def show_rows(cfg: LakeConfig) -> list[tuple[str, str, str]]:
+class ConfigValues(Listing):
+    """(field, value, origin) rows."""
+
+    key = "values"
+
+    def to_dict(self) -> dict:
+        return {"values": [{"field": f, "value": v, "origin": o} for f, v, o in self]}
+
+
+def show_rows(cfg: LakeConfig) -> ConfigValues:
     """(field path, value, origin) for every setting of the lake, in file order."""
     rows: list[tuple[str, str, str]] = []
 
@@ -60,4 +70,4 @@ def show_rows(cfg: LakeConfig) -> list[tuple[str, str, str]]:
                 row(f"{d}.quality[{i}]", rule)
     for path, value in cicd_rows(cfg.cicd):
         row(path, value)
-    return rows
+    return ConfigValues(rows)

@@ -1,18 +1,16 @@
-"""Terminal output: live view, plain lines, quiet mode, and result rendering."""
+"""Terminal output: live view and plain lines while stacks change (reporters), result tables (results), every
+result's text (text), and the one function that prints a result and picks the exit code (output.emit)."""
 from __future__ import annotations
 
 from sdlf_cli.ui.reporters import LiveReporter, PlainReporter, QuietReporter, make_reporter
-from sdlf_cli.ui.results import changes_table, exit_code, json_envelope, outputs_table, render_json, results_table
+from sdlf_cli.ui.results import changes_table, outputs_table, results_table
 
 __all__ = [
     "LiveReporter",
     "PlainReporter",
     "QuietReporter",
     "changes_table",
-    "exit_code",
-    "json_envelope",
     "make_reporter",
     "outputs_table",
-    "render_json",
     "results_table",
 ]

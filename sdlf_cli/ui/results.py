@@ -1,7 +1,6 @@
-"""Rendering finished results: summary, outputs and changes tables, and the JSON envelope."""
+"""Tables of finished stack results: summary, outputs and planned changes."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from rich.table import Table
@@ -9,8 +8,6 @@ from rich.text import Text
 
 from sdlf_cli.deploy.model import StackResult
 from sdlf_cli.ui.reporters import STATUS_STYLES, format_elapsed
-
-JSON_VERSION = 1
 
 
 def results_table(results: Iterable[StackResult], title: str = "stacks") -> Table:
@@ -65,16 +62,3 @@ def changes_table(results: Iterable[StackResult], title: str = "planned changes"
                 change.replacement or "", Text(" ".join(flags), style=style),
             )
     return table
-
-
-def json_envelope(results: Iterable[StackResult]) -> dict:
-    return {"version": JSON_VERSION, "results": [result.to_dict() for result in results]}
-
-
-def render_json(results: Iterable[StackResult]) -> str:
-    return json.dumps(json_envelope(results), indent=2, sort_keys=True)
-
-
-def exit_code(results: Iterable[StackResult]) -> int:
-    """0 when every stack succeeded or had nothing to do; 1 when any failed or was skipped."""
-    return 0 if all(result.ok for result in results) else 1

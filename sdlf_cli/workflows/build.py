@@ -4,11 +4,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdlf_cli.aws.session import Clients
 from sdlf_cli.config.model import LakeConfig
+from sdlf_cli.lake import Lake
 from sdlf_cli.lint import Finding, lint_templates
-from sdlf_cli.package import Artifact, UploadResult, build_artifacts, upload_artifacts
+from sdlf_cli.package import Artifact, UploadResult, build_artifacts
 from sdlf_cli.render import RenderedTemplate, render_layer, write_rendered
+from sdlf_cli.results import Listing
+
+
+class Written(Listing):
+    key = "written"
+
+    def to_dict(self) -> dict:
+        return {"written": [str(p) for p in self]}
+
+
+class Findings(Listing):
+    """cfn-lint's findings; not ok when there is any."""
+
+    key = "findings"
+
+    @property
+    def ok(self) -> bool:
+        return not self
 
 
 def layers_of(cfg: LakeConfig, layer: str | None) -> list[str]:
@@ -21,12 +39,12 @@ def render_templates(cfg: LakeConfig, layer: str | None, root: Path = Path("."))
     return [t for name in layers_of(cfg, layer) for t in render_layer(cfg, name, root / "templates")]
 
 
-def render_to(cfg: LakeConfig, layer: str | None, build_dir: Path, root: Path = Path(".")) -> list[Path]:
-    return write_rendered(render_templates(cfg, layer, root), build_dir)
+def render_to(cfg: LakeConfig, layer: str | None, build_dir: Path, root: Path = Path(".")) -> Written:
+    return Written(write_rendered(render_templates(cfg, layer, root), build_dir))
 
 
-def lint_layers(cfg: LakeConfig, layer: str | None, root: Path = Path(".")) -> list[Finding]:
-    return lint_templates(render_templates(cfg, layer, root))
+def lint_layers(cfg: LakeConfig, layer: str | None, root: Path = Path(".")) -> Findings:
+    return Findings(lint_templates(render_templates(cfg, layer, root)))
 
 
 @dataclass
@@ -35,16 +53,25 @@ class PackageOutcome:
     uploads: list[UploadResult] = field(default_factory=list)
     bucket: str | None = None
     message: str = ""
+    ok = True
+
+    def actions(self) -> dict[str, str]:
+        return {u.artifact.key: u.action for u in self.uploads}
+
+    def to_dict(self) -> dict:
+        actions = self.actions()
+        return {"bucket": self.bucket, "message": self.message, "artifacts": [
+            {"name": a.name, "kind": a.kind, "key": a.key, "sha256": a.sha256, "size": a.size,
+             "action": actions.get(a.key, "built")} for a in self.artifacts]}
 
 
-def package_artifacts(cfg: LakeConfig, clients: Clients, root: Path = Path(".")) -> PackageOutcome:
+def package_artifacts(lake: Lake, root: Path = Path(".")) -> PackageOutcome:
     """Build every artifact; upload the missing ones when the bootstrap stack exists."""
-    from sdlf_cli.aws.cloudformation import CloudFormationGateway
-
+    cfg = lake.config
     artifacts = build_artifacts(root, root / ".sdlf" / "build" / cfg.env / "artifacts")
-    stack = CloudFormationGateway(clients.client("cloudformation")).describe_stack(cfg.names.bootstrap_stack())
+    stack = lake.stacks.describe_stack(cfg.names.bootstrap_stack())
     bucket = stack.outputs.get("ArtifactsBucket") if stack else None
     if not bucket:
         return PackageOutcome(artifacts, message="built only: the artifact bucket does not exist yet "
                               f"(`sdlf deploy foundations --env {cfg.env}` creates it)")
-    return PackageOutcome(artifacts, upload_artifacts(artifacts, clients.client("s3"), bucket), bucket)
+    return PackageOutcome(artifacts, lake.storage.upload_artifacts(artifacts, bucket), bucket)

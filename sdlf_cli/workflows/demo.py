@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sdlf_cli.aws.session import Clients
-from sdlf_cli.config.loader import load_config
+from sdlf_cli.lake import Lake
 from sdlf_cli.workflows.deploy import DeployOutcome, all_layers, deploy_layers
 from sdlf_cli.workflows.ingest import catalog_rows, ingest_files
-from sdlf_cli.workflows.target import resolve_target
 
 SAMPLES = Path("samples")
 DEMO_TEAM = "engineering"
@@ -53,7 +51,6 @@ class DemoResult:
 
     def to_dict(self) -> dict:
         return {
-            "version": 1,
             "ok": self.ok,
             "endpoint_url": self.endpoint_url,
             "seconds": round(self.seconds, 2),
@@ -80,17 +77,18 @@ class _Steps:
         return ok
 
 
-def wait_for_terminal(cfg, clients, uris: list[str], timeout: float = 120.0) -> list[dict]:
+def wait_for_terminal(lake: Lake, uris: list[str], timeout: float = 120.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
-        rows = [(catalog_rows(cfg, clients, uri=u) or [{"id": u, "status": "MISSING"}])[0] for u in uris]
+        rows = [(catalog_rows(lake, uri=u) or [{"id": u, "status": "MISSING"}])[0] for u in uris]
         if all(r.get("status") in TERMINAL for r in rows) or time.monotonic() >= deadline:
             return rows
         time.sleep(0.5)
 
 
-def run_demo(env: str, parameters_dir: str, reporter, root: Path = Path("."),
+def run_demo(lake: Lake, reporter, root: Path = Path("."),
              on_step: Callable[[Step], None] = lambda step: None) -> DemoResult:
+    """`lake`'s configuration is deployed on the emulator this starts (whatever target it names)."""
     from sdlf_cli.local import process
     from sdlf_cli.workflows.query import run_query
     from sdlf_cli.workflows.stage_b import latest_quality, run_stage_b
@@ -105,19 +103,19 @@ def run_demo(env: str, parameters_dir: str, reporter, root: Path = Path("."),
     steps.record("emulator", t, True, f"{status.endpoint_url} (pid {status.pid})")
 
     t = time.monotonic()
-    cfg = load_config(env, parameters_dir)
-    clients = Clients(resolve_target(cfg, endpoint_url=status.endpoint_url))
-    result.deploy = deploy_layers(cfg, clients, reporter, all_layers(cfg, root), root=root)
+    lake = lake.at_endpoint(status.endpoint_url)
+    cfg = lake.config
+    result.deploy = deploy_layers(lake, reporter, all_layers(cfg, root), root=root)
     summary = ", ".join(f"{r.name.removeprefix(cfg.names.prefix + '-')} {r.status}" for r in result.deploy.results)
     if not steps.record("deploy", t, result.deploy.ok, summary):
         return _done(result, began)
 
     t = time.monotonic()
-    ingested = ingest_files(cfg, clients, sample_files(root), DEMO_TEAM, DEMO_DATASET)
+    ingested = ingest_files(lake, sample_files(root), DEMO_TEAM, DEMO_DATASET)
     steps.record("ingest", t, True, f"{len(ingested)} files into s3://{ingested[0].bucket}/{DEMO_TEAM}/{DEMO_DATASET}/")
 
     t = time.monotonic()
-    result.raw_rows = wait_for_terminal(cfg, clients, [i.uri for i in ingested])
+    result.raw_rows = wait_for_terminal(lake, [i.uri for i in ingested])
     counts = {s: sum(r.get("status") == s for r in result.raw_rows) for s in ("PROCESSED", "FAILED")}
     settled = all(r.get("status") in TERMINAL for r in result.raw_rows)
     if not steps.record("stage A", t, settled and counts["PROCESSED"] > 0,
@@ -125,7 +123,7 @@ def run_demo(env: str, parameters_dir: str, reporter, root: Path = Path("."),
         return _done(result, began)
 
     t = time.monotonic()
-    result.stage_b = run_stage_b(cfg, clients, DEMO_TEAM, DEMO_DATASET)
+    result.stage_b = run_stage_b(lake, DEMO_TEAM, DEMO_DATASET)
     run = result.stage_b
     if run.started:
         ok = run.status == "SUCCEEDED"
@@ -141,11 +139,11 @@ def run_demo(env: str, parameters_dir: str, reporter, root: Path = Path("."),
     database = cfg.names.glue_database(DEMO_TEAM, DEMO_DATASET)
     result.query_sql = (f"SELECT gender, count(*) AS people, min(birth_date) AS earliest_birth "
                         f"FROM {database}.{DEMO_DATASET} GROUP BY gender ORDER BY gender")
-    result.query = run_query(cfg, clients, result.query_sql)
+    result.query = run_query(lake, result.query_sql)
     steps.record("query", t, bool(result.query.rows), f"{len(result.query.rows)} row(s) via {result.query.engine}")
 
     t = time.monotonic()
-    result.quality = latest_quality(cfg, clients, DEMO_TEAM, DEMO_DATASET)
+    result.quality = latest_quality(lake, DEMO_TEAM, DEMO_DATASET)
     status_q = result.quality[0].get("status") if result.quality else "none"
     steps.record("quality", t, bool(result.quality), f"latest run {status_q}")
     return _done(result, began)

@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from cfn_tools import load_yaml
 
-from sdlf_cli.aws.cloudformation import CloudFormationGateway
-from sdlf_cli.aws.session import Clients
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.deploy import StackDeployer, StackResult, StackSpec, run_stacks
 from sdlf_cli.errors import SdlfError, UsageError
+from sdlf_cli.lake import Lake
 from sdlf_cli.lint import Finding, lint_templates
-from sdlf_cli.package import Artifact, UploadResult, build_artifacts, parameter_values, upload_artifacts
+from sdlf_cli.package import UploadResult, build_artifacts, parameter_values
 from sdlf_cli.render import RenderedTemplate, render_layer
-from sdlf_cli.workflows.target import check_account
 
 # CloudFormation takes a template body up to this size inline; larger ones go through S3.
 MAX_TEMPLATE_BODY = 51_200
@@ -53,7 +52,6 @@ class DeployOutcome:
 
     def to_dict(self) -> dict:
         return {
-            "version": 1,
             "dry_run": self.dry_run,
             "ok": self.ok,
             "results": [r.to_dict() for r in self.results],
@@ -125,19 +123,25 @@ def stack_spec(cfg: LakeConfig, template: RenderedTemplate, bucket: str, code: d
 class LayerDeployer:
     """Wires the steps together for one lake and one target."""
 
-    def __init__(self, cfg: LakeConfig, clients: Clients, reporter, root: Path = Path("."), build_dir: Path | None = None):
-        self.cfg = cfg
-        self.clients = clients
+    def __init__(self, lake: Lake, reporter, root: Path = Path("."), build_dir: Path | None = None):
+        self.lake = lake
+        self.cfg = lake.config
         self.reporter = reporter
         self.root = root
-        self.build_dir = build_dir or root / ".sdlf" / "build" / cfg.env
-        self.gateway = CloudFormationGateway(clients.client("cloudformation"))
-        self.stacks = StackDeployer(self.gateway, reporter)
+        self.build_dir = build_dir or root / ".sdlf" / "build" / self.cfg.env
+
+    @cached_property
+    def gateway(self):
+        return self.lake.stacks
+
+    @cached_property
+    def stacks(self) -> StackDeployer:
+        return StackDeployer(self.gateway, self.reporter)
 
     def run(self, layers: list[str], dry_run: bool = False, only: set[str] | None = None) -> DeployOutcome:
         """Deploy every stack of `layers`; with `only`, just those stacks plus parents not deployed yet."""
-        account = check_account(self.cfg, self.clients)
         templates = render_and_lint(self.cfg, ["bootstrap", *layers], self.root)
+        account = self.lake.account()
         bootstrap, rest = templates[0], templates[1:]
         if only is not None:
             rest = self._with_missing_parents(rest, only)
@@ -149,10 +153,10 @@ class LayerDeployer:
         if boot.status == "failed":
             return outcome
         bucket = boot.outputs.get("ArtifactsBucket") or self.cfg.names.resolve(
-            self.cfg.names.bucket("artifacts"), account, self.clients.target.region
+            self.cfg.names.bucket("artifacts"), account, self.lake.target.region
         )
         bucket_exists = "ArtifactsBucket" in boot.outputs
-        outcome.uploads = upload_artifacts(artifacts, self.clients.client("s3"), bucket, dry_run=dry_run or not bucket_exists)
+        outcome.uploads = self.lake.storage.upload_artifacts(artifacts, bucket, dry_run=dry_run or not bucket_exists)
 
         code = parameter_values(artifacts)
         in_run = {t.stack_name for t in rest}
@@ -194,9 +198,8 @@ class LayerDeployer:
     def _with_template_url(self, spec: StackSpec, bucket: str, dry_run: bool) -> StackSpec:
         body = spec.template_body.encode()
         key = f"templates/{spec.name}/{hashlib.sha256(body).hexdigest()[:20]}.yaml"
-        s3 = self.clients.client("s3")
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-        region = self.clients.target.region
+        self.lake.storage.put_bytes(bucket, key, body)
+        region = self.lake.target.region
         url = f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
         from dataclasses import replace
 
@@ -261,6 +264,6 @@ def _no_delivery_stack(cfg: LakeConfig, layer: str) -> str:
             f"run `sdlf deploy cicd --env {cfg.cicd.tooling_env}`")
 
 
-def deploy_layers(cfg: LakeConfig, clients: Clients, reporter, layers: list[str], *, dry_run: bool = False,
+def deploy_layers(lake: Lake, reporter, layers: list[str], *, dry_run: bool = False,
                   root: Path = Path("."), only: set[str] | None = None) -> DeployOutcome:
-    return LayerDeployer(cfg, clients, reporter, root).run(layers, dry_run=dry_run, only=only)
+    return LayerDeployer(lake, reporter, root).run(layers, dry_run=dry_run, only=only)

@@ -15,18 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from botocore.exceptions import ClientError
-
 from sdlf_cli.aws.cloudformation import CloudFormationGateway, StackInfo
-from sdlf_cli.aws.session import Clients
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.deploy import NullReporter, StackDeployer, StackResult, StackSpec, run_stacks
 from sdlf_cli.errors import SdlfError, UsageError
+from sdlf_cli.lake import Lake
 from sdlf_cli.naming import Names
 from sdlf_cli.render import RenderedTemplate, render_layer
 from sdlf_cli.workflows.deploy import DELIVERY_LAYERS, all_layers
 from sdlf_cli.workflows.status import is_lake_stack
-from sdlf_cli.workflows.target import check_account
 
 # Depth of each layer: a stack is deleted after every deeper stack of its scope (the whole lake for
 # bootstrap/foundations/cicd, its team for the rest). The delivery target goes last with bootstrap: stacks
@@ -92,7 +89,6 @@ class DestroyResult:
 
     def to_dict(self) -> dict:
         return {
-            "version": 1,
             "dry_run": self.dry_run,
             "include_data": self.plan.include_data,
             "ok": self.ok,
@@ -152,16 +148,16 @@ def retained_in(gateway: CloudFormationGateway, stack_name: str) -> list[Retaine
             for r in gateway.resources(stack_name) if r.logical_id in kept and r.physical_id]
 
 
-def plan_destroy(cfg: LakeConfig, clients: Clients, account: str, *, layers: list[str] | None = None,
+def plan_destroy(lake: Lake, account: str, *, layers: list[str] | None = None,
                  include_data: bool = False, root: Path = Path(".")) -> DestroyPlan:
-    gateway = CloudFormationGateway(clients.client("cloudformation"))
-    lake = [s for s in gateway.list_stacks() if is_lake_stack(cfg, s)]
-    chosen = select(cfg, lake, layers)
+    cfg, gateway = lake.config, lake.stacks
+    live = [s for s in gateway.list_stacks() if is_lake_stack(cfg, s)]
+    chosen = select(cfg, live, layers)
     retained = [r for s in chosen for r in retained_in(gateway, s.name)]
     if include_data:
-        gone = _declared_templates(cfg, root, layers, exclude={s.name for s in lake})
+        gone = _declared_templates(cfg, root, layers, exclude={s.name for s in live})
         known = {(r.resource_type, r.physical_id) for r in retained}
-        retained += [r for r in _leftovers(clients, gone, account) if (r.resource_type, r.physical_id) not in known]
+        retained += [r for r in _leftovers(lake, gone, account) if (r.resource_type, r.physical_id) not in known]
     return DestroyPlan(cfg.env, delete_order(chosen), retained, include_data)
 
 
@@ -178,12 +174,12 @@ def _name(value, account: str, region: str) -> str | None:
     return Names.resolve(value, account, region) if isinstance(value, str) else None
 
 
-def _leftovers(clients: Clients, templates: list[RenderedTemplate], account: str) -> list[RetainedResource]:
+def _leftovers(lake: Lake, templates: list[RenderedTemplate], account: str) -> list[RetainedResource]:
     """Retained resources of stacks already deleted, found by the names (or, for keys, descriptions) their
     templates give them."""
     from cfn_tools import load_yaml
 
-    region = clients.target.region
+    region = lake.target.region
     found: list[RetainedResource] = []
     keys = None
     for template in templates:
@@ -194,90 +190,40 @@ def _leftovers(clients: Clients, templates: list[RenderedTemplate], account: str
             kind, props = res.get("Type"), res.get("Properties") or {}
             ids: list[str] = []
             if kind == "AWS::S3::Bucket":
-                ids = [n for n in [_name(props.get("BucketName"), account, region)] if n and _bucket_exists(clients, n)]
+                ids = [n for n in [_name(props.get("BucketName"), account, region)] if n and lake.storage.bucket_exists(n)]
             elif kind == "AWS::DynamoDB::Table":
-                ids = [n for n in [_name(props.get("TableName"), account, region)] if n and _table_exists(clients, n)]
+                ids = [n for n in [_name(props.get("TableName"), account, region)] if n and lake.tables.exists(n)]
             elif kind == "AWS::Lambda::LayerVersion" and isinstance(props.get("LayerName"), str):
-                ids = _layer_versions(clients, props["LayerName"])
+                ids = lake.functions.layer_versions(props["LayerName"])
             elif kind == "AWS::KMS::Key" and isinstance(props.get("Description"), str):
-                keys = keys if keys is not None else _live_keys(clients)
+                keys = keys if keys is not None else lake.keys.live_customer_keys()
                 ids = [k for k, description in keys.items() if description == props["Description"]]
             found += [RetainedResource(template.stack_name, lid, kind, i) for i in ids]
     return found
 
 
-def _bucket_exists(clients: Clients, name: str) -> bool:
-    try:
-        clients.client("s3").head_bucket(Bucket=name)
-        return True
-    except ClientError:
-        return False
-
-
-def _table_exists(clients: Clients, name: str) -> bool:
-    try:
-        clients.client("dynamodb").describe_table(TableName=name)
-        return True
-    except ClientError:
-        return False
-
-
-def _layer_versions(clients: Clients, layer: str) -> list[str]:
-    pages = clients.client("lambda").get_paginator("list_layer_versions").paginate(LayerName=layer)
-    return [v["LayerVersionArn"] for page in pages for v in page.get("LayerVersions", [])]
-
-
-def _live_keys(clients: Clients) -> dict[str, str]:
-    """Customer-managed keys not already pending deletion: key id -> description."""
-    kms = clients.client("kms")
-    out = {}
-    for page in kms.get_paginator("list_keys").paginate():
-        for key in page.get("Keys", []):
-            meta = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
-            if meta.get("KeyManager") == "CUSTOMER" and meta.get("KeyState") not in ("PendingDeletion", "PendingReplicaDeletion"):
-                out[key["KeyId"]] = meta.get("Description", "")
-    return out
-
-
 # --- purging retained data ---------------------------------------------------------------------------------
-def empty_bucket(s3, bucket: str) -> int:
-    """Delete every object version and delete marker; returns how many were deleted."""
-    count = 0
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        batch = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                 for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]]
-        for start in range(0, len(batch), 1000):
-            chunk = batch[start:start + 1000]
-            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-            if response.get("Errors"):
-                first = response["Errors"][0]
-                raise SdlfError(f"s3://{bucket}/{first.get('Key')}: {first.get('Code')}: {first.get('Message')}")
-            count += len(chunk)
-    return count
-
-
-def purge(clients: Clients, resource: RetainedResource) -> RetainedResource:
+def purge(lake: Lake, resource: RetainedResource) -> RetainedResource:
     """Delete one retained resource; the result's action says what happened."""
     kind, rid = resource.resource_type, resource.physical_id
     try:
         if kind == "AWS::S3::Bucket":
-            s3 = clients.client("s3")
-            n = empty_bucket(s3, rid)
-            s3.delete_bucket(Bucket=rid)
+            n = lake.storage.empty_bucket(rid)
+            lake.storage.delete_bucket(rid)
             action = f"deleted ({n} object version(s) and delete marker(s))"
         elif kind == "AWS::DynamoDB::Table":
-            clients.client("dynamodb").delete_table(TableName=rid)
+            lake.tables.delete(rid)
             action = "deleted"
         elif kind == "AWS::Lambda::LayerVersion":
             name, version = rid.rsplit(":", 2)[-2:]
-            clients.client("lambda").delete_layer_version(LayerName=name, VersionNumber=int(version))
+            lake.functions.delete_layer_version(name, int(version))
             action = "deleted"
         elif kind == "AWS::KMS::Key":
-            clients.client("kms").schedule_key_deletion(KeyId=rid, PendingWindowInDays=KEY_PENDING_DAYS)
+            lake.keys.schedule_deletion(rid, KEY_PENDING_DAYS)
             action = f"scheduled for deletion in {KEY_PENDING_DAYS} days"
         else:
             action = "retained (sdlf does not delete this type)"
-    except (ClientError, SdlfError) as err:
+    except SdlfError as err:
         action = f"failed: {err}"
     return replace(resource, action=action)
 
@@ -288,12 +234,13 @@ def _purge_rank(resource: RetainedResource) -> int:
 
 
 # --- the workflow ------------------------------------------------------------------------------------------
-def destroy(cfg: LakeConfig, clients: Clients, *, layers: list[str] | None = None, include_data: bool = False,
+def destroy(lake: Lake, *, layers: list[str] | None = None, include_data: bool = False,
             dry_run: bool = False, confirm: Callable[[DestroyPlan], bool] | None = None, reporter=None,
             root: Path = Path(".")) -> DestroyResult:
     """`confirm(plan)` must answer True before anything is deleted; None (no way to ask) refuses."""
-    account = check_account(cfg, clients)
-    plan = plan_destroy(cfg, clients, account, layers=layers, include_data=include_data, root=root)
+    cfg = lake.config
+    account = lake.account()
+    plan = plan_destroy(lake, account, layers=layers, include_data=include_data, root=root)
     if dry_run:
         doomed = "would delete" if include_data else "would be retained"
         return DestroyResult(plan, retained=[replace(r, action=doomed) for r in plan.retained], dry_run=True)
@@ -307,7 +254,7 @@ def destroy(cfg: LakeConfig, clients: Clients, *, layers: list[str] | None = Non
         raise DestroyCancelled("destroy cancelled: nothing was deleted")
 
     reporter = reporter or NullReporter()
-    deployer = StackDeployer(CloudFormationGateway(clients.client("cloudformation")), reporter)
+    deployer = StackDeployer(lake.stacks, reporter)
     results = run_stacks(plan.stacks, deployer.delete, reporter=reporter)
     gone = {r.name for r in results if r.status in ("deleted", "unchanged")}
     planned = {s.name for s in plan.stacks}
@@ -316,5 +263,5 @@ def destroy(cfg: LakeConfig, clients: Clients, *, layers: list[str] | None = Non
         if r.stack in planned and r.stack not in gone:
             retained.append(replace(r, action="retained (its stack was not deleted)"))
         else:
-            retained.append(purge(clients, r) if include_data else r)
+            retained.append(purge(lake, r) if include_data else r)
     return DestroyResult(plan, results, retained)

@@ -5,12 +5,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from boto3.dynamodb.types import TypeDeserializer
-
-from sdlf_cli.aws.session import Clients
-from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.errors import UsageError
-from sdlf_cli.workflows.registry import lake_resources
+from sdlf_cli.lake import Lake
+from sdlf_cli.results import Listing
 
 
 @dataclass(frozen=True)
@@ -27,54 +24,39 @@ class Ingested:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def ingest_files(cfg: LakeConfig, clients: Clients, files: list[Path], team: str, dataset: str) -> list[Ingested]:
+def check_files(files: list[Path]) -> None:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise UsageError("no such file: " + ", ".join(missing))
-    bucket = lake_resources(cfg, clients).raw_bucket
-    s3 = clients.client("s3")
+
+
+def ingest_files(lake: Lake, files: list[Path], team: str, dataset: str) -> list[Ingested]:
+    check_files(files)
+    bucket = lake.registry.raw_bucket
     done = []
     for path in files:
         key = f"{team}/{dataset}/{path.name}"
-        with path.open("rb") as body:
-            resp = s3.put_object(Bucket=bucket, Key=key, Body=body)
-        done.append(Ingested(str(path), bucket, key, resp["ETag"].strip('"'), resp.get("VersionId"), path.stat().st_size))
+        put = lake.storage.put_file(bucket, key, path)
+        done.append(Ingested(str(path), bucket, key, put.etag, put.version_id, path.stat().st_size))
     return done
 
 
-_deserialize = TypeDeserializer().deserialize
+class CatalogRows(Listing):
+    key = "rows"
 
 
-def _python(value):
-    """DynamoDB's Decimals and sets as plain JSON-friendly values, all the way down."""
-    if hasattr(value, "to_integral_value"):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _python(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_python(v) for v in value]
-    return value
-
-
-def _plain(item: dict) -> dict:
-    return {k: _python(_deserialize(v)) for k, v in item.items()}
-
-
-def catalog_rows(cfg: LakeConfig, clients: Clients, *, team: str | None = None, dataset: str | None = None,
-                 uri: str | None = None) -> list[dict]:
-    table = lake_resources(cfg, clients).catalog_table
-    ddb = clients.client("dynamodb")
+def catalog_rows(lake: Lake, *, team: str | None = None, dataset: str | None = None,
+                 uri: str | None = None) -> CatalogRows:
+    table = lake.registry.catalog_table
     if uri:
-        item = ddb.get_item(TableName=table, Key={"id": {"S": uri}}, ConsistentRead=True).get("Item")
-        return [_plain(item)] if item else []
-    rows = []
-    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        rows.extend(_plain(i) for i in page["Items"])
-    rows = [r for r in rows if (not team or r.get("team") == team) and (not dataset or r.get("dataset") == dataset)]
-    return sorted(rows, key=lambda r: r.get("updated_at", ""), reverse=True)
+        row = lake.tables.get(table, uri)
+        return CatalogRows([row] if row else [])
+    rows = [r for r in lake.tables.scan(table)
+            if (not team or r.get("team") == team) and (not dataset or r.get("dataset") == dataset)]
+    return CatalogRows(sorted(rows, key=lambda r: r.get("updated_at", ""), reverse=True))
 
 
-def wait_for_rows(cfg: LakeConfig, clients: Clients, objects: list[Ingested], timeout: float = 30.0,
+def wait_for_rows(lake: Lake, objects: list[Ingested], timeout: float = 30.0,
                   sleep=time.sleep, clock=time.monotonic) -> dict[str, dict | None]:
     """Event delivery is asynchronous: poll until each object's row shows this very upload (its etag)."""
     deadline = clock() + timeout
@@ -82,7 +64,7 @@ def wait_for_rows(cfg: LakeConfig, clients: Clients, objects: list[Ingested], ti
     while True:
         for obj in objects:
             if found[obj.uri] is None:
-                rows = catalog_rows(cfg, clients, uri=obj.uri)
+                rows = catalog_rows(lake, uri=obj.uri)
                 if rows and rows[0].get("etag", "").strip('"') == obj.etag and rows[0].get("status") != "DELETED":
                     found[obj.uri] = rows[0]
         if all(found.values()) or clock() >= deadline:
@@ -95,11 +77,18 @@ class Tracked:
     ingested: Ingested
     row: dict | None
 
+    def to_dict(self) -> dict:
+        return {"uri": self.ingested.uri, "row": self.row}
 
-def ingest_and_track(cfg: LakeConfig, clients: Clients, files: list[Path], team: str, dataset: str,
-                     wait: bool = True, timeout: float = 30.0) -> list[Tracked]:
-    done = ingest_files(cfg, clients, files, team, dataset)
+
+class Ingestion(Listing):
+    key = "objects"
+
+
+def ingest_and_track(lake: Lake, files: list[Path], team: str, dataset: str,
+                     wait: bool = True, timeout: float = 30.0) -> Ingestion:
+    done = ingest_files(lake, files, team, dataset)
     if not wait:
-        return [Tracked(i, None) for i in done]
-    rows = wait_for_rows(cfg, clients, done, timeout=timeout)
-    return [Tracked(i, rows[i.uri]) for i in done]
+        return Ingestion(Tracked(i, None) for i in done)
+    rows = wait_for_rows(lake, done, timeout=timeout)
+    return Ingestion(Tracked(i, rows[i.uri]) for i in done)

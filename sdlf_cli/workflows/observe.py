@@ -3,32 +3,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sdlf_cli.aws.session import Clients
-from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.errors import UsageError
-from sdlf_cli.workflows.ingest import _plain, catalog_rows
-from sdlf_cli.workflows.registry import lake_resources
+from sdlf_cli.lake import Lake
+from sdlf_cli.results import Listing
+from sdlf_cli.workflows.ingest import catalog_rows
 
 
-def _scan(clients: Clients, table: str, **kwargs) -> list[dict]:
-    rows: list[dict] = []
-    for page in clients.client("dynamodb").get_paginator("scan").paginate(TableName=table, **kwargs):
-        rows.extend(_plain(item) for item in page["Items"])
-    return rows
+class Runs(Listing):
+    key = "runs"
 
 
-def recent_runs(cfg: LakeConfig, clients: Clients, team: str | None = None, dataset: str | None = None,
-                limit: int = 20) -> list[dict]:
+def recent_runs(lake: Lake, team: str | None = None, dataset: str | None = None, limit: int = 20) -> Runs:
     """Newest first. Executions expire from the table after 30 days (TTL)."""
-    table = lake_resources(cfg, clients).get("tables/executions")
-    runs = _scan(clients, table, ConsistentRead=True)
+    runs = lake.tables.scan(lake.registry.table("executions"))
 
     def wanted(run: dict) -> bool:
         run_team, _, run_dataset = str(run.get("dataset_id", "")).partition("/")
         return (not team or run_team == team) and (not dataset or run_dataset == dataset)
 
     runs = [r for r in runs if wanted(r)]
-    return sorted(runs, key=lambda r: r.get("started_at", ""), reverse=True)[:limit]
+    return Runs(sorted(runs, key=lambda r: r.get("started_at", ""), reverse=True)[:limit])
 
 
 @dataclass
@@ -42,18 +36,22 @@ class Journey:
     executions: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"version": 1, "uri": self.uri, "row": self.row, "sources": self.sources,
+        return {"uri": self.uri, "row": self.row, "sources": self.sources,
                 "outputs": self.outputs, "executions": self.executions}
 
 
-def trace_object(cfg: LakeConfig, clients: Clients, uri: str) -> Journey:
+def check_uri(uri: str) -> None:
     if not uri.startswith("s3://") or "/" not in uri[5:]:
         raise UsageError(f"expected an object as s3://BUCKET/KEY, got {uri!r}")
-    rows = catalog_rows(cfg, clients, uri=uri)
+
+
+def trace_object(lake: Lake, uri: str) -> Journey:
+    check_uri(uri)
+    rows = catalog_rows(lake, uri=uri)
     if not rows:
         raise UsageError(f"{uri} is not in the object catalog (was it uploaded to one of the lake's buckets?)")
     row = rows[0]
-    everything = catalog_rows(cfg, clients)
+    everything = catalog_rows(lake)
     by_id = {r["id"]: r for r in everything}
     journey = Journey(uri, row)
     journey.sources = _walk(row, by_id, lambda r: r.get("lineage") or [])
@@ -63,11 +61,9 @@ def trace_object(cfg: LakeConfig, clients: Clients, uri: str) -> Journey:
             children.setdefault(source, []).append(other["id"])
     journey.outputs = _walk(row, by_id, lambda r: children.get(r["id"], []))
     names = {r.get("execution") for r in [row, *journey.sources, *journey.outputs] if r.get("execution")}
-    table = lake_resources(cfg, clients).get("tables/executions")
-    ddb = clients.client("dynamodb")
+    table = lake.registry.table("executions")
     for name in sorted(names):
-        item = ddb.get_item(TableName=table, Key={"id": {"S": name}}, ConsistentRead=True).get("Item")
-        journey.executions.append(_plain(item) if item else {"id": name, "status": "UNKNOWN (expired?)"})
+        journey.executions.append(lake.tables.get(table, name) or {"id": name, "status": "UNKNOWN (expired?)"})
     return journey
 
 

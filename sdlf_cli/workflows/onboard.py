@@ -1,18 +1,18 @@
 """`sdlf add-team|add-pipeline|add-dataset`: add the unit to the parameters file, then deploy its stack
-(and any parent stack not deployed yet). The environment's foundations must already be deployed:
-checked before the file is touched, so a refused command changes nothing."""
+(and any parent stack not deployed yet). The addition is validated first (before any AWS call), then the
+environment's foundations must already be deployed: both are checked before the file is touched, so a
+refused command changes nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdlf_cli.aws.cloudformation import CloudFormationGateway
-from sdlf_cli.aws.session import Clients
 from sdlf_cli.config import editor
 from sdlf_cli.config.loader import load_config
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.errors import UsageError
+from sdlf_cli.lake import Lake
 from sdlf_cli.workflows.deploy import DeployOutcome, all_layers, deploy_layers
 
 
@@ -34,8 +34,9 @@ class Addition:
         return names.dataset_stack(self.team, self.name)
 
 
-def require_foundations(cfg: LakeConfig, clients: Clients) -> None:
-    stack = CloudFormationGateway(clients.client("cloudformation")).describe_stack(cfg.names.foundations_stack())
+def require_foundations(lake: Lake) -> None:
+    cfg = lake.config
+    stack = lake.stacks.describe_stack(cfg.names.foundations_stack())
     if stack is None or not stack.status.endswith("_COMPLETE") or "ROLLBACK" in stack.status:
         state = "not deployed" if stack is None else f"in state {stack.status}"
         raise UsageError(
@@ -44,21 +45,22 @@ def require_foundations(cfg: LakeConfig, clients: Clients) -> None:
         )
 
 
-def _edit(path: Path, add: Addition) -> None:
+def _edit(path: Path, add: Addition, write: bool = True) -> None:
     if add.kind == "team":
-        editor.add_team(path, add.team, email=add.email)
+        editor.add_team(path, add.team, email=add.email, write=write)
     elif add.kind == "pipeline":
-        editor.add_pipeline(path, add.team, add.name)
+        editor.add_pipeline(path, add.team, add.name, write=write)
     else:
-        editor.add_dataset(path, add.team, add.name, add.pipeline, **(add.settings or {}))
+        editor.add_dataset(path, add.team, add.name, add.pipeline, write=write, **(add.settings or {}))
 
 
-def add_and_deploy(env: str, parameters_dir: str, add: Addition, clients_for, reporter,
+def add_and_deploy(lake: Lake, parameters_dir: str | Path, add: Addition, reporter,
                    root: Path = Path(".")) -> DeployOutcome:
-    """`clients_for(cfg)` builds the client factory once the configuration is known."""
-    cfg = load_config(env, parameters_dir)
-    clients = clients_for(cfg)
-    require_foundations(cfg, clients)
-    _edit(Path(parameters_dir) / f"{env}.yaml", add)
-    cfg = load_config(env, parameters_dir)
-    return deploy_layers(cfg, clients, reporter, all_layers(cfg, root), root=root, only={add.stack_name(cfg)})
+    cfg = lake.config
+    path = Path(parameters_dir) / f"{cfg.env}.yaml"
+    _edit(path, add, write=False)
+    require_foundations(lake)
+    _edit(path, add)
+    lake = lake.with_config(load_config(cfg.env, parameters_dir))
+    cfg = lake.config
+    return deploy_layers(lake, reporter, all_layers(cfg, root), root=root, only={add.stack_name(cfg)})

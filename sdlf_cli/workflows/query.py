@@ -20,11 +20,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable
 
-from botocore.exceptions import ClientError
-
-from sdlf_cli.aws.session import Clients
+from sdlf_cli.aws.athena import Athena
+from sdlf_cli.aws.glue import GlueCatalog
+from sdlf_cli.aws.storage import Storage
 from sdlf_cli.config.model import LakeConfig
-from sdlf_cli.errors import SdlfError, UsageError
+from sdlf_cli.errors import AwsError, SdlfError, UsageError
+from sdlf_cli.lake import Lake
 
 LAKE_WORKGROUP = "primary"
 
@@ -38,26 +39,35 @@ class QueryResult:
     query_id: str | None = None  # Athena's QueryExecutionId
     tables: list[str] = field(default_factory=list)  # "database.table" resolved for DuckDB
     scanned_bytes: int | None = None
+    ok = True
+
+    def to_dict(self) -> dict:
+        return {"engine": self.engine, "columns": self.columns,
+                "rows": [dict(zip(self.columns, row)) for row in self.rows], "seconds": round(self.seconds, 3)}
 
 
-def run_query(cfg: LakeConfig, clients: Clients, sql: str, team: str | None = None, *, local: bool | None = None,
-              sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-              cache_dir: Path | None = None, timeout_seconds: float = 1800.0) -> QueryResult:
-    """Runs one SQL statement and returns its rows. `local` defaults to "the target is the emulator"."""
+def check_query(cfg: LakeConfig, sql: str, team: str | None) -> None:
     if not sql or not sql.strip():
         raise UsageError("the query is empty")
     if team is not None and cfg.team(team) is None:
         known = ", ".join(t.name for t in cfg.teams) or "none"
         raise UsageError(f"unknown team {team!r} (teams of {cfg.names.prefix}: {known})")
+
+
+def run_query(lake: Lake, sql: str, team: str | None = None, *, local: bool | None = None,
+              sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+              cache_dir: Path | None = None, timeout_seconds: float = 1800.0) -> QueryResult:
+    """Runs one SQL statement and returns its rows. `local` defaults to "the target is the emulator"."""
+    cfg = lake.config
+    check_query(cfg, sql, team)
     if local is None:
-        local = clients.target.is_local
+        local = lake.target.is_local
     started = clock()
     if local:
-        columns, rows, tables = run_duckdb(clients.client("glue"), clients.client("s3"), sql,
-                                           cache_dir or default_cache_dir())
+        columns, rows, tables = run_duckdb(lake.glue, lake.storage, sql, cache_dir or default_cache_dir())
         return QueryResult(columns, rows, "duckdb", clock() - started, tables=tables)
     workgroup = cfg.names.workgroup(team or LAKE_WORKGROUP)
-    query_id, columns, rows, scanned = run_athena(clients.client("athena"), sql, workgroup, sleep=sleep,
+    query_id, columns, rows, scanned = run_athena(lake.athena, sql, workgroup, sleep=sleep,
                                                   clock=clock, timeout_seconds=timeout_seconds)
     return QueryResult(columns, rows, "athena", clock() - started, query_id=query_id, scanned_bytes=scanned)
 
@@ -90,23 +100,18 @@ def athena_value(value: str | None, athena_type: str) -> Any:
     return value
 
 
-def _client_error(exc: ClientError) -> str:
-    error = exc.response.get("Error", {})
-    return f"{error.get('Code', 'Error')}: {error.get('Message', str(exc))}"
-
-
-def run_athena(athena: Any, sql: str, workgroup: str, *, sleep: Callable[[float], None] = time.sleep,
+def run_athena(athena: Athena, sql: str, workgroup: str, *, sleep: Callable[[float], None] = time.sleep,
                clock: Callable[[], float] = time.monotonic, timeout_seconds: float = 1800.0,
                poll_seconds: float = 0.5) -> tuple[str, list[str], list[tuple], int | None]:
     """(query id, columns, rows, scanned bytes); a failed or cancelled query raises SdlfError with the reason."""
     try:
-        query_id = athena.start_query_execution(QueryString=sql, WorkGroup=workgroup)["QueryExecutionId"]
-    except ClientError as exc:
-        raise SdlfError(f"Athena rejected the query (workgroup {workgroup}): {_client_error(exc)}") from None
+        query_id = athena.start(sql, workgroup)
+    except AwsError as exc:
+        raise SdlfError(f"Athena rejected the query (workgroup {workgroup}): {exc.code}: {exc.reason}") from None
     deadline = clock() + timeout_seconds
     delay = poll_seconds
     while True:
-        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+        execution = athena.execution(query_id)
         status = execution["Status"]
         state = status["State"]
         if state == "SUCCEEDED":
@@ -117,8 +122,8 @@ def run_athena(athena: Any, sql: str, workgroup: str, *, sleep: Callable[[float]
             raise SdlfError(f"Athena query {query_id} {state.lower()} (workgroup {workgroup}): {reason}")
         if clock() >= deadline:
             try:
-                athena.stop_query_execution(QueryExecutionId=query_id)
-            except ClientError:
+                athena.stop(query_id)
+            except AwsError:
                 pass  # the timeout is the error to report
             raise SdlfError(f"Athena query {query_id} still {state} after {timeout_seconds:.0f}s; stopped it")
         sleep(min(delay, max(deadline - clock(), 0.0)))  # never wait past the deadline
@@ -127,8 +132,7 @@ def run_athena(athena: Any, sql: str, workgroup: str, *, sleep: Callable[[float]
     types: list[str] = []
     rows: list[tuple] = []
     first_page = True
-    for page in athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id):
-        result_set = page["ResultSet"]
+    for result_set in athena.result_sets(query_id):
         if first_page:
             info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
             columns = [c.get("Label") or c["Name"] for c in info]
@@ -288,31 +292,16 @@ def _split_top_level(text: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
-def _list_databases(glue: Any) -> set[str]:
-    names: set[str] = set()
-    for page in glue.get_paginator("get_databases").paginate():
-        names.update(d["Name"] for d in page["DatabaseList"])
-    return names
-
-
-def _known_tables(glue: Any, database: str) -> list[str]:
-    names: list[str] = []
-    for page in glue.get_paginator("get_tables").paginate(DatabaseName=database):
-        names += [t["Name"] for t in page["TableList"]]
-    return sorted(names)
-
-
-def _resolve_table(glue: Any, database: str, table: str) -> dict[str, Any]:
-    try:
-        return glue.get_table(DatabaseName=database, Name=table)["Table"]
-    except glue.exceptions.EntityNotFoundException:
-        known = _known_tables(glue, database)
+def _resolve_table(glue: GlueCatalog, database: str, table: str) -> dict[str, Any]:
+    found = glue.table(database, table)
+    if found is None:
+        known = glue.tables(database)
         listing = ", ".join(known) if known else "none yet (has the dataset's crawler run?)"
-        raise SdlfError(f"table {database}.{table} is not in the Glue catalog; tables of {database}: {listing}") \
-            from None
+        raise SdlfError(f"table {database}.{table} is not in the Glue catalog; tables of {database}: {listing}")
+    return found
 
 
-def sync_parquet_files(s3: Any, location: str, cache_dir: Path) -> list[Path]:
+def sync_parquet_files(storage: Storage, location: str, cache_dir: Path) -> list[Path]:
     """Local copies of the Parquet files below an s3:// location (`_*`/`.*` paths skipped, as Hive does);
     a file whose ETag did not change is not downloaded again."""
     if not location.startswith("s3://"):
@@ -321,22 +310,21 @@ def sync_parquet_files(s3: Any, location: str, cache_dir: Path) -> list[Path]:
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     files: list[Path] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            key, relative = obj["Key"], obj["Key"][len(prefix):]
-            if not relative or key.endswith("/") or any(p.startswith(("_", ".")) for p in relative.split("/")):
-                continue
-            local = cache_dir / bucket / key
-            etag_file = local.with_name(local.name + ".sdlf-etag")
-            etag = obj.get("ETag", "").strip('"')
-            if not (local.is_file() and etag_file.is_file() and etag_file.read_text() == etag):
-                local.parent.mkdir(parents=True, exist_ok=True)
-                partial = local.with_name(local.name + ".part")
-                partial.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-                partial.replace(local)
-                etag_file.write_text(etag)
-            if _is_parquet(local):  # only Parquet: a stray text file would fail the whole query
-                files.append(local)
+    for obj in storage.objects(bucket, prefix):
+        key, relative = obj.key, obj.key[len(prefix):]
+        if not relative or key.endswith("/") or any(p.startswith(("_", ".")) for p in relative.split("/")):
+            continue
+        local = cache_dir / bucket / key
+        etag_file = local.with_name(local.name + ".sdlf-etag")
+        etag = obj.etag.strip('"')
+        if not (local.is_file() and etag_file.is_file() and etag_file.read_text() == etag):
+            local.parent.mkdir(parents=True, exist_ok=True)
+            partial = local.with_name(local.name + ".part")
+            partial.write_bytes(storage.read(bucket, key))
+            partial.replace(local)
+            etag_file.write_text(etag)
+        if _is_parquet(local):  # only Parquet: a stray text file would fail the whole query
+            files.append(local)
     return sorted(files)
 
 
@@ -370,11 +358,11 @@ def _view_sql(database: str, table: dict[str, Any], files: list[Path]) -> str:
     return f"CREATE VIEW {name} AS SELECT {select} WHERE false"
 
 
-def run_duckdb(glue: Any, s3: Any, sql: str, cache_dir: Path) -> tuple[list[str], list[tuple], list[str]]:
+def run_duckdb(glue: GlueCatalog, storage: Storage, sql: str, cache_dir: Path) -> tuple[list[str], list[tuple], list[str]]:
     """(columns, rows, resolved tables) of the SQL on DuckDB, with the referenced catalog tables as views."""
     import duckdb
 
-    databases = _list_databases(glue)
+    databases = glue.databases()
     con = duckdb.connect(":memory:")
     resolved = []
     try:
@@ -383,7 +371,7 @@ def run_duckdb(glue: Any, s3: Any, sql: str, cache_dir: Path) -> tuple[list[str]
             location = (table.get("StorageDescriptor") or {}).get("Location")
             if not location:
                 raise SdlfError(f"table {database}.{table_name} has no StorageDescriptor.Location")
-            files = sync_parquet_files(s3, location, cache_dir)
+            files = sync_parquet_files(storage, location, cache_dir)
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_identifier(database)}")
             con.execute(_view_sql(database, table, files))
             resolved.append(f"{database}.{table_name}")

@@ -26,16 +26,15 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 
-from sdlf_cli.aws.session import Clients
-from sdlf_cli.config.model import LakeConfig
-from sdlf_cli.errors import UsageError
-from sdlf_cli.workflows.registry import lake_resources
+from sdlf_cli import registry as keys
+from sdlf_cli.aws.queues import BATCH, Queues
+from sdlf_cli.errors import AwsError, UsageError
+from sdlf_cli.lake import Lake
+from sdlf_cli.results import Listing
 
 KINDS = ("catalog", "a", "b")
-BATCH = 10  # SQS's maximum per receive
 DEFAULT_VISIBILITY = 120  # seconds a received message stays hidden while this run decides about it
 
 
@@ -106,20 +105,20 @@ class RedriveResult:
         return self.failed == 0
 
     def to_dict(self) -> dict:
-        return {"version": 1, "dry_run": self.dry_run, "limit": self.limit, "ok": self.ok, "moved": self.moved,
+        return {"dry_run": self.dry_run, "limit": self.limit, "ok": self.ok, "moved": self.moved,
                 "failed": self.failed, "skipped": self.skipped, "queues": [q.to_dict() for q in self.queues]}
 
 
 # --- where the DLQs are ------------------------------------------------------------------------------
-class _Lake:
-    """The registry (SSM) of the lake, with the configuration's names as a fallback for units whose
+class _DeadLetters:
+    """Where the lake's DLQs are: the registry, with the configuration's names as a fallback for units whose
     registry entries are missing."""
 
-    def __init__(self, cfg: LakeConfig, clients: Clients):
-        self.cfg = cfg
-        self.names = cfg.names
-        self.sqs = clients.client("sqs")
-        self.values = lake_resources(cfg, clients).values
+    def __init__(self, lake: Lake):
+        self.cfg = lake.config
+        self.names = self.cfg.names
+        self.sqs: Queues = lake.queues
+        self.registry = lake.registry
         self._urls: dict[str, str | None] = {}
 
     def url(self, published: str | None, queue_name: str) -> str | None:
@@ -127,40 +126,20 @@ class _Lake:
         if published:
             return published
         if queue_name not in self._urls:
-            try:
-                self._urls[queue_name] = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-            except Exception as exc:  # QueueDoesNotExist, under whatever name the client gives it
-                if "NonExistentQueue" not in str(exc) and "QueueDoesNotExist" not in str(exc):
-                    raise
-                self._urls[queue_name] = None
+            self._urls[queue_name] = self.sqs.url_of(queue_name)
         return self._urls[queue_name]
 
     def pipelines(self) -> list[tuple[str, str]]:
-        found = set()
-        for path in self.values:
-            parts = path.split("/")
-            if len(parts) == 4 and parts[0] == "pipelines":
-                found.add((parts[1], parts[2]))
+        found = set(self.registry.pipelines())
         for team in self.cfg.teams:
             found.update((team.name, p.name) for p in team.pipelines)
         return sorted(found)
 
     def registration(self, team: str, dataset: str) -> dict | None:
-        raw = self.values.get(f"datasets/{team}/{dataset}")
-        if raw is None:
-            return None
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        return self.registry.registration(team, dataset)
 
     def datasets(self) -> list[tuple[str, str]]:
-        found = set()
-        for path in self.values:
-            parts = path.split("/")
-            if len(parts) == 3 and parts[0] == "datasets":
-                found.add((parts[1], parts[2]))
+        found = set(self.registry.datasets())
         for team in self.cfg.teams:
             found.update((team.name, d.name) for d in team.datasets)
         return sorted(found)
@@ -174,18 +153,17 @@ class _Lake:
         return found.pipeline if found else None
 
     def stage_a_queue(self, team: str, pipeline: str) -> str | None:
-        return self.url(self.values.get(f"pipelines/{team}/{pipeline}/queue-a-url"),
-                        self.names.queue(team, pipeline, "a"))
+        return self.url(self.registry.find(keys.stage_a_queue(team, pipeline)), self.names.queue(team, pipeline, "a"))
 
     def dead_letter_queues(self) -> list[DeadLetterQueue]:
         queues: list[DeadLetterQueue] = []
         names = self.names
-        dlq = self.url(self.values.get("queues/catalog-dlq"), names.dlq("catalog"))
-        source = self.url(self.values.get("queues/catalog"), names.queue("catalog"))
+        dlq = self.url(self.registry.find(keys.CATALOG_DLQ), names.dlq("catalog"))
+        source = self.url(self.registry.find(keys.CATALOG_QUEUE), names.queue("catalog"))
         if dlq and source:
             queues.append(DeadLetterQueue(names.dlq("catalog"), dlq, source, "catalog"))
         for team, pipeline in self.pipelines():
-            dlq = self.url(self.values.get(f"pipelines/{team}/{pipeline}/dlq-a-url"), names.dlq(team, pipeline, "a"))
+            dlq = self.url(self.registry.find(keys.stage_a_dlq(team, pipeline)), names.dlq(team, pipeline, "a"))
             source = self.stage_a_queue(team, pipeline)
             if dlq and source:
                 queues.append(DeadLetterQueue(names.dlq(team, pipeline, "a"), dlq, source, "a", team=team,
@@ -200,9 +178,15 @@ class _Lake:
         return queues
 
 
-def _selected(queues: list[DeadLetterQueue], lake: _Lake, team, pipeline, dataset, stage) -> list[DeadLetterQueue]:
+def check_selection(stage: str | None = None, limit: int | None = None) -> None:
     if stage is not None and stage not in KINDS:
         raise UsageError(f"--stage must be one of {', '.join(KINDS)}, got {stage!r}")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
+
+
+def _selected(queues: list[DeadLetterQueue], lake: _DeadLetters, team, pipeline, dataset, stage) -> list[DeadLetterQueue]:
+    check_selection(stage)
     dataset_pipelines: set[tuple[str, str]] | None = None
     if dataset:
         dataset_pipelines = {(t, lake.pipeline_of(t, d)) for t, d in lake.datasets()
@@ -227,21 +211,22 @@ def _selected(queues: list[DeadLetterQueue], lake: _Lake, team, pipeline, datase
     return [q for q in queues if wanted(q)]
 
 
-def _count(sqs, queue: DeadLetterQueue) -> DeadLetterQueue:
-    response = sqs.get_queue_attributes(
-        QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )
-    attrs = response.get("Attributes", {})
-    queue.approximate_count = int(attrs.get("ApproximateNumberOfMessages", 0))
-    queue.in_flight = int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+def _count(sqs: Queues, queue: DeadLetterQueue) -> DeadLetterQueue:
+    queue.approximate_count, queue.in_flight = sqs.counts(queue.url)
     return queue
 
 
-def list_dead_letters(cfg: LakeConfig, clients: Clients, team: str | None = None, pipeline: str | None = None,
-                      dataset: str | None = None, stage: str | None = None) -> list[DeadLetterQueue]:
+class DeadLetterQueues(Listing):
+    key = "queues"
+
+
+def list_dead_letters(lake: Lake, team: str | None = None, pipeline: str | None = None,
+                      dataset: str | None = None, stage: str | None = None) -> DeadLetterQueues:
     """The lake's DLQs (catalog, stage A per pipeline, stage B per dataset) with approximate counts."""
-    lake = _Lake(cfg, clients)
-    return [_count(lake.sqs, q) for q in _selected(lake.dead_letter_queues(), lake, team, pipeline, dataset, stage)]
+    check_selection(stage)
+    where = _DeadLetters(lake)
+    return DeadLetterQueues(_count(where.sqs, q)
+                            for q in _selected(where.dead_letter_queues(), where, team, pipeline, dataset, stage))
 
 
 # --- what to do with one message --------------------------------------------------------------------
@@ -279,7 +264,7 @@ def _marked(body: dict, now: str) -> str:
     return json.dumps({**body, "sdlf": marker})
 
 
-def _plan(lake: _Lake, queue: DeadLetterQueue, text: str, team, dataset, now: str) -> _Plan:
+def _plan(lake: _DeadLetters, queue: DeadLetterQueue, text: str, team, dataset, now: str) -> _Plan:
     try:
         body = json.loads(text)
     except ValueError as exc:
@@ -325,17 +310,14 @@ def _plan(lake: _Lake, queue: DeadLetterQueue, text: str, team, dataset, now: st
 
 
 # --- moving ----------------------------------------------------------------------------------------
-def _cutoff_ms(sqs, url: str) -> int:
+def _cutoff_ms(sqs: Queues, url: str) -> int:
     """SentTimestamp (ms) from which a message counts as arrived after the run began: this host's clock,
     unless it is more than 2 s off the SQS server's Date header (whole seconds); then the next second of
     the server's. Either way a skew can only leave a message for the next run, or replay a fresh failure
     once more: never lose one, never loop."""
     local = int(time.time() * 1000)
-    response = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    date = (response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}).get("date")
-    try:
-        server = int(parsedate_to_datetime(date).timestamp()) * 1000
-    except (TypeError, ValueError):
+    server = sqs.server_time_ms(url)
+    if server is None:
         return local
     return server + 1000 if abs(server - local) > 2000 else local
 
@@ -355,24 +337,7 @@ def _attributes(message: dict) -> dict:
     return kept
 
 
-def _error(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _release(sqs, url: str, handles: list[tuple[str, str]]) -> None:
-    """Make messages this run received but did not move visible again (best effort: they reappear anyway
-    once the visibility timeout ends)."""
-    for start in range(0, len(handles), BATCH):
-        chunk = handles[start:start + BATCH]
-        try:
-            sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0} for i, (_, handle) in enumerate(chunk)
-            ])
-        except Exception:
-            pass
-
-
-def _drain(lake: _Lake, queue: DeadLetterQueue, result: QueueRedrive, *, team, dataset, budget: list[int | None],
+def _drain(lake: _DeadLetters, queue: DeadLetterQueue, result: QueueRedrive, *, team, dataset, budget: list[int | None],
            dry_run: bool, visibility: int, now: str, cutoff: int) -> None:
     sqs = lake.sqs
     seen: set[str] = set()
@@ -383,11 +348,8 @@ def _drain(lake: _Lake, queue: DeadLetterQueue, result: QueueRedrive, *, team, d
             wanted = BATCH if budget[0] is None else min(BATCH, budget[0])
             # Short polls while there is work; then one long poll (it asks every SQS server) to be sure that
             # nothing more is there.
-            messages = sqs.receive_message(
-                QueueUrl=queue.url, MaxNumberOfMessages=wanted, VisibilityTimeout=visibility,
-                WaitTimeSeconds=0 if idle == 0 else 1, MessageAttributeNames=["All"],
-                AttributeNames=["SentTimestamp"],
-            ).get("Messages", [])
+            messages = sqs.receive(queue.url, max_messages=wanted, visibility=visibility,
+                                   wait_seconds=0 if idle == 0 else 1)
             progress = False
             for message in messages:
                 if message["MessageId"] in seen:
@@ -404,10 +366,10 @@ def _drain(lake: _Lake, queue: DeadLetterQueue, result: QueueRedrive, *, team, d
             if idle >= 2:
                 break
     finally:
-        _release(sqs, queue.url, release)
+        sqs.release(queue.url, [handle for _, handle in release])
 
 
-def _handle(lake: _Lake, queue: DeadLetterQueue, result: QueueRedrive, message: dict, *, team, dataset,
+def _handle(lake: _DeadLetters, queue: DeadLetterQueue, result: QueueRedrive, message: dict, *, team, dataset,
             budget: list[int | None], dry_run: bool, now: str, release: list) -> None:
     message_id, handle = message["MessageId"], message["ReceiptHandle"]
     if budget[0] is not None and budget[0] <= 0:
@@ -432,25 +394,21 @@ def _handle(lake: _Lake, queue: DeadLetterQueue, result: QueueRedrive, message: 
         release.append((message_id, handle))
         return
     sqs = lake.sqs
-    send: dict[str, Any] = {"QueueUrl": plan.destination, "MessageBody": plan.body}
-    attributes = _attributes(message)
-    if attributes:
-        send["MessageAttributes"] = attributes
     try:
-        sqs.send_message(**send)
-    except Exception as exc:
+        sqs.send(plan.destination, plan.body, _attributes(message))
+    except AwsError as exc:
         outcome = MessageOutcome(message_id, "failed", plan.object, plan.destination,
-                                 f"sending failed, left in the DLQ: {_error(exc)}")
+                                 f"sending failed, left in the DLQ: {exc}")
         result.failed.append(outcome)
         result.messages.append(outcome)
         release.append((message_id, handle))
         return
     try:
-        sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=handle)
-    except Exception as exc:
+        sqs.delete(queue.url, handle)
+    except AwsError as exc:
         # Sent, but the DLQ still holds it: a later redrive sends it again, a duplicate the pipelines ignore.
         outcome = MessageOutcome(message_id, "failed", plan.object, plan.destination,
-                                 f"sent, but not deleted from the DLQ (a later redrive re-sends it): {_error(exc)}")
+                                 f"sent, but not deleted from the DLQ (a later redrive re-sends it): {exc}")
         result.failed.append(outcome)
         result.messages.append(outcome)
         return
@@ -458,18 +416,19 @@ def _handle(lake: _Lake, queue: DeadLetterQueue, result: QueueRedrive, message: 
     result.messages.append(MessageOutcome(message_id, "moved", plan.object, plan.destination))
 
 
-def redrive(cfg: LakeConfig, clients: Clients, *, team: str | None = None, dataset: str | None = None,
+def redrive(lake: Lake, *, team: str | None = None, dataset: str | None = None,
             stage: str | None = None, limit: int | None = None, dry_run: bool = False, pipeline: str | None = None,
             visibility_timeout: int = DEFAULT_VISIBILITY,
-            clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> RedriveResult:
-    """Move every message (or at most `limit`) of the selected DLQs back to where it is processed again."""
-    if limit is not None and limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {limit}")
-    lake = _Lake(cfg, clients)
-    queues = [_count(lake.sqs, q)
-              for q in _selected(lake.dead_letter_queues(), lake, team, pipeline, dataset, stage)]
+            clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+            cutoff_ms: Callable[[Queues, str], int] = _cutoff_ms) -> RedriveResult:
+    """Move every message (or at most `limit`) of the selected DLQs back to where it is processed again.
+    `cutoff_ms(queues, url)` is when the run began on the queues' clock (messages sent later are left)."""
+    check_selection(stage, limit)
+    where = _DeadLetters(lake)
+    queues = [_count(where.sqs, q)
+              for q in _selected(where.dead_letter_queues(), where, team, pipeline, dataset, stage)]
     now = clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    cutoff = _cutoff_ms(lake.sqs, queues[0].url) if queues else 0
+    cutoff = cutoff_ms(where.sqs, queues[0].url) if queues else 0
     budget: list[int | None] = [limit]
     results = []
     for queue in queues:
@@ -477,6 +436,6 @@ def redrive(cfg: LakeConfig, clients: Clients, *, team: str | None = None, datas
         results.append(result)
         if budget[0] is not None and budget[0] <= 0:
             continue
-        _drain(lake, queue, result, team=team, dataset=dataset, budget=budget, dry_run=dry_run,
+        _drain(where, queue, result, team=team, dataset=dataset, budget=budget, dry_run=dry_run,
                visibility=visibility_timeout, now=now, cutoff=cutoff)
     return RedriveResult(results, dry_run=dry_run, limit=limit)

@@ -1,15 +1,13 @@
 """`sdlf run-stage-b` and `sdlf quality`: trigger a stage-B batch now, and read data-quality results."""
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
-from sdlf_cli.aws.session import Clients
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.errors import SdlfError, UsageError
-from sdlf_cli.workflows.ingest import _plain
-from sdlf_cli.workflows.registry import lake_resources
+from sdlf_cli.lake import Lake
+from sdlf_cli.results import Listing
 
 FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -30,7 +28,7 @@ class StageBRun:
         return not self.started or self.status in (None, "SUCCEEDED", "RUNNING")
 
     def to_dict(self) -> dict:
-        return {"version": 1, **self.__dict__}
+        return dict(self.__dict__)
 
 
 def _pipeline_of(cfg: LakeConfig, team: str, dataset: str) -> str:
@@ -41,26 +39,24 @@ def _pipeline_of(cfg: LakeConfig, team: str, dataset: str) -> str:
     return found.pipeline
 
 
-def run_stage_b(cfg: LakeConfig, clients: Clients, team: str, dataset: str, *, wait: bool = True,
+def run_stage_b(lake: Lake, team: str, dataset: str, *, wait: bool = True,
                 timeout: float = 600.0, sleep=time.sleep, clock=time.monotonic) -> StageBRun:
     """Invoke the pipeline's stage-B router for this dataset now (ignoring min_items), then wait."""
+    cfg = lake.config
     function = cfg.names.function(team, _pipeline_of(cfg, team, dataset), "routing-b")
     started_at = clock()
-    response = clients.client("lambda").invoke(
-        FunctionName=function, Payload=json.dumps({"team": team, "dataset": dataset, "force": True}).encode()
-    )
-    payload = json.loads(response["Payload"].read() or b"null")
-    if response.get("FunctionError"):
-        message = payload.get("errorMessage") if isinstance(payload, dict) else payload
-        raise SdlfError(f"{function} failed: {message}")
+    invocation = lake.functions.invoke(function, {"team": team, "dataset": dataset, "force": True})
+    if invocation.error:
+        raise SdlfError(f"{function} failed: {invocation.error_message}")
+    payload = invocation.payload
     run = StageBRun(started=bool(payload.get("started")), reason=payload.get("reason", ""),
                     batch_id=payload.get("batch_id"), objects=int(payload.get("objects") or 0),
                     execution_arn=payload.get("execution_arn"))
     if run.started and wait and run.execution_arn:
-        sfn = clients.client("stepfunctions")
+        sfn = lake.state_machines
         deadline = clock() + timeout
         while True:
-            described = sfn.describe_execution(executionArn=run.execution_arn)
+            described = sfn.describe_execution(run.execution_arn)
             run.status = described["status"]
             if run.status in FINAL or clock() >= deadline:
                 break
@@ -75,8 +71,7 @@ def _failure_of(sfn, execution_arn: str, described: dict) -> str:
     if described.get("status") == "RUNNING":
         return "still running when the wait ended"
     cause = described.get("cause") or described.get("error") or ""
-    events = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=50)["events"]
-    for event in events:
+    for event in sfn.newest_events(execution_arn):
         for key in ("taskFailedEventDetails", "executionFailedEventDetails", "lambdaFunctionFailedEventDetails"):
             details = event.get(key)
             if details and details.get("error") not in (None, "StageBFailed"):
@@ -84,10 +79,9 @@ def _failure_of(sfn, execution_arn: str, described: dict) -> str:
     return cause or described.get("status", "unknown")
 
 
-def latest_quality(cfg: LakeConfig, clients: Clients, team: str, dataset: str, runs: int = 1) -> list[dict]:
-    table = lake_resources(cfg, clients).get("tables/quality")
-    response = clients.client("dynamodb").query(
-        TableName=table, KeyConditionExpression="id = :id",
-        ExpressionAttributeValues={":id": {"S": f"{team}/{dataset}"}}, ScanIndexForward=False, Limit=runs,
-    )
-    return [_plain(item) for item in response["Items"]]
+class QualityRuns(Listing):
+    key = "runs"
+
+
+def latest_quality(lake: Lake, team: str, dataset: str, runs: int = 1) -> QualityRuns:
+    return QualityRuns(lake.tables.newest(lake.registry.table("quality"), f"{team}/{dataset}", runs))

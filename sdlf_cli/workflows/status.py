@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sdlf_cli.aws.cloudformation import CloudFormationGateway, StackInfo
-from sdlf_cli.aws.session import Clients
+from sdlf_cli.aws.cloudformation import StackInfo
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.deploy import FINGERPRINT_TAG, StackSpec, statuses
+from sdlf_cli.lake import Lake
 from sdlf_cli.package import build_artifacts, parameter_values
 from sdlf_cli.render import render_layer
+from sdlf_cli.results import Listing
 from sdlf_cli.workflows.deploy import all_layers, build_spec, delivery_layers, stack_spec
-from sdlf_cli.workflows.target import check_account
 
 IN_SYNC = "in sync"
 CHANGED = "template changed"
@@ -115,13 +115,17 @@ def declared_specs(cfg: LakeConfig, bucket: str, root: Path) -> list[StackSpec]:
     return [build_spec(cfg, bootstrap, {}), *(stack_spec(cfg, t, bucket, code, in_run) for t in rest)]
 
 
-def lake_status(cfg: LakeConfig, clients: Clients, root: Path = Path(".")) -> list[StackState]:
-    account = check_account(cfg, clients)
-    gateway = CloudFormationGateway(clients.client("cloudformation"))
-    live = {s.name: s for s in gateway.list_stacks()}
+class LakeStatus(Listing):
+    key = "stacks"
+
+
+def lake_status(lake: Lake, root: Path = Path(".")) -> LakeStatus:
+    cfg = lake.config
+    account = lake.account()
+    live = {s.name: s for s in lake.stacks.list_stacks()}
     boot = live.get(cfg.names.bootstrap_stack())
     bucket = (boot.outputs.get("ArtifactsBucket") if boot else None) or cfg.names.resolve(
-        cfg.names.bucket("artifacts"), account, clients.target.region)
+        cfg.names.bucket("artifacts"), account, lake.target.region)
 
     states = []
     for spec in declared_specs(cfg, bucket, root):
@@ -134,4 +138,4 @@ def lake_status(cfg: LakeConfig, clients: Clients, root: Path = Path(".")) -> li
         if stack.name not in declared and is_lake_stack(cfg, stack):
             states.append(StackState(stack.name, stack.tags.get("sdlf:layer", "?"), unit_of(stack.tags), stack.status,
                                      stack.last_updated, ORPHAN, orphan_step(cfg, stack)))
-    return states
+    return LakeStatus(states)

@@ -7,6 +7,7 @@ import pytest
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.model import LakeConfig, Team
 from sdlf_cli.errors import SdlfError
+from sdlf_cli.lake import Lake
 from sdlf_cli.local.runtime import install
 from sdlf_cli.workflows.query import run_query
 from tests.integration.test_emulator_glue_crawler import crawl, make_crawler, put_parquet
@@ -32,10 +33,10 @@ def test_query_on_the_emulator_reads_a_crawled_table(emulator, tmp_path):
     clients = Clients(AwsTarget(region="us-east-1", endpoint_url=emulator.endpoint_url))
     sql = (f"SELECT o.ingestion_date, count(*) AS n, sum(o.amount) AS total, list(o.customer.name ORDER BY o.id) "
            f"AS names FROM {database}.orders AS o GROUP BY 1 ORDER BY 1")
-    result = run_query(CFG, clients, sql, team="sales", cache_dir=tmp_path)
+    result = run_query(Lake(CFG, clients), sql, team="sales", cache_dir=tmp_path)
     assert result.engine == "duckdb" and result.tables == [f"{database}.orders"]
     assert result.rows == [("2024-01-01", 2, 3.0, ["a", "b"]), ("2024-01-02", 1, 3.5, ["c"])]
 
     with pytest.raises(SdlfError, match=f"table {database}.nope is not in the Glue catalog; "
                                         f"tables of {database}: orders"):
-        run_query(CFG, clients, f"SELECT * FROM {database}.nope", cache_dir=tmp_path)
+        run_query(Lake(CFG, clients), f"SELECT * FROM {database}.nope", cache_dir=tmp_path)

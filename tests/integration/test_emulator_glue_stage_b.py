@@ -9,6 +9,7 @@ import pytest
 
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.model import LakeConfig, Team
+from sdlf_cli.lake import Lake
 from sdlf_cli.local.runtime import install
 from sdlf_cli.workflows.query import run_query
 from tests.integration.test_emulator_runtime_helpers import bucket, client, role_arn, unique, wait_for
@@ -100,7 +101,7 @@ def test_heavy_transform_job_then_crawler_then_query(emulator, tmp_path):
     assert [k["Name"] for k in table["PartitionKeys"]] == ["ingestion_date"]
 
     clients = Clients(AwsTarget(region="us-east-1", endpoint_url=emulator.endpoint_url))
-    query = run_query(CFG, clients, f"SELECT ingestion_date, count(*) FROM {database}.orders GROUP BY 1",
+    query = run_query(Lake(CFG, clients), f"SELECT ingestion_date, count(*) FROM {database}.orders GROUP BY 1",
                       cache_dir=tmp_path)
     assert query.rows == [("2024-05-02", job_result["rows"])]
     assert job_result["rows"] > 0

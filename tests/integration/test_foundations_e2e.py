@@ -11,10 +11,10 @@ import pytest
 
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.loader import load_config
+from sdlf_cli.lake import Lake
 from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import deploy_layers
 from sdlf_cli.workflows.ingest import catalog_rows, ingest_and_track
-from sdlf_cli.workflows.registry import lake_resources
 
 from tests.integration.helpers import wait_for
 
@@ -34,7 +34,7 @@ def project(tmp_path_factory):
 def lake(emulator, project):
     cfg = load_config("dev", project / "parameters")
     clients = Clients(AwsTarget(region=cfg.region, endpoint_url=emulator.endpoint_url))
-    outcome = deploy_layers(cfg, clients, make_reporter("json"), ["foundations"], root=project)
+    outcome = deploy_layers(Lake(cfg, clients), make_reporter("json"), ["foundations"], root=project)
     assert outcome.ok, outcome.to_dict()
     return cfg, clients, outcome
 
@@ -54,7 +54,7 @@ def test_first_deploy_creates_bootstrap_and_foundations(lake):
 
 def test_registry_is_published_in_ssm(lake):
     cfg, clients, outcome = lake
-    resources = lake_resources(cfg, clients)
+    resources = Lake(cfg, clients).registry
     foundations = next(r for r in outcome.results if r.layer == "foundations")
     assert resources.raw_bucket == foundations.outputs["RawBucket"]
     assert resources.catalog_table == foundations.outputs["CatalogTable"]
@@ -63,7 +63,7 @@ def test_registry_is_published_in_ssm(lake):
 def test_put_object_creates_catalog_row_and_delete_marks_it(lake, project):
     cfg, clients, _ = lake
     sample = project / "samples" / "engineering" / "legislators" / "persons-1.json"
-    tracked = ingest_and_track(cfg, clients, [sample], "engineering", "legislators", timeout=20)
+    tracked = ingest_and_track(Lake(cfg, clients), [sample], "engineering", "legislators", timeout=20)
     row = tracked[0].row
     assert row is not None, "no catalog row"
     assert row["status"] in ("RECEIVED", "FAILED")
@@ -75,9 +75,9 @@ def test_put_object_creates_catalog_row_and_delete_marks_it(lake, project):
     uri = tracked[0].ingested.uri
     # Only foundations are deployed: no dataset claims the prefix, so the object ends FAILED with the
     # reason and a replayable message in the catalog DLQ instead of sitting RECEIVED forever.
-    failed = _wait(lambda: [r for r in catalog_rows(cfg, clients, uri=uri) if r["status"] == "FAILED"])
+    failed = _wait(lambda: [r for r in catalog_rows(Lake(cfg, clients), uri=uri) if r["status"] == "FAILED"])
     assert failed and "engineering/legislators is not registered" in failed[0]["reason"]
-    dlq = lake_resources(cfg, clients).get("queues/catalog-dlq")
+    dlq = Lake(cfg, clients).registry.get("queues/catalog-dlq")
     bodies = [json.loads(m["Body"]) for m in clients.client("sqs").receive_message(
         QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])]
     assert any(b["detail"]["object"]["key"] == tracked[0].ingested.key and b["detail-type"] == "Object Created"
@@ -85,18 +85,18 @@ def test_put_object_creates_catalog_row_and_delete_marks_it(lake, project):
 
     s3 = clients.client("s3")
     s3.delete_object(Bucket=tracked[0].ingested.bucket, Key=tracked[0].ingested.key)
-    deleted = _wait(lambda: [r for r in catalog_rows(cfg, clients, uri=uri) if r["status"] == "DELETED"])
+    deleted = _wait(lambda: [r for r in catalog_rows(Lake(cfg, clients), uri=uri) if r["status"] == "DELETED"])
     assert deleted and deleted[0]["deleted_at"]
 
     # Re-uploading brings the row back with the new object's details.
-    again = ingest_and_track(cfg, clients, [sample], "engineering", "legislators", timeout=20)
+    again = ingest_and_track(Lake(cfg, clients), [sample], "engineering", "legislators", timeout=20)
     assert again[0].row and again[0].row["status"] in ("RECEIVED", "FAILED")
     assert not again[0].row.get("deleted_at") or again[0].row["status"] != "DELETED"
 
 
 def test_second_deploy_is_unchanged(lake, project):
     cfg, clients, _ = lake
-    outcome = deploy_layers(cfg, clients, make_reporter("json"), ["foundations"], root=project)
+    outcome = deploy_layers(Lake(cfg, clients), make_reporter("json"), ["foundations"], root=project)
     assert outcome.ok
     assert {r.status for r in outcome.results} == {"unchanged"}
     assert {u.action for u in outcome.uploads} == {"skipped"}
@@ -106,7 +106,7 @@ def test_changed_lambda_code_updates_only_that_function(lake, project, emulator)
     cfg, clients, _ = lake
     handler = project / "lambda" / "catalog" / "handler.py"
     handler.write_text(handler.read_text() + "\n# a comment that changes the code hash\n")
-    outcome = deploy_layers(cfg, clients, make_reporter("json"), ["foundations"], root=project)
+    outcome = deploy_layers(Lake(cfg, clients), make_reporter("json"), ["foundations"], root=project)
     assert outcome.ok, outcome.to_dict()
     statuses = {r.layer: r.status for r in outcome.results}
     assert statuses == {"bootstrap": "unchanged", "foundations": "updated"}
@@ -124,7 +124,7 @@ def test_any_s3_client_works(lake, emulator, project):
                       aws_access_key_id="x", aws_secret_access_key="x")
     s3.put_object(Bucket=raw, Key="engineering/legislators/other.json", Body=b'{"id": 1}\n')
     uri = f"s3://{raw}/engineering/legislators/other.json"
-    rows = _wait(lambda: catalog_rows(cfg, clients, uri=uri))
+    rows = _wait(lambda: catalog_rows(Lake(cfg, clients), uri=uri))
     assert rows and rows[0]["stage"] == "raw" and rows[0]["size"] == 10
 
 

@@ -10,6 +10,7 @@ from sdlf_cli.aws.cloudformation import CloudFormationGateway
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.loader import load_config
 from sdlf_cli.errors import UsageError
+from sdlf_cli.lake import Lake
 from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import deploy_layers
 from sdlf_cli.workflows.onboard import Addition, add_and_deploy
@@ -36,8 +37,9 @@ def clients_for(emulator):
 
 
 def _add(project, clients_for, addition):
-    return add_and_deploy(ENV, str(project / "parameters"), addition, clients_for, make_reporter("json"),
-                          root=project)
+    parameters = str(project / "parameters")
+    return add_and_deploy(Lake(lambda: load_config(ENV, parameters), clients_for), parameters, addition,
+                          make_reporter("json"), root=project)
 
 
 def _stack_status(clients_for, cfg, name):
@@ -56,7 +58,7 @@ def test_without_foundations_nothing_changes_and_it_says_what_to_run(project, cl
 
 def test_add_team_pipeline_dataset_then_parents_first(project, clients_for):
     cfg = load_config(ENV, project / "parameters")
-    assert deploy_layers(cfg, clients_for(cfg), make_reporter("json"), ["foundations"], root=project).ok
+    assert deploy_layers(Lake(cfg, clients_for(cfg)), make_reporter("json"), ["foundations"], root=project).ok
 
     outcome = _add(project, clients_for, Addition("team", "sales", "sales", email="sales@example.com"))
     assert outcome.ok, outcome.to_dict()

@@ -11,6 +11,7 @@ import pytest
 
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.loader import load_config
+from sdlf_cli.lake import Lake
 from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import all_layers, deploy_layers
 from sdlf_cli.workflows.ingest import catalog_rows, ingest_files
@@ -30,12 +31,12 @@ _wait = partial(wait_for, timeout=90.0, interval=0.3)
 
 
 def _row(cfg, clients, uri):
-    rows = catalog_rows(cfg, clients, uri=uri)
+    rows = catalog_rows(Lake(cfg, clients), uri=uri)
     return rows[0] if rows else None
 
 
 def _counts(cfg, clients):
-    return {(q.kind, q.pipeline, q.dataset): q.approximate_count for q in list_dead_letters(cfg, clients, team=TEAM)}
+    return {(q.kind, q.pipeline, q.dataset): q.approximate_count for q in list_dead_letters(Lake(cfg, clients), team=TEAM)}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def lake(emulator, tmp_path_factory):
     (project / "parameters" / f"{ENV}.yaml").write_text(dev.replace("env: dev", f"env: {ENV}", 1))
     cfg = load_config(ENV, project / "parameters")
     clients_for = lambda c: Clients(AwsTarget(region=c.region, endpoint_url=emulator.endpoint_url))  # noqa: E731
-    outcome = deploy_layers(cfg, clients_for(cfg), make_reporter("json"), all_layers(cfg, project), root=project)
+    outcome = deploy_layers(Lake(cfg, clients_for(cfg)), make_reporter("json"), all_layers(cfg, project), root=project)
     assert outcome.ok, outcome.to_dict()
     return project, cfg, clients_for
 
@@ -56,27 +57,27 @@ def lake(emulator, tmp_path_factory):
 def test_an_object_of_a_late_registered_dataset_is_processed_after_redrive(lake):
     project, cfg, clients_for = lake
     clients = clients_for(cfg)
-    [landed] = ingest_files(cfg, clients, [SAMPLES / "persons-1.json"], TEAM, "late")
+    [landed] = ingest_files(Lake(cfg, clients), [SAMPLES / "persons-1.json"], TEAM, "late")
     failed = _wait(lambda: (r := _row(cfg, clients, landed.uri)) and r["status"] == "FAILED" and r)
     assert failed and "not registered" in failed["reason"], failed
 
     # Not registered yet: redrive leaves it where it is and says why.
-    early = redrive(cfg, clients, team=TEAM, dataset="late")
+    early = redrive(Lake(cfg, clients), team=TEAM, dataset="late")
     assert early.ok and early.moved == 0 and early.skipped == 1
     assert "sdlf add-dataset engineering late" in early.queues[0].skipped[0].reason
     assert _counts(cfg, clients)[("catalog", None, None)] == 1
 
-    outcome = add_and_deploy(ENV, str(project / "parameters"), Addition("dataset", TEAM, "late", pipeline="main"),
-                             clients_for, make_reporter("json"), root=project)
+    outcome = add_and_deploy(Lake(cfg, clients_for), project / "parameters",
+                             Addition("dataset", TEAM, "late", pipeline="main"), make_reporter("json"), root=project)
     assert outcome.ok, outcome.to_dict()
     cfg = load_config(ENV, project / "parameters")
 
-    preview = redrive(cfg, clients, dry_run=True, stage="catalog")
+    preview = redrive(Lake(cfg, clients), dry_run=True, stage="catalog")
     assert preview.moved == 1 and _counts(cfg, clients)[("catalog", None, None)] == 1
     [planned] = preview.queues[0].messages
     assert planned.action == "would move" and planned.destination.endswith(cfg.names.queue(TEAM, "main", "a"))
 
-    result = redrive(cfg, clients, stage="catalog")
+    result = redrive(Lake(cfg, clients), stage="catalog")
     assert result.ok and result.moved == 1, result.to_dict()
     processed = _wait(lambda: (r := _row(cfg, clients, landed.uri)) and r["status"] == "PROCESSED" and r)
     assert processed, _row(cfg, clients, landed.uri)
@@ -88,11 +89,11 @@ def test_a_stage_a_failure_redriven_twice_runs_only_once_more(lake):
     _, cfg, clients_for = lake
     clients = clients_for(cfg)
     sqs = clients.client("sqs")
-    [landed] = ingest_files(cfg, clients, [SAMPLES / "persons-broken.json"], TEAM, "legislators")
+    [landed] = ingest_files(Lake(cfg, clients), [SAMPLES / "persons-broken.json"], TEAM, "legislators")
     failed = _wait(lambda: (r := _row(cfg, clients, landed.uri)) and r["status"] == "FAILED" and r)
     assert failed and "malformed JSON" in failed["reason"], failed
     first_execution = failed["execution"]
-    dlq = next(q for q in list_dead_letters(cfg, clients, team=TEAM, stage="a"))
+    dlq = next(q for q in list_dead_letters(Lake(cfg, clients), team=TEAM, stage="a"))
     assert _wait(lambda: _counts(cfg, clients)[("a", "main", None)] == 1)
 
     # The same failure twice in the DLQ, as a crash between send and delete would leave it.
@@ -100,7 +101,7 @@ def test_a_stage_a_failure_redriven_twice_runs_only_once_more(lake):
     assert json.loads(message["Body"])["sdlf"]["execution"] == first_execution
     sqs.send_message(QueueUrl=dlq.url, MessageBody=message["Body"])
 
-    result = redrive(cfg, clients, team=TEAM, stage="a")
+    result = redrive(Lake(cfg, clients), team=TEAM, stage="a")
     assert result.ok and result.moved == 2, result.to_dict()
 
     def replay_failed():
@@ -111,7 +112,7 @@ def test_a_stage_a_failure_redriven_twice_runs_only_once_more(lake):
     assert replayed, _row(cfg, clients, landed.uri)
     replay = replayed["execution"]
     time.sleep(2)  # time for a second (duplicate) execution to show, if one had started
-    runs = [r for r in recent_runs(cfg, clients, team=TEAM, dataset="legislators", limit=1000)
+    runs = [r for r in recent_runs(Lake(cfg, clients), team=TEAM, dataset="legislators", limit=1000)
             if r.get("object") == landed.uri]
     assert sorted(r["id"] for r in runs) == sorted([first_execution, replay])
     # One new failure message, naming the replay: redriving it again would run once more, under a new name.

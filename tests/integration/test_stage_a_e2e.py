@@ -11,11 +11,11 @@ import pytest
 
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.loader import load_config
+from sdlf_cli.lake import Lake
 from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import all_layers, deploy_layers
 from sdlf_cli.workflows.ingest import catalog_rows, ingest_files
 from sdlf_cli.workflows.observe import recent_runs, trace_object
-from sdlf_cli.workflows.registry import lake_resources
 
 from tests.integration.helpers import wait_for
 
@@ -53,7 +53,7 @@ def lake(emulator, tmp_path_factory):
     (project / "parameters" / "stga.yaml").write_text(dev.replace("env: dev", "env: stga", 1))
     cfg = load_config("stga", project / "parameters")
     clients = Clients(AwsTarget(region=cfg.region, endpoint_url=emulator.endpoint_url))
-    outcome = deploy_layers(cfg, clients, make_reporter("json"), all_layers(cfg, project), root=project)
+    outcome = deploy_layers(Lake(cfg, clients), make_reporter("json"), all_layers(cfg, project), root=project)
     assert outcome.ok, outcome.to_dict()
     return cfg, clients
 
@@ -66,12 +66,12 @@ def ingested(lake, tmp_path_factory):
     (bad_dir / "image.json").write_bytes(bytes(range(256)) * 4)
     files = [SAMPLES / n for n in GOOD] + [SAMPLES / "persons-broken.json", bad_dir / "empty.json",
                                            bad_dir / "image.json"]
-    done = ingest_files(cfg, clients, files, "engineering", "legislators")
-    stray = ingest_files(cfg, clients, [SAMPLES / "persons-1.json"], "engineering", "nosuchdataset")
+    done = ingest_files(Lake(cfg, clients), files, "engineering", "legislators")
+    stray = ingest_files(Lake(cfg, clients), [SAMPLES / "persons-1.json"], "engineering", "nosuchdataset")
     uris = [d.uri for d in done + stray]
 
     def settled():
-        rows = {u: (catalog_rows(cfg, clients, uri=u) or [None])[0] for u in uris}
+        rows = {u: (catalog_rows(Lake(cfg, clients), uri=u) or [None])[0] for u in uris}
         return rows if all(r and r["status"] in TERMINAL for r in rows.values()) else None
 
     rows = _wait(settled)
@@ -82,7 +82,7 @@ def ingested(lake, tmp_path_factory):
 def test_good_files_become_json_lines_in_stage_with_lineage(lake, ingested):
     cfg, clients = lake
     s3 = clients.client("s3")
-    stage_bucket = lake_resources(cfg, clients).get("buckets/stage")
+    stage_bucket = Lake(cfg, clients).registry.get("buckets/stage")
     expected_records = {"persons-1.json": 3, "persons-2.csv": 2, "persons-3.json.gz": 2}
     for name in GOOD:
         raw = ingested[name]
@@ -90,7 +90,7 @@ def test_good_files_become_json_lines_in_stage_with_lineage(lake, ingested):
         assert raw.get("execution")
         outputs = raw.get("outputs") or []
         assert len(outputs) == 1, raw
-        stage_row = catalog_rows(cfg, clients, uri=outputs[0])[0]
+        stage_row = catalog_rows(Lake(cfg, clients), uri=outputs[0])[0]
         assert stage_row["status"] == "PROCESSED" and stage_row["stage"] == "stage", stage_row
         assert stage_row["lineage"] == [raw["id"]]
         key = outputs[0].split(f"s3://{stage_bucket}/", 1)[1]
@@ -111,17 +111,17 @@ def test_bad_files_fail_alone_with_reasons_and_wait_in_the_dlq(lake, ingested):
     assert ingested["stray"]["status"] == "FAILED" and "not registered" in ingested["stray"]["reason"]
 
     sqs = clients.client("sqs")
-    dlq_a = lake_resources(cfg, clients).get("pipelines/engineering/main/dlq-a-url")
+    dlq_a = Lake(cfg, clients).registry.get("pipelines/engineering/main/dlq-a-url")
     parked = {b["detail"]["object"]["key"].rsplit("/", 1)[-1] for b in _drain(sqs, dlq_a)}
     assert {"persons-broken.json", "empty.json", "image.json"} <= parked
-    catalog_dlq = lake_resources(cfg, clients).get("queues/catalog-dlq")
+    catalog_dlq = Lake(cfg, clients).registry.get("queues/catalog-dlq")
     assert any(b["detail"]["object"]["key"].startswith("engineering/nosuchdataset/")
                for b in _drain(sqs, catalog_dlq))
 
 
 def test_stage_b_queue_holds_one_message_per_stage_object(lake, ingested):
     cfg, clients = lake
-    registration = json.loads(lake_resources(cfg, clients).get("datasets/engineering/legislators"))
+    registration = json.loads(Lake(cfg, clients).registry.get("datasets/engineering/legislators"))
     bodies = _drain(clients.client("sqs"), registration["stage_b_queue_url"])
     sources = sorted(b["source"] for b in bodies)
     assert sources == sorted(ingested[n]["id"] for n in GOOD)
@@ -129,31 +129,31 @@ def test_stage_b_queue_holds_one_message_per_stage_object(lake, ingested):
 
 def test_runs_and_trace_show_each_journey(lake, ingested):
     cfg, clients = lake
-    runs = recent_runs(cfg, clients, team="engineering", dataset="legislators")
+    runs = recent_runs(Lake(cfg, clients), team="engineering", dataset="legislators")
     by_id = {r["id"]: r for r in runs}
     for name in GOOD:
         assert by_id[ingested[name]["execution"]]["status"] == "SUCCEEDED"
     assert by_id[ingested["persons-broken.json"]["execution"]]["status"] == "FAILED"
 
-    journey = trace_object(cfg, clients, ingested["persons-1.json"]["id"])
+    journey = trace_object(Lake(cfg, clients), ingested["persons-1.json"]["id"])
     assert [o["stage"] for o in journey.outputs] == ["stage"]
     assert journey.executions and journey.executions[0]["status"] == "SUCCEEDED"
-    failed = trace_object(cfg, clients, ingested["persons-broken.json"]["id"])
+    failed = trace_object(Lake(cfg, clients), ingested["persons-broken.json"]["id"])
     assert failed.row["status"] == "FAILED" and failed.executions[0]["status"] == "FAILED"
 
 
 def test_uploading_the_same_files_again_changes_nothing(lake, ingested):
     cfg, clients = lake
     sfn = clients.client("stepfunctions")
-    machine = lake_resources(cfg, clients).get("pipelines/engineering/main/state-machine-a-arn")
+    machine = Lake(cfg, clients).registry.get("pipelines/engineering/main/state-machine-a-arn")
     before = len(sfn.list_executions(stateMachineArn=machine)["executions"])
-    stage_bucket = lake_resources(cfg, clients).get("buckets/stage")
+    stage_bucket = Lake(cfg, clients).registry.get("buckets/stage")
     s3 = clients.client("s3")
     objects_before = s3.list_objects_v2(Bucket=stage_bucket, Prefix="engineering/legislators/")["KeyCount"]
 
-    again = ingest_files(cfg, clients, [SAMPLES / n for n in GOOD], "engineering", "legislators")
+    again = ingest_files(Lake(cfg, clients), [SAMPLES / n for n in GOOD], "engineering", "legislators")
     time.sleep(3)  # let the events flow; nothing new should start
-    rows = [catalog_rows(cfg, clients, uri=d.uri)[0] for d in again]
+    rows = [catalog_rows(Lake(cfg, clients), uri=d.uri)[0] for d in again]
     assert all(r["status"] == "PROCESSED" for r in rows)
     assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == before
     assert s3.list_objects_v2(Bucket=stage_bucket, Prefix="engineering/legislators/")["KeyCount"] == objects_before

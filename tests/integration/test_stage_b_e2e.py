@@ -16,10 +16,10 @@ import pytest
 
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.loader import load_config
+from sdlf_cli.lake import Lake
 from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import deploy_layers
 from sdlf_cli.workflows.ingest import catalog_rows, ingest_files
-from sdlf_cli.workflows.registry import lake_resources
 from sdlf_cli.workflows.stage_b import run_stage_b
 
 from tests.integration.helpers import wait_for
@@ -82,7 +82,7 @@ def lake(emulator, project):
         cfg, clients, make_reporter("json"), ["foundations", "team", "pipeline", "dataset"], root=project
     )
     assert outcome.ok, outcome.to_dict()
-    return cfg, clients, lake_resources(cfg, clients)
+    return cfg, clients, Lake(cfg, clients).registry
 
 
 _wait = partial(wait_for, timeout=60.0, interval=0.25)
@@ -90,7 +90,7 @@ _wait = partial(wait_for, timeout=60.0, interval=0.25)
 
 def _stage_rows(cfg, clients, dataset: str, status: str) -> list[dict]:
     return [
-        r for r in catalog_rows(cfg, clients, team=TEAM, dataset=dataset)
+        r for r in catalog_rows(Lake(cfg, clients), team=TEAM, dataset=dataset)
         if r.get("stage") == "stage" and r.get("status") == status
     ]
 
@@ -103,11 +103,11 @@ def _ingest_through_stage_a(cfg, clients, project, dataset: str, files: dict[str
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
         paths.append(path)
-    ingested = ingest_files(cfg, clients, paths, TEAM, dataset)
+    ingested = ingest_files(Lake(cfg, clients), paths, TEAM, dataset)
     uris = {i.uri for i in ingested}
 
     def processed():
-        rows = [r for r in catalog_rows(cfg, clients, team=TEAM, dataset=dataset) if r["id"] in uris]
+        rows = [r for r in catalog_rows(Lake(cfg, clients), team=TEAM, dataset=dataset) if r["id"] in uris]
         failed = [r for r in rows if r.get("status") == "FAILED"]
         assert not failed, f"stage A failed: {failed}"
         return len(rows) == len(uris) and all(r.get("status") == "PROCESSED" for r in rows)
@@ -133,7 +133,7 @@ def good_batch(lake, project):
     stage_rows = _ingest_through_stage_a(
         cfg, clients, project, GOOD, {"a.json": _jsonl(PEOPLE[:2]), "b.json": _jsonl(PEOPLE[2:])}
     )
-    run = run_stage_b(cfg, clients, TEAM, GOOD, timeout=300)
+    run = run_stage_b(Lake(cfg, clients), TEAM, GOOD, timeout=300)
     return run, stage_rows
 
 
@@ -168,7 +168,7 @@ def test_batch_succeeds_with_parquet_table_quality_and_lineage(lake, good_batch)
     assert sorted(r["id"] for r in processed_stage) == stage_uris
     assert all(r.get("batch_id") == run.batch_id for r in processed_stage)
     table_prefix = f"s3://{analytics}/{TEAM}/{GOOD}/{GOOD}/"
-    analytics_rows = [r for r in catalog_rows(cfg, clients, team=TEAM, dataset=GOOD) if r["id"].startswith(table_prefix)]
+    analytics_rows = [r for r in catalog_rows(Lake(cfg, clients), team=TEAM, dataset=GOOD) if r["id"].startswith(table_prefix)]
     assert analytics_rows and all(r["status"] == "PROCESSED" for r in analytics_rows)
     assert all(sorted(r["lineage"]) == stage_uris for r in analytics_rows)
 
@@ -192,7 +192,7 @@ def test_replaying_the_batch_does_not_duplicate_rows(lake, good_batch):
     for item in manifest["inputs"]:
         body = {"team": TEAM, "dataset": GOOD, "bucket": stage_bucket, "key": item["uri"].split("/", 3)[3], **item}
         clients.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(body))
-    again = run_stage_b(cfg, clients, TEAM, GOOD, timeout=300)
+    again = run_stage_b(Lake(cfg, clients), TEAM, GOOD, timeout=300)
     assert again.started and again.batch_id == run.batch_id and again.execution_arn == run.execution_arn
 
     # Running the whole batch again (a new execution of the same manifest) overwrites its files.
@@ -214,7 +214,7 @@ def test_failing_quality_rule_fails_the_batch_and_parks_objects(lake, project):
     cfg, clients, resources = lake
     people = [{"id": 1, "email": "a@example.com"}, {"id": 2, "email": None}]
     _ingest_through_stage_a(cfg, clients, project, STRICT, {"c.json": _jsonl(people)})
-    run = run_stage_b(cfg, clients, TEAM, STRICT, timeout=300)
+    run = run_stage_b(Lake(cfg, clients), TEAM, STRICT, timeout=300)
     assert run.started and run.status == "FAILED", run.to_dict()
 
     failed = _wait(lambda: _stage_rows(cfg, clients, STRICT, "FAILED"))

@@ -11,11 +11,11 @@ import pytest
 
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.loader import load_config
+from sdlf_cli.lake import Lake
 from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import deploy_layers
 from sdlf_cli.workflows.ingest import catalog_rows, ingest_files
 from sdlf_cli.workflows.query import run_query
-from sdlf_cli.workflows.registry import lake_resources
 from sdlf_cli.workflows.stage_b import run_stage_b
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,16 +53,16 @@ def batches(emulator, tmp_path_factory):
     (project / "parameters" / f"{ENV}.yaml").write_text(ENV_FILE)
     cfg = load_config(ENV, project / "parameters")
     clients = Clients(AwsTarget(region=cfg.region, endpoint_url=emulator.endpoint_url))
-    assert deploy_layers(cfg, clients, make_reporter("json"), ["foundations", "team", "pipeline", "dataset"],
+    assert deploy_layers(Lake(cfg, clients), make_reporter("json"), ["foundations", "team", "pipeline", "dataset"],
                          root=project).ok
     data = project / "people.json"
     data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     runs = {}
     for engine in ENGINES:
         dataset = f"on{engine}"
-        [ingested] = ingest_files(cfg, clients, [data], TEAM, dataset)
+        [ingested] = ingest_files(Lake(cfg, clients), [data], TEAM, dataset)
         _wait_processed(cfg, clients, ingested.uri)
-        runs[engine] = run_stage_b(cfg, clients, TEAM, dataset, timeout=600)
+        runs[engine] = run_stage_b(Lake(cfg, clients), TEAM, dataset, timeout=600)
     return cfg, clients, runs
 
 
@@ -71,7 +71,7 @@ def _wait_processed(cfg, clients, uri, timeout=60.0):
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = catalog_rows(cfg, clients, uri=uri)
+        rows = catalog_rows(Lake(cfg, clients), uri=uri)
         if rows and rows[0]["status"] in ("PROCESSED", "FAILED"):
             assert rows[0]["status"] == "PROCESSED", rows[0]
             return
@@ -94,7 +94,7 @@ def test_both_engines_give_the_same_table_and_rows(batches):
         database = cfg.names.glue_database(TEAM, dataset)
         table = glue.get_table(DatabaseName=database, Name=dataset)["Table"]
         schemas[engine] = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
-        result = run_query(cfg, clients, f"SELECT * EXCLUDE (ingestion_date) FROM {database}.{dataset} ORDER BY id")
+        result = run_query(Lake(cfg, clients), f"SELECT * EXCLUDE (ingestion_date) FROM {database}.{dataset} ORDER BY id")
         rows[engine] = [dict(zip(result.columns, r)) for r in result.rows]
     assert schemas["python"] == schemas["spark"]
     assert ("full_name", "string") in schemas["python"]
@@ -104,7 +104,7 @@ def test_both_engines_give_the_same_table_and_rows(batches):
 
 def test_quality_results_are_stored_for_both(batches):
     cfg, clients, runs = batches
-    table = lake_resources(cfg, clients).get("tables/quality")
+    table = Lake(cfg, clients).registry.get("tables/quality")
     for engine in ENGINES:
         items = clients.client("dynamodb").query(
             TableName=table, KeyConditionExpression="id = :d",

@@ -11,6 +11,7 @@ import pytest
 from sdlf_cli.aws.cloudformation import CloudFormationGateway
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.loader import load_config
+from sdlf_cli.lake import Lake
 from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import all_layers, deploy_layers
 from sdlf_cli.workflows.destroy import DestroyRefused, destroy
@@ -54,7 +55,7 @@ def _cfg(project, text):
 
 
 def _deploy(project, cfg, clients):
-    outcome = deploy_layers(cfg, clients, make_reporter("json"), all_layers(cfg, project), root=project)
+    outcome = deploy_layers(Lake(cfg, clients), make_reporter("json"), all_layers(cfg, project), root=project)
     assert outcome.ok, outcome.to_dict()
 
 
@@ -85,45 +86,45 @@ def test_status_then_destroy_keeping_data_then_removing_it(project, lake):
     cfg, clients = lake
     _deploy(project, cfg, clients)
 
-    states = lake_status(cfg, clients, project)
+    states = lake_status(Lake(cfg, clients), project)
     assert [s.layer for s in states] == ["bootstrap", "foundations", "team", "pipeline", "dataset"]
     assert {s.drift for s in states} == {IN_SYNC}, [s.to_dict() for s in states]
     assert all(s.status == "CREATE_COMPLETE" and s.last_updated and not s.next_step for s in states)
 
     changed = _cfg(project, LAKE.replace("rate(5 minutes)", "rate(15 minutes)"))
-    by_name = {s.name: s for s in lake_status(changed, clients, project)}
+    by_name = {s.name: s for s in lake_status(Lake(changed, clients), project)}
     dataset = by_name[cfg.names.dataset_stack("sales", "orders")]
     assert (dataset.drift, dataset.unit) == (CHANGED, "sales/orders")
     assert f"sdlf deploy dataset --env {ENV}" in dataset.next_step
     assert by_name[cfg.names.team_stack("sales")].drift == IN_SYNC
 
     without = _cfg(project, LAKE.split("    datasets:")[0])
-    orphan = [s for s in lake_status(without, clients, project) if s.drift == ORPHAN]
+    orphan = [s for s in lake_status(Lake(without, clients), project) if s.drift == ORPHAN]
     assert [(s.name, s.layer, s.unit) for s in orphan] == [(cfg.names.dataset_stack("sales", "orders"), "dataset",
                                                             "sales/orders")]
     assert f"sdlf destroy {orphan[0].name}" in orphan[0].next_step
     cfg = _cfg(project, LAKE)
 
-    plan = destroy(cfg, clients, dry_run=True, root=project)
+    plan = destroy(Lake(cfg, clients), dry_run=True, root=project)
     assert plan.results == [] and plan.dry_run
     assert [s.layer for s in plan.plan.stacks] == ["dataset", "pipeline", "team", "foundations", "bootstrap"]
     with pytest.raises(DestroyRefused, match="--yes"):
-        destroy(cfg, clients, root=project)
+        destroy(Lake(cfg, clients), root=project)
     assert len(_lake_stacks(clients)) == 5
 
     buckets, tables, keys = _buckets(clients), _tables(clients), _live_keys(clients, cfg)
     assert len(buckets) == 6 and len(tables) == 5 and len(keys) == 3
-    result = destroy(cfg, clients, confirm=lambda p: True, reporter=make_reporter("json"), root=project)
+    result = destroy(Lake(cfg, clients), confirm=lambda p: True, reporter=make_reporter("json"), root=project)
     assert result.ok, result.to_dict()
     assert [r.status for r in result.results] == ["deleted"] * 5
     assert _lake_stacks(clients) == []
     retained = {r.physical_id for r in result.retained if r.action == "retained"}
     assert buckets | tables | keys <= retained
     assert _buckets(clients) == buckets and _tables(clients) == tables and _live_keys(clients, cfg) == keys
-    assert {s.drift for s in lake_status(cfg, clients, project)} == {NOT_DEPLOYED}
+    assert {s.drift for s in lake_status(Lake(cfg, clients), project)} == {NOT_DEPLOYED}
 
     # A later --include-data finds what the first destroy kept, by name.
-    result = destroy(cfg, clients, include_data=True, confirm=lambda p: True, root=project)
+    result = destroy(Lake(cfg, clients), include_data=True, confirm=lambda p: True, root=project)
     assert result.ok, result.to_dict()
     assert buckets | tables | keys <= {r.physical_id for r in result.retained}
     assert _buckets(clients) == set() and _tables(clients) == set() and _live_keys(clients, cfg) == set()
@@ -141,12 +142,12 @@ def test_destroy_with_data_removes_versioned_objects_and_everything_else(project
     listed = s3.list_object_versions(Bucket=raw)
     assert len(listed.get("Versions", [])) == 2 and len(listed.get("DeleteMarkers", [])) == 1
 
-    result = destroy(cfg, clients, include_data=True, confirm=lambda p: True, root=project)
+    result = destroy(Lake(cfg, clients), include_data=True, confirm=lambda p: True, root=project)
     assert result.ok, result.to_dict()
     assert _lake_stacks(clients) == []
     assert _buckets(clients) == set() and _tables(clients) == set() and _live_keys(clients, cfg) == set()
     actions = {r.physical_id: r.action for r in result.retained}
     assert actions[raw].startswith("deleted (3 ")
     assert all(a.startswith(("deleted", "scheduled for deletion in 7 days")) for a in actions.values()), actions
-    assert {s.drift for s in lake_status(cfg, clients, project)} == {NOT_DEPLOYED}
-    assert destroy(cfg, clients, root=project).plan.empty  # nothing left: no confirmation needed
+    assert {s.drift for s in lake_status(Lake(cfg, clients), project)} == {NOT_DEPLOYED}
+    assert destroy(Lake(cfg, clients), root=project).plan.empty  # nothing left: no confirmation needed

@@ -87,3 +87,31 @@ def test_unreachable_endpoint_is_one_clear_line_and_exit_1(project):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: AWS call failed: Could not connect to the endpoint URL")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["add-team", "Bad_Team"], "Bad_Team"),
+    (["add-dataset", "engineering", "legislators2", "--pipeline", "nope"], "has no pipeline 'nope'"),
+    (["ingest", "missing.json", "--team", "engineering", "--dataset", "legislators"], "no such file: missing.json"),
+    (["trace", "not-a-uri"], "expected an object as s3://BUCKET/KEY"),
+    (["query", "  "], "the query is empty"),
+    (["run-stage-b", "--team", "engineering", "--dataset", "nope"], "no dataset engineering/nope"),
+])
+def test_arguments_are_checked_before_the_emulator_is_needed(project, args, expected):
+    dev = project / "parameters" / "dev.yaml"
+    before = dev.read_text()
+    result = sdlf(*args, "--local", cwd=project, env={"SDLF_LOCAL_STATE_DIR": str(project / "no-emulator")})
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert "not running" not in result.stderr
+    assert dev.read_text() == before
+
+
+def test_verbose_logs_the_aws_calls_and_shows_the_traceback_at_vv(project):
+    quiet = sdlf("query", "SELECT 1", "--endpoint-url", "http://127.0.0.1:9", cwd=project)
+    assert "DEBUG" not in quiet.stderr and "Traceback" not in quiet.stderr
+    loud = sdlf("query", "SELECT 1", "-vv", "--endpoint-url", "http://127.0.0.1:9", cwd=project)
+    assert loud.returncode == 1
+    assert "DEBUG sdlf.aws: glue get_databases" in loud.stderr
+    assert "Traceback" in loud.stderr
+    assert loud.stderr.rstrip().splitlines()[-1].startswith("error: AWS call failed: Could not connect")

@@ -10,6 +10,7 @@ from botocore.stub import Stubber
 
 from sdlf_cli.aws.cloudformation import StackInfo
 from sdlf_cli.aws.session import AwsTarget, Clients
+from sdlf_cli.lake import Lake
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.deploy import FINGERPRINT_TAG, StackResult, run_stacks
 from sdlf_cli.errors import UsageError
@@ -104,7 +105,7 @@ def _stubbed_clients():
 def test_without_confirmation_nothing_is_deleted_and_the_message_says_what_to_run():
     clients, stubs = _stubbed_clients()
     with pytest.raises(DestroyRefused) as err:
-        destroy(CFG, clients)  # no confirm: a non-interactive run without --yes
+        destroy(Lake(CFG, clients))  # no confirm: a non-interactive run without --yes
     assert "--yes" in str(err.value) and "delete 1 stack(s) of env 'dev'" in str(err.value)
     assert err.value.exit_code == 2
     for stub in stubs.values():
@@ -115,12 +116,12 @@ def test_a_no_answer_cancels_and_a_dry_run_needs_no_answer():
     clients, _ = _stubbed_clients()
     seen = []
     with pytest.raises(DestroyCancelled):
-        destroy(CFG, clients, confirm=lambda plan: seen.append(plan) or False)
+        destroy(Lake(CFG, clients), confirm=lambda plan: seen.append(plan) or False)
     assert [s.name for s in seen[0].stacks] == [STACK]
     assert [(r.logical_id, r.physical_id) for r in seen[0].retained] == [("rRaw", "acme-raw")]
 
     clients, _ = _stubbed_clients()
-    result = destroy(CFG, clients, dry_run=True)
+    result = destroy(Lake(CFG, clients), dry_run=True)
     assert result.dry_run and result.results == [] and result.retained[0].action == "would be retained"
 
 

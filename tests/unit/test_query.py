@@ -13,6 +13,8 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from sdlf_cli.aws.session import AwsTarget, Clients
+from sdlf_cli.aws.storage import Storage
+from sdlf_cli.lake import Lake
 from sdlf_cli.config.model import LakeConfig, Team
 from sdlf_cli.errors import SdlfError, UsageError
 from sdlf_cli.workflows.query import (
@@ -74,7 +76,7 @@ def test_athena_query_polls_until_done_and_reads_every_page():
                       "Rows": [row("2", None, "false", "2024-01-03", "id")]}},
         {"QueryExecutionId": "q-1", "NextToken": "page-2"})
     with stub:
-        result = run_query(CFG, clients, "SELECT * FROM db.t", team="sales", sleep=clock.sleep, clock=clock)
+        result = run_query(Lake(CFG, clients), "SELECT * FROM db.t", team="sales", sleep=clock.sleep, clock=clock)
         stub.assert_no_pending_responses()
     assert result.engine == "athena" and result.query_id == "q-1" and result.scanned_bytes == 2048
     assert result.columns == ["id", "amount", "ok", "day", "name"]
@@ -95,7 +97,7 @@ def test_athena_without_a_team_uses_the_lake_workgroup():
         "ResultSetMetadata": {"ColumnInfo": [{"Name": "database_name", "Type": "varchar"}]},
         "Rows": [row("database_name"), row("sales_db")]}}, {"QueryExecutionId": "q-1"})
     with stub:
-        result = run_query(CFG, clients, "SHOW DATABASES", sleep=lambda s: None)
+        result = run_query(Lake(CFG, clients), "SHOW DATABASES", sleep=lambda s: None)
     # Not a SELECT: the first row is data, not a header.
     assert result.columns == ["database_name"] and result.rows == [("database_name",), ("sales_db",)]
 
@@ -107,7 +109,7 @@ def test_a_failed_athena_query_raises_with_athenas_reason():
         "FAILED", StateChangeReason="TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.db.nope' does not exist"),
         {"QueryExecutionId": "q-9"})
     with stub, pytest.raises(SdlfError) as err:
-        run_query(CFG, clients, "SELECT * FROM db.nope", sleep=lambda s: None)
+        run_query(Lake(CFG, clients), "SELECT * FROM db.nope", sleep=lambda s: None)
     assert str(err.value) == ("Athena query q-9 failed (workgroup acme-lake-dev-primary): "
                               "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.db.nope' does not exist")
 
@@ -116,7 +118,7 @@ def test_a_rejected_query_and_a_timeout_are_errors():
     clients, stub = athena_clients()
     stub.add_client_error("start_query_execution", "InvalidRequestException", "line 1:1: mismatched input 'SELEC'")
     with stub, pytest.raises(SdlfError, match="Athena rejected the query .*InvalidRequestException: line 1:1"):
-        run_query(CFG, clients, "SELEC 1", sleep=lambda s: None)
+        run_query(Lake(CFG, clients), "SELEC 1", sleep=lambda s: None)
 
     clients, stub = athena_clients()
     clock = FakeClock()
@@ -125,7 +127,7 @@ def test_a_rejected_query_and_a_timeout_are_errors():
         stub.add_response("get_query_execution", execution("RUNNING"), {"QueryExecutionId": "q-2"})
     stub.add_response("stop_query_execution", {}, {"QueryExecutionId": "q-2"})
     with stub, pytest.raises(SdlfError, match="q-2 still RUNNING after 2s; stopped it"):
-        run_query(CFG, clients, "SELECT 1", sleep=clock.sleep, clock=clock, timeout_seconds=2)
+        run_query(Lake(CFG, clients), "SELECT 1", sleep=clock.sleep, clock=clock, timeout_seconds=2)
     stub.assert_no_pending_responses()
     assert clock.sleeps == [0.5, 1.0, 0.5]  # the last wait ends at the deadline
 
@@ -133,9 +135,9 @@ def test_a_rejected_query_and_a_timeout_are_errors():
 def test_bad_arguments_are_usage_errors():
     clients, _ = athena_clients()
     with pytest.raises(UsageError, match="unknown team 'ops' .*teams of acme-lake-dev: sales"):
-        run_query(CFG, clients, "SELECT 1", team="ops")
+        run_query(Lake(CFG, clients), "SELECT 1", team="ops")
     with pytest.raises(UsageError, match="empty"):
-        run_query(CFG, clients, "  ")
+        run_query(Lake(CFG, clients), "  ")
 
 
 def test_identifier_chains_skip_strings_and_comments_and_keep_quoted_names():
@@ -194,34 +196,34 @@ def local_lake(monkeypatch):
 def test_duckdb_runs_the_sql_unchanged_over_the_catalog_tables(local_lake, tmp_path):
     sql = ("SELECT ingestion_date, count(*) AS n, sum(amount) AS total, max(note) AS note "
            "FROM sales_orders.orders GROUP BY 1 ORDER BY 1")
-    result = run_query(CFG, local_lake, sql, cache_dir=tmp_path)
+    result = run_query(Lake(CFG, local_lake), sql, cache_dir=tmp_path)
     assert result.engine == "duckdb" and result.tables == ["sales_orders.orders"]
     assert result.columns == ["ingestion_date", "n", "total", "note"]
     # Partition values stay strings, like the catalog's partition key type (and Athena).
     assert result.rows == [("2024-01-01", 2, 4.0, None), ("2024-01-02", 1, 4.0, "late")]
-    empty = run_query(CFG, local_lake, 'SELECT count(*) FROM "sales_orders"."empty"', cache_dir=tmp_path)
+    empty = run_query(Lake(CFG, local_lake), 'SELECT count(*) FROM "sales_orders"."empty"', cache_dir=tmp_path)
     assert empty.rows == [(0,)]
 
 
 def test_unknown_tables_and_databases_are_clear_errors(local_lake, tmp_path):
     with pytest.raises(SdlfError) as err:
-        run_query(CFG, local_lake, "SELECT * FROM sales_orders.order", cache_dir=tmp_path)
+        run_query(Lake(CFG, local_lake), "SELECT * FROM sales_orders.order", cache_dir=tmp_path)
     assert str(err.value) == ("table sales_orders.order is not in the Glue catalog; "
                               "tables of sales_orders: empty, orders")
     with pytest.raises(SdlfError, match=r"(?s)query failed on DuckDB: .*nope_db.*databases in the emulator's Glue "
                                         r"catalog: sales_orders\)"):
-        run_query(CFG, local_lake, "SELECT * FROM nope_db.orders", cache_dir=tmp_path)
+        run_query(Lake(CFG, local_lake), "SELECT * FROM nope_db.orders", cache_dir=tmp_path)
 
 
 def test_the_cache_downloads_only_changed_objects(local_lake, tmp_path):
     s3 = local_lake.client("s3")
     location = "s3://analytics/sales/orders/orders/"
-    files = sync_parquet_files(s3, location, tmp_path)
+    files = sync_parquet_files(Storage(s3), location, tmp_path)
     assert [f.name for f in files] == ["part-a.parquet", "part-b.parquet"]
     first_mtimes = {f: f.stat().st_mtime_ns for f in files}
     s3.put_object(Bucket="analytics", Key="sales/orders/orders/ingestion_date=2024-01-02/part-b.parquet",
                   Body=_parquet(pa.table({"id": [3, 4], "amount": [4.0, 5.0]})))
-    again = sync_parquet_files(s3, location, tmp_path)
+    again = sync_parquet_files(Storage(s3), location, tmp_path)
     assert again == files
     assert again[0].stat().st_mtime_ns == first_mtimes[again[0]]  # unchanged ETag: not downloaded again
     assert pq.read_table(again[1]).num_rows == 2  # changed ETag: replaced

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.loader import load_config
 from sdlf_cli.errors import UsageError
+from sdlf_cli.lake import Lake
+from sdlf_cli.options import Invocation
 from sdlf_cli.workflows.redrive import list_dead_letters, redrive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,9 +42,12 @@ def hand_off(key: str) -> dict:
             "sdlf": {"reason": "job failed", "execution": "legislators-b-1", "failed_at": "x", "batch_id": "1"}}
 
 
-class Lake:
+class Queues:
+    """The lake's queues on moto, and the `Lake` the workflows get."""
+
     def __init__(self, cfg, clients, queues):
         self.cfg, self.clients, self.q = cfg, clients, queues
+        self.lake = Lake(cfg, clients)
         self.sqs = clients.client("sqs")
 
     def put(self, queue: str, *bodies) -> None:
@@ -89,25 +95,25 @@ def lake(monkeypatch):
         }
         for path, value in published.items():
             ssm.put_parameter(Name=n.ssm(path), Value=value, Type="String")
-        yield Lake(cfg, clients, queues)
+        yield Queues(cfg, clients, queues)
 
 
 def run(lake, **kwargs):
     clock = lambda: datetime(2024, 5, 2, 12, 0, tzinfo=timezone.utc)  # noqa: E731
-    return redrive(lake.cfg, lake.clients, clock=clock, **kwargs)
+    return redrive(lake.lake, clock=clock, **kwargs)
 
 
 def test_dead_letters_lists_every_dlq_with_its_count(lake):
     lake.put("a-dlq", s3_event(f"{T}/{D}/one.json"), s3_event(f"{T}/{D}/two.json"))
     lake.put("b-dlq", hand_off(f"{T}/{D}/one.jsonl"))
-    queues = {q.kind: q for q in list_dead_letters(lake.cfg, lake.clients)}
+    queues = {q.kind: q for q in list_dead_letters(lake.lake)}
     assert set(queues) == {"catalog", "a", "b"}
     assert (queues["a"].approximate_count, queues["b"].approximate_count, queues["catalog"].approximate_count) == (2, 1, 0)
     assert queues["a"].source_url == lake.q["a"] and queues["a"].url == lake.q["a-dlq"]
     assert (queues["b"].team, queues["b"].dataset, queues["b"].pipeline) == (T, D, P)
-    assert [q.kind for q in list_dead_letters(lake.cfg, lake.clients, stage="b")] == ["b"]
-    assert [q.kind for q in list_dead_letters(lake.cfg, lake.clients, pipeline=P)] == ["a", "b"]
-    assert list_dead_letters(lake.cfg, lake.clients, team="nobody", stage="a") == []
+    assert [q.kind for q in list_dead_letters(lake.lake, stage="b")] == ["b"]
+    assert [q.kind for q in list_dead_letters(lake.lake, pipeline=P)] == ["a", "b"]
+    assert list_dead_letters(lake.lake, team="nobody", stage="a") == []
 
 
 def test_moves_every_message_not_one_and_marks_them(lake):
@@ -133,7 +139,7 @@ def test_sends_before_deleting_and_a_failed_send_leaves_the_message_in_the_dlq(l
         key = json.loads(kwargs["MessageBody"])["detail"]["object"]["key"]
         calls.append(("send", key))
         if key.endswith("bad.json"):
-            raise RuntimeError("throttled")
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "throttled"}}, "SendMessage")
         return real_send(**kwargs)
 
     def delete(**kwargs):
@@ -161,7 +167,7 @@ def test_a_failed_delete_after_a_good_send_is_a_failure_but_nothing_is_lost(lake
     sqs = lake.clients.client("sqs")
 
     def delete(**kwargs):
-        raise RuntimeError("network down")
+        raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com/")
 
     sqs.delete_message = delete
     result = run(lake, stage="b")
@@ -232,34 +238,34 @@ def test_cli_exit_codes_and_json(lake, monkeypatch):
     monkeypatch.chdir(ROOT)
     lake.put("a-dlq", s3_event(f"{T}/{D}/one.json"))
     runner = CliRunner()
-    listed = runner.invoke(cli, ["dead-letters", "-o", "json"], obj=defaults())
+    given = Invocation(defaults(), make_lake=lambda opts: Lake(lake.cfg, lake.clients))
+    listed = runner.invoke(cli, ["dead-letters", "-o", "json"], obj=given)
     assert listed.exit_code == 0, listed.output
     assert {q["kind"]: q["approximate_count"] for q in json.loads(listed.output)["queues"]}["a"] == 1
-    dry = runner.invoke(cli, ["redrive", "--dry-run"], obj=defaults())
+    dry = runner.invoke(cli, ["redrive", "--dry-run"], obj=given)
     assert dry.exit_code == 0 and "would move" in dry.output and lake.count("a-dlq") == 1
-    moved = runner.invoke(cli, ["redrive", "--stage", "a", "-o", "json"], obj=defaults())
+    moved = runner.invoke(cli, ["redrive", "--stage", "a", "-o", "json"], obj=given)
     assert moved.exit_code == 0, moved.output
     assert json.loads(moved.output)["moved"] == 1 and lake.count("a-dlq") == 0
 
     lake.put("b-dlq", hand_off(f"{T}/{D}/x.jsonl"))
     sqs = lake.clients.client("sqs")
-    monkeypatch.setattr("sdlf_cli.cli._clients", lambda opts, cfg: lake.clients)
 
     def send(**kwargs):
-        raise RuntimeError("denied")
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "SendMessage")
 
     sqs.send_message = send
-    failed = runner.invoke(cli, ["redrive"], obj=defaults())
+    failed = runner.invoke(cli, ["redrive"], obj=given)
     assert failed.exit_code == 1 and "denied" in failed.output + (failed.stderr if failed.stderr_bytes else "")
 
 
-def test_replays_that_fail_again_during_the_run_are_left_for_the_next_run(lake, monkeypatch):
+def test_replays_that_fail_again_during_the_run_are_left_for_the_next_run(lake):
     import time
 
-    import sdlf_cli.workflows.redrive as module
-
     # moto's SQS runs on this clock: a millisecond cutoff instead of AWS's next whole second.
-    monkeypatch.setattr(module, "_cutoff_ms", lambda sqs, url: int(time.time() * 1000) + 1)
+    def cutoff_ms(queues, url):
+        return int(time.time() * 1000) + 1
+
     lake.put("a-dlq", *[s3_event(f"{T}/{D}/f{i}.json", execution=f"legislators-{i}") for i in range(12)])
     time.sleep(0.01)
     sqs = lake.clients.client("sqs")
@@ -273,7 +279,7 @@ def test_replays_that_fail_again_during_the_run_are_left_for_the_next_run(lake, 
         return response
 
     sqs.send_message = send
-    result = run(lake, stage="a")
+    result = run(lake, stage="a", cutoff_ms=cutoff_ms)
     assert result.ok and result.moved == 12
     assert result.queues[0].newer >= 1
     del sqs.send_message

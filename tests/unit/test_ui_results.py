@@ -1,4 +1,4 @@
-"""Results rendering: summary, outputs and changes tables; the JSON envelope; exit codes."""
+"""Results rendering: summary, outputs and changes tables; the one JSON envelope; exit codes."""
 from __future__ import annotations
 
 import io
@@ -7,7 +7,9 @@ import json
 from rich.console import Console
 
 from sdlf_cli.deploy import Change, Failure, StackResult
-from sdlf_cli.ui import changes_table, exit_code, json_envelope, outputs_table, render_json, results_table
+from sdlf_cli.ui import changes_table, outputs_table, results_table
+from sdlf_cli.ui.output import emit
+from sdlf_cli.workflows.deploy import DeployOutcome
 
 RESULTS = [
     StackResult("lake-foundations", "foundations", "updated", outputs={"RawBucket": "raw-b", "KmsKeyArn": "arn:k"},
@@ -48,10 +50,10 @@ def test_changes_table_flags_destructive_and_iam():
     assert "IAM" in role_row.split("AWS::IAM::Role")[1] and "DESTRUCTIVE" not in role_row
 
 
-def test_json_envelope_is_versioned_and_complete():
-    envelope = json.loads(render_json(RESULTS))
-    assert envelope == json.loads(json.dumps(json_envelope(RESULTS)))
-    assert envelope["version"] == 1
+def test_json_envelope_is_versioned_and_complete(capsys):
+    assert emit(DeployOutcome(RESULTS), "json") == 1
+    envelope = json.loads(capsys.readouterr().out)
+    assert envelope["version"] == 1 and envelope["ok"] is False
     first, failed, skipped = envelope["results"]
     assert first["outputs"] == {"RawBucket": "raw-b", "KmsKeyArn": "arn:k"}
     assert first["changes"][0] == {"action": "Modify", "logical_id": "Table", "resource_type": "AWS::DynamoDB::Table",
@@ -62,7 +64,8 @@ def test_json_envelope_is_versioned_and_complete():
     assert skipped["status"] == "skipped" and skipped["duration"] == 0.0
 
 
-def test_exit_code():
-    assert exit_code(RESULTS[:1]) == 0
-    assert exit_code([StackResult("a", "team", "unchanged"), StackResult("b", "team", "planned")]) == 0
-    assert exit_code(RESULTS) == 1
+def test_exit_code_follows_the_result_in_every_output_format(capsys):
+    assert emit(DeployOutcome(RESULTS[:1]), "text") == 0
+    assert emit(DeployOutcome([StackResult("a", "team", "unchanged"), StackResult("b", "team", "planned")]), "json") == 0
+    assert emit(DeployOutcome(RESULTS), "text") == 1
+    assert emit(DeployOutcome(RESULTS), "json") == 1

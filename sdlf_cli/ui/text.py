@@ -1,22 +1,36 @@
-"""Renders workflow results for people (rich tables) or machines (`--output json`, versioned envelopes)."""
+"""Text rendering of every workflow result, one function per result type, registered on `render`.
+
+`sdlf_cli.ui.output.emit` calls `render(result)` for `--output text`; JSON comes from the result's own
+`to_dict()`. A new command's result gets its text here, as `@render.register(ItsResult)`.
+"""
 from __future__ import annotations
 
-import dataclasses
-import json
+import csv
 import sys
-from pathlib import Path
+from functools import singledispatch
 
 from rich.console import Console
 from rich.table import Table
+from rich.tree import Tree
+
+from sdlf_cli.config.show import ConfigValues
+from sdlf_cli.local.process import EmulatorStatus
+from sdlf_cli.ui.results import changes_table, outputs_table, results_table
+from sdlf_cli.workflows.build import Findings, PackageOutcome, Written
+from sdlf_cli.workflows.demo import DemoResult, Step
+from sdlf_cli.workflows.deploy import DeployOutcome
+from sdlf_cli.workflows.destroy import DestroyPlan, DestroyResult
+from sdlf_cli.workflows.ingest import CatalogRows, Ingestion
+from sdlf_cli.workflows.observe import Journey, Runs
+from sdlf_cli.workflows.query import QueryResult
+from sdlf_cli.workflows.redrive import DeadLetterQueues, RedriveResult
+from sdlf_cli.workflows.stage_b import QualityRuns, StageBRun
+from sdlf_cli.workflows.status import LakeStatus
 
 # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default, so ids stay on one line.
 _WIDTH = None if sys.stdout.isatty() else 200
 _out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 _err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
-
-
-def _json(payload) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def _table(title: str | None, columns: list[str], rows) -> Table:
@@ -32,61 +46,48 @@ def error(message: str) -> None:
     _err.print(f"[bold red]error:[/] {message}", markup=True)
 
 
-def local_status(status, output: str) -> None:
-    data = dataclasses.asdict(status)
-    if output == "json":
-        return _json({"version": 1, **data})
+@singledispatch
+def render(result) -> None:
+    raise TypeError(f"no text rendering for {type(result).__name__}")
+
+
+@render.register
+def _(status: EmulatorStatus) -> None:
     if status.running:
         _out.print(f"emulator running: {status.endpoint_url} (pid {status.pid}, log {status.log_file})")
     else:
         _out.print("emulator not running")
 
 
-def config_rows(rows, output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "values": [{"field": f, "value": v, "origin": o} for f, v, o in rows]})
+@render.register
+def _(rows: ConfigValues) -> None:
     _out.print(_table(None, ["field", "value", "from"], rows))
 
 
-def paths(paths: list[Path], output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "written": [str(p) for p in paths]})
+@render.register
+def _(paths: Written) -> None:
     for p in paths:
         _out.print(f"wrote {p}")
 
 
-def findings(found, output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "findings": [dataclasses.asdict(f) for f in found]})
+@render.register
+def _(found: Findings) -> None:
     for f in found:
         _out.print(str(f))
     _out.print("lint: clean" if not found else f"lint: {len(found)} finding(s)")
 
 
-def package(outcome, output: str) -> None:
-    actions = {u.artifact.key: u.action for u in outcome.uploads}
-    if output == "json":
-        return _json({
-            "version": 1,
-            "bucket": outcome.bucket,
-            "message": outcome.message,
-            "artifacts": [
-                {"name": a.name, "kind": a.kind, "key": a.key, "sha256": a.sha256, "size": a.size,
-                 "action": actions.get(a.key, "built")}
-                for a in outcome.artifacts
-            ],
-        })
+@render.register
+def _(outcome: PackageOutcome) -> None:
+    actions = outcome.actions()
     rows = [(a.kind, a.name, a.key, a.size, actions.get(a.key, "built")) for a in outcome.artifacts]
     _out.print(_table(f"artifacts → {outcome.bucket or '(not uploaded)'}", ["kind", "name", "key", "bytes", "action"], rows))
     if outcome.message:
         _out.print(outcome.message)
 
 
-def deploy_outcome(outcome, output: str) -> None:
-    from sdlf_cli.ui import changes_table, outputs_table, results_table
-
-    if output == "json":
-        return _json(outcome.to_dict())
+@render.register
+def _(outcome: DeployOutcome) -> None:
     for u in outcome.uploads:
         _out.print(f"artifact {u.artifact.key}: {u.action}")
     _out.print(results_table(outcome.results))
@@ -100,34 +101,31 @@ def deploy_outcome(outcome, output: str) -> None:
 CATALOG_COLUMNS = ["id", "status", "stage", "team", "dataset", "size", "etag", "updated_at", "reason"]
 
 
-def catalog(rows: list[dict], output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "rows": rows})
+@render.register
+def _(rows: CatalogRows) -> None:
     _out.print(_table("object catalog", CATALOG_COLUMNS, [[r.get(c) for c in CATALOG_COLUMNS] for r in rows]))
 
 
-def ingested(tracked, output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "objects": [{"uri": t.ingested.uri, "row": t.row} for t in tracked]})
+@render.register
+def _(tracked: Ingestion) -> None:
     for t in tracked:
         state = t.row.get("status") if t.row else "no catalog row yet"
         _out.print(f"{t.ingested.file} → {t.ingested.uri}: {state}")
 
 
-def demo_step(step) -> None:
+def demo_step(step: Step) -> None:
     mark = "[green]✓[/]" if step.ok else "[bold red]✗[/]"
     _out.print(f"{mark} {step.name:<9} {step.seconds:6.1f}s  {step.detail}", markup=True)
 
 
-def demo(result, output: str) -> None:
-    if output == "json":
-        return _json(result.to_dict())
+@render.register
+def _(result: DemoResult) -> None:
     if result.query is not None:
         _out.print(f"\n[bold]query[/] {result.query_sql}", markup=True)
-        query_result(result.query, "text")
+        render(result.query)
     if result.quality:
         _out.print()
-        quality(result.quality[:1], "text")
+        render(QualityRuns(result.quality[:1]))
     for row in result.failed_objects:
         _out.print(f"\n[bold red]failed[/] {row['id']}\n  reason: {row.get('reason')}", markup=True)
     _out.print(f"\nemulator: {result.endpoint_url}  (try: aws --endpoint-url {result.endpoint_url} s3 ls; "
@@ -139,9 +137,8 @@ RUN_COLUMNS = ["id", "dataset_id", "stage", "status", "started_at", "duration_ms
                "records_out", "error"]
 
 
-def runs(rows: list[dict], output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "runs": rows})
+@render.register
+def _(rows: Runs) -> None:
     _out.print(_table("recent runs", RUN_COLUMNS, [[r.get(c) for c in RUN_COLUMNS] for r in rows]))
 
 
@@ -154,11 +151,8 @@ def _row_line(row: dict) -> str:
     return "  ".join(str(p) for p in parts)
 
 
-def journey(j, output: str) -> None:
-    from rich.tree import Tree
-
-    if output == "json":
-        return _json(j.to_dict())
+@render.register
+def _(j: Journey) -> None:
     tree = Tree(_row_line(j.row))
     if j.sources:
         branch = tree.add("came from")
@@ -180,9 +174,8 @@ def journey(j, output: str) -> None:
     _out.print(tree)
 
 
-def stage_b_run(run, output: str) -> None:
-    if output == "json":
-        return _json(run.to_dict())
+@render.register
+def _(run: StageBRun) -> None:
     if not run.started:
         _out.print(f"no batch started: {run.reason}")
         return
@@ -194,9 +187,8 @@ def stage_b_run(run, output: str) -> None:
         error(run.error)
 
 
-def quality(runs: list[dict], output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "runs": runs})
+@render.register
+def _(runs: QualityRuns) -> None:
     if not runs:
         _out.print("no data-quality results yet")
         return
@@ -207,18 +199,14 @@ def quality(runs: list[dict], output: str) -> None:
         _out.print(_table(title, ["rule", "column", "severity", "status", "observed", "expected"], rows))
 
 
-def query_result(result, fmt: str) -> None:
-    import csv
+def query_csv(result: QueryResult) -> None:
+    writer = csv.writer(sys.stdout)
+    writer.writerow(result.columns)
+    writer.writerows(result.rows)
 
-    if fmt == "json":
-        return _json({"version": 1, "engine": result.engine, "columns": result.columns,
-                      "rows": [dict(zip(result.columns, row)) for row in result.rows],
-                      "seconds": round(result.seconds, 3)})
-    if fmt == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(result.columns)
-        writer.writerows(result.rows)
-        return None
+
+@render.register
+def _(result: QueryResult) -> None:
     _out.print(_table(None, result.columns, result.rows))
     _out.print(f"{len(result.rows)} row(s) in {result.seconds:.2f}s ({result.engine})")
 
@@ -226,18 +214,16 @@ def query_result(result, fmt: str) -> None:
 DEAD_LETTER_COLUMNS = ["kind", "team", "pipeline", "dataset", "messages", "in flight", "queue"]
 
 
-def dead_letters(queues, output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "queues": [q.to_dict() for q in queues]})
+@render.register
+def _(queues: DeadLetterQueues) -> None:
     rows = [(q.kind, q.team, q.pipeline, q.dataset, q.approximate_count, q.in_flight, q.name) for q in queues]
     _out.print(_table("dead-letter queues", DEAD_LETTER_COLUMNS, rows))
     waiting = sum(q.approximate_count for q in queues)
     _out.print(f"{waiting} message(s) waiting" + ("; replay them with `sdlf redrive`" if waiting else ""))
 
 
-def redrive(result, output: str) -> None:
-    if output == "json":
-        return _json(result.to_dict())
+@render.register
+def _(result: RedriveResult) -> None:
     verb = "would move" if result.dry_run else "moved"
     rows = [(q.queue.kind, q.queue.name, q.queue.approximate_count, q.moved, len(q.failed), len(q.skipped))
             for q in result.queues]
@@ -264,9 +250,8 @@ def redrive(result, output: str) -> None:
 STATUS_COLUMNS = ["stack", "layer", "unit", "status", "last updated", "drift", "next step"]
 
 
-def lake_status(states, output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "stacks": [s.to_dict() for s in states]})
+@render.register
+def _(states: LakeStatus) -> None:
     rows = [(s.name, s.layer, s.unit, s.status or "—",
              s.last_updated.strftime("%Y-%m-%d %H:%M:%S") if s.last_updated else "—", s.drift, s.next_step or "—")
             for s in states]
@@ -278,10 +263,8 @@ def lake_status(states, output: str) -> None:
         _out.print("everything deployed is in sync" if not todo else f"{todo} stack(s) need a step (see next step)")
 
 
-def destroy_plan(plan, output: str) -> None:
-    if output == "json":
-        return _json({"version": 1, "stacks": [s.name for s in plan.stacks],
-                      "retained": [r.to_dict() for r in plan.retained]})
+@render.register
+def destroy_plan(plan: DestroyPlan) -> None:
     rows = [(i, s.name, s.layer, ", ".join(s.depends_on) or "—") for i, s in enumerate(plan.stacks, 1)]
     _out.print(_table(f"stacks to delete (env {plan.env}), children first", ["#", "stack", "layer", "after"], rows))
     verb = "deleted (--include-data)" if plan.include_data else "kept (DeletionPolicy Retain)"
@@ -289,13 +272,10 @@ def destroy_plan(plan, output: str) -> None:
                       [(r.stack, r.resource_type, r.physical_id) for r in plan.retained]))
 
 
-def destroyed(result, output: str) -> None:
-    from sdlf_cli.ui import results_table
-
-    if output == "json":
-        return _json(result.to_dict())
+@render.register
+def _(result: DestroyResult) -> None:
     if result.dry_run:
-        destroy_plan(result.plan, output)
+        destroy_plan(result.plan)
         _out.print(f"dry run: would {result.plan.summary()}; nothing was deleted")
         return None
     if not result.results and not result.retained:

@@ -1,0 +1,73 @@
+"""S3: putting files, listing and reading objects, and emptying and deleting buckets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdlf_cli.aws.gateway import Gateway
+from sdlf_cli.errors import NotFound, SdlfError
+
+
+@dataclass(frozen=True)
+class Put:
+    etag: str
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    etag: str
+    size: int
+
+
+class Storage(Gateway):
+    service = "s3"
+
+    def put_file(self, bucket: str, key: str, path: Path) -> Put:
+        with path.open("rb") as body:
+            response = self._call("put_object", Bucket=bucket, Key=key, Body=body)
+        return Put(response["ETag"].strip('"'), response.get("VersionId"))
+
+    def put_bytes(self, bucket: str, key: str, body: bytes) -> Put:
+        response = self._call("put_object", Bucket=bucket, Key=key, Body=body)
+        return Put(response["ETag"].strip('"'), response.get("VersionId"))
+
+    def objects(self, bucket: str, prefix: str = "") -> list[StoredObject]:
+        return [StoredObject(o["Key"], o.get("ETag", ""), int(o.get("Size", 0)))
+                for o in self._pages("list_objects_v2", "Contents", Bucket=bucket, Prefix=prefix)]
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return self._call("get_object", Bucket=bucket, Key=key)["Body"].read()
+
+    def bucket_exists(self, bucket: str) -> bool:
+        try:
+            self._call("head_bucket", Bucket=bucket)
+        except NotFound:
+            return False
+        return True
+
+    def empty_bucket(self, bucket: str) -> int:
+        """Delete every object version and delete marker; returns how many were deleted."""
+        count = 0
+        for page in self._whole_pages("list_object_versions", Bucket=bucket):
+            batch = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                     for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]]
+            for start in range(0, len(batch), 1000):
+                chunk = batch[start:start + 1000]
+                response = self._call("delete_objects", Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+                if response.get("Errors"):
+                    first = response["Errors"][0]
+                    raise SdlfError(f"s3://{bucket}/{first.get('Key')}: {first.get('Code')}: {first.get('Message')}")
+                count += len(chunk)
+        return count
+
+    def delete_bucket(self, bucket: str) -> None:
+        self._call("delete_bucket", Bucket=bucket)
+
+    def upload_artifacts(self, artifacts, bucket: str, dry_run: bool = False):
+        """Each artifact whose content-hash key is not in the bucket yet (see `package.upload_artifacts`)."""
+        from sdlf_cli.package import upload_artifacts
+
+        return upload_artifacts(artifacts, self.client, bucket, dry_run=dry_run)
+
