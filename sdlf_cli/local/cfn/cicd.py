@@ -160,7 +160,10 @@ class CodePipelinePipeline(ProviderMixin, CloudFormationModel):
             original_resource.delete(account_id, region_name)
             return new
         backend = _codepipeline(account_id, region_name)
-        backend.update_pipeline(pipeline_declaration(name, props, account_id, region_name))
+        declaration = pipeline_declaration(name, props, account_id, region_name)
+        current = {k: v for k, v in backend.pipelines[name].pipeline.items() if k != "version"}
+        if backend.pipelines[name].add_default_values(json.loads(json.dumps(declaration))) != current:
+            backend.update_pipeline(declaration)  # the version moves only when the declaration changes, as on AWS
         pipeline = backend.pipelines[name]
         pipeline.tags = {t["key"]: t["value"] for t in _tags(props)}
         if str(props.get("RestartExecutionOnUpdate", "false")).lower() == "true":

@@ -273,7 +273,7 @@ class PipelineExecutor:
                 thread.start()
             for thread in threads:
                 thread.join()
-            if any(a.status != "Succeeded" for a in action_runs):
+            if any(a.status != "Succeeded" for a in action_runs) or run.stopping:
                 ok = False
                 break
         stage_run.status = "Succeeded" if ok else ("Stopped" if run.stopping else "Failed")
@@ -302,7 +302,7 @@ class PipelineExecutor:
             handler(run, action)
             action.status = "Succeeded"
         except ActionFailed as exc:
-            action.status = "Failed"
+            action.status = "Abandoned" if run.stopping else "Failed"
             action.error = {"code": exc.code, "message": exc.message[:5000]}
             action.summary = exc.summary
         except Exception as exc:
