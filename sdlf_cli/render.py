@@ -22,6 +22,7 @@ import jinja2
 import yaml
 from cfn_tools import load_yaml
 
+from sdlf_cli import registry
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.errors import RenderError
 from sdlf_cli.naming import LAYERS, Names
@@ -143,7 +144,8 @@ def render_layer(cfg: LakeConfig, layer: str, templates_dir: Path = Path("templa
     template = _load(env, main, source)
     rendered = []
     for unit in _units(cfg, layer):
-        context = {"cfg": cfg, "names": cfg.names, "runtime": RUNTIME, "layer": layer, **unit.extra}
+        context = {"cfg": cfg, "names": cfg.names, "registry": registry, "runtime": RUNTIME, "layer": layer,
+                   **unit.extra}
         body = _render(template, context, source)
         check_cloudformation_yaml(body, source, unit.stack_name)
         rendered.append(RenderedTemplate(layer, unit.name, unit.stack_name, source, body, cfg.region))

@@ -43,3 +43,27 @@ def test_the_reader_finds_pipelines_datasets_and_registrations_by_the_same_keys(
     assert read.registration("eng", "orders") == {"pipeline": "main"}
     assert read.registration("eng", "broken") is None and read.registration("eng", "none") is None
     assert read.raw_bucket == "raw-bucket"
+
+
+def test_every_parameter_the_templates_publish_is_a_registry_key():
+    from cfn_tools import load_yaml
+
+    from sdlf_cli.config.loader import load_config
+    from sdlf_cli.render import render_layer
+
+    cfg = load_config("dev", ROOT / "parameters")
+    prefix = cfg.names.ssm_prefix + "/"
+    known = set(registry.LAKE_KEYS)
+    for team in cfg.teams:
+        known |= {registry.team(team.name, k) for k in registry.TEAM_KEYS}
+        known |= {registry.pipeline(team.name, p.name, k) for p in team.pipelines for k in registry.PIPELINE_KEYS}
+        known |= {registry.dataset(team.name, d.name) for d in team.datasets}
+    published = set()
+    for layer in ("foundations", "team", "pipeline", "dataset"):
+        for template in render_layer(cfg, layer, ROOT / "templates"):
+            for resource in (load_yaml(template.body).get("Resources") or {}).values():
+                if resource.get("Type") == "AWS::SSM::Parameter":
+                    name = resource["Properties"]["Name"]
+                    assert name.startswith(prefix), name
+                    published.add(name[len(prefix):])
+    assert published == known
