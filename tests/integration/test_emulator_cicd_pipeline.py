@@ -170,3 +170,83 @@ def test_a_failing_command_fails_the_action_with_its_details(emulator, pipeline)
     assert "failing on purpose" in lines and "build finally ran" in lines
     assert "post_build ran, succeeding=0" in lines
     assert any("Command did not exit successfully" in line and "exit status 3" in line for line in lines)
+
+
+def _approve(emulator, name: str, execution_id: str, status: str = "Approved") -> None:
+    token = wait_approval_token(emulator, name, execution_id)
+    client(emulator, "codepipeline").put_approval_result(
+        pipelineName=name, stageName="Approve", actionName="Review", token=token,
+        result={"summary": status.lower(), "status": status})
+
+
+def _compiled(emulator, name: str, execution_id: str) -> bool:
+    return _actions(emulator, name, execution_id).get("Compile", {}).get("status") == "Succeeded"
+
+
+def test_queued_executions_wait_for_a_stage_an_older_one_holds(emulator, pipeline):
+    from tests.integration.test_emulator_runtime_helpers import wait_for
+
+    name, _ = pipeline
+    older = _push(emulator, pipeline, source_zip("older"))
+    wait_approval_token(emulator, name, older)
+    newer = _push(emulator, pipeline, source_zip("newer"))
+    wait_for(lambda: _compiled(emulator, name, newer), timeout=60, what="the newer build")
+    # The newer one has built but waits before Approve, which the older one holds.
+    assert stage_state(emulator, name, "Approve")["latestExecution"]["pipelineExecutionId"] == older
+    assert "Review" not in _actions(emulator, name, newer)
+    _approve(emulator, name, older)
+    assert wait_status(emulator, name, older)["status"] == "Succeeded"
+    _approve(emulator, name, newer, "Rejected")
+    assert wait_status(emulator, name, newer)["status"] == "Failed"
+
+
+def test_superseded_mode_replaces_a_waiting_execution_with_a_newer_one(emulator):
+    from tests.integration.test_emulator_runtime_helpers import wait_for
+
+    name = unique("sup")
+    template = pipeline_template(name)
+    template["Resources"]["Pipeline"]["Properties"]["ExecutionMode"] = "SUPERSEDED"
+    out = outputs(deploy(emulator, name, template))
+    wait_status(emulator, name, wait_new_execution(emulator, name, set()))
+    runs = [_push(emulator, (name, out), source_zip("revision 0"))]
+    wait_approval_token(emulator, name, runs[0])
+    runs.append(_push(emulator, (name, out), source_zip("revision 1")))
+    wait_for(lambda: _compiled(emulator, name, runs[1]), timeout=60, what="the second build")
+    runs.append(_push(emulator, (name, out), source_zip("revision 2")))
+    superseded = wait_status(emulator, name, runs[1], ("Superseded",), timeout=60)
+    assert superseded["status"] == "Superseded"
+    _approve(emulator, name, runs[0], "Rejected")
+    _approve(emulator, name, runs[2], "Rejected")
+    assert wait_status(emulator, name, runs[2])["status"] == "Failed"
+
+
+def test_the_aws_cli_shows_real_statuses_and_output(emulator, pipeline):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    name, out = pipeline
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    aws = str(Path(sys.executable).parent / "aws")
+
+    def cli(*args: str) -> dict:
+        done = subprocess.run([aws, "--endpoint-url", emulator.endpoint_url, *args, "--output", "json"],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    state = cli("codepipeline", "get-pipeline-state", "--name", name)
+    assert [s["stageName"] for s in state["stageStates"]] == ["Source", "Build", "Approve", "Deploy"]
+    latest = cli("codepipeline", "list-pipeline-executions", "--pipeline-name", name)["pipelineExecutionSummaries"][0]
+    assert latest["status"] in ("Succeeded", "Failed") and latest["trigger"]["triggerType"] == "PollForSourceChanges"
+    actions = cli("codepipeline", "list-action-executions", "--pipeline-name", name, "--filter",
+                  f"pipelineExecutionId={latest['pipelineExecutionId']}")["actionExecutionDetails"]
+    build_id = next(a for a in actions if a["actionName"] == "Compile")["output"]["executionResult"][
+        "externalExecutionId"]
+    build = cli("codebuild", "batch-get-builds", "--ids", build_id)["builds"][0]
+    assert build["buildStatus"] == "SUCCEEDED" and build["currentPhase"] == "COMPLETED"
+    events = cli("logs", "get-log-events", "--log-group-name", build["logs"]["groupName"], "--log-stream-name",
+                 build["logs"]["streamName"], "--start-from-head")["events"]
+    assert "newer" in [e["message"] for e in events]

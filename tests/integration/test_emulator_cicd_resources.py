@@ -76,6 +76,29 @@ def test_a_role_codepipeline_cannot_assume_fails_the_stack_with_the_reason(emula
     assert any("CodePipeline is not authorized to perform AssumeRole on role" in r for r in reasons), reasons
 
 
+def _failure_reasons(emulator, stack: str) -> list[str]:
+    events = client(emulator, "cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
+    return [e.get("ResourceStatusReason", "") for e in events if e.get("ResourceStatus") == "CREATE_FAILED"]
+
+
+def test_an_input_artifact_no_earlier_action_produces_fails_the_stack(emulator):
+    name = unique("badinput")
+    template = pipeline_template(name)
+    template["Resources"]["Pipeline"]["Properties"]["Stages"][3]["Actions"][0]["InputArtifacts"] = [
+        {"Name": "SourceOutput"}, {"Name": "PlanOutput"}]
+    assert deploy(emulator, name, template)["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert any("stage Deploy action Apply: input artifact PlanOutput is not the output of an earlier action" in r
+               for r in _failure_reasons(emulator, name))
+
+
+def test_a_build_role_codebuild_cannot_assume_fails_the_stack(emulator):
+    name = unique("badbuild")
+    template = pipeline_template(name)
+    template["Resources"]["BuildProject"]["Properties"]["ServiceRole"] = {"Fn::GetAtt": ["PipelineRole", "Arn"]}
+    assert deploy(emulator, name, template)["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert any("CodeBuild is not authorized to perform: sts:AssumeRole" in r for r in _failure_reasons(emulator, name))
+
+
 def test_an_eventbridge_rule_on_the_source_object_starts_the_pipeline_and_failures_reach_a_topic(emulator):
     name = unique("evt")
     template = pipeline_template(name, poll=False)

@@ -57,12 +57,14 @@ def _codepipeline(account_id: str, region_name: str):
     return codepipeline_backends[account_id][region_name]
 
 
-def _trusts_codepipeline(account_id: str, region_name: str, role_arn: str) -> bool:
+def _trusts(account_id: str, region_name: str, role_arn: str, service: str) -> bool:
+    """Whether the role exists and lets `service` assume it (a name or an ARN; Principal as string or list)."""
     from moto.iam.models import iam_backends
     from moto.utilities.utils import get_partition
 
+    backend = iam_backends[account_id][get_partition(region_name)]
     try:
-        role = iam_backends[account_id][get_partition(region_name)].get_role_by_arn(role_arn)
+        role = backend.get_role_by_arn(role_arn) if role_arn.startswith("arn:") else backend.get_role(role_arn)
     except Exception:
         return False
     statements = json.loads(role.assume_role_policy_document).get("Statement", [])
@@ -71,7 +73,7 @@ def _trusts_codepipeline(account_id: str, region_name: str, role_arn: str) -> bo
     for statement in statements:
         services = (statement.get("Principal") or {}).get("Service", [])
         services = [services] if isinstance(services, str) else services
-        if statement.get("Effect") == "Allow" and "codepipeline.amazonaws.com" in services:
+        if statement.get("Effect") == "Allow" and service in services:
             return True
     return False
 
@@ -80,7 +82,7 @@ def pipeline_declaration(name: str, props: dict[str, Any], account_id: str, regi
     """The API's PipelineDeclaration for a template's pipeline properties (validated as AWS does)."""
     if "RoleArn" not in props:
         raise PipelineDefinitionError(f"pipeline {name}: RoleArn is required")
-    if not _trusts_codepipeline(account_id, region_name, props["RoleArn"]):
+    if not _trusts(account_id, region_name, props["RoleArn"], "codepipeline.amazonaws.com"):
         raise PipelineDefinitionError(
             f"pipeline {name}: CodePipeline is not authorized to perform AssumeRole on role {props['RoleArn']} "
             "(the role must exist and trust codepipeline.amazonaws.com)")
@@ -108,7 +110,50 @@ def pipeline_declaration(name: str, props: dict[str, Any], account_id: str, regi
     first = declaration["stages"][0]["actions"]
     if any(a["actionTypeId"]["category"] != "Source" for a in first):
         raise PipelineDefinitionError(f"pipeline {name}: the first stage may contain only Source actions")
+    _check_artifacts_and_names(name, declaration)
+    if declaration["pipelineType"] != "V2":
+        for v2_only in ("variables", "triggers"):
+            if declaration.get(v2_only):
+                raise PipelineDefinitionError(f"pipeline {name}: {v2_only.title()} need PipelineType V2")
     return declaration
+
+
+def _check_artifacts_and_names(name: str, declaration: dict[str, Any]) -> None:
+    """What CodePipeline validates on create/update: unique stage, action, namespace and output artifact
+    names, and every input artifact produced earlier (an earlier stage, or a lower runOrder)."""
+    produced: dict[str, tuple[int, int]] = {}  # artifact -> (stage index, runOrder)
+    stages: set[str] = set()
+    namespaces: set[str] = set()
+    for index, stage in enumerate(declaration["stages"]):
+        if stage["name"] in stages:
+            raise PipelineDefinitionError(f"pipeline {name}: stage name {stage['name']} is used twice")
+        stages.add(stage["name"])
+        actions: set[str] = set()
+        for action in stage["actions"]:
+            where = f"pipeline {name}: stage {stage['name']} action {action['name']}"
+            if action["name"] in actions:
+                raise PipelineDefinitionError(f"{where}: the action name is used twice in the stage")
+            actions.add(action["name"])
+            namespace = action.get("namespace")
+            if namespace:
+                if namespace in namespaces or namespace in ("codepipeline", "variables"):
+                    raise PipelineDefinitionError(f"{where}: namespace {namespace} is already in use")
+                namespaces.add(namespace)
+            for artifact in action.get("outputArtifacts") or []:
+                if artifact["name"] in produced:
+                    raise PipelineDefinitionError(
+                        f"{where}: output artifact {artifact['name']} is already produced by another action")
+                produced[artifact["name"]] = (index, int(action.get("runOrder", 1)))
+    for index, stage in enumerate(declaration["stages"]):
+        for action in stage["actions"]:
+            order = int(action.get("runOrder", 1))
+            for artifact in action.get("inputArtifacts") or []:
+                source = produced.get(artifact["name"])
+                if source is None or source >= (index, order):
+                    raise PipelineDefinitionError(
+                        f"pipeline {name}: stage {stage['name']} action {action['name']}: input artifact "
+                        f"{artifact['name']} is not the output of an earlier action (an earlier stage, or a "
+                        "lower RunOrder in this stage)")
 
 
 def _tags(props: dict[str, Any]) -> list[dict[str, str]]:
@@ -190,7 +235,7 @@ def _codebuild(account_id: str, region_name: str):
 _PROJECT_RENAMES = {"BuildSpec": "buildspec", "S3Logs": "s3Logs"}
 
 
-def project_fields(name: str, props: dict[str, Any]) -> dict[str, Any]:
+def project_fields(name: str, props: dict[str, Any], account_id: str, region_name: str) -> dict[str, Any]:
     """The API's project members for a template's project properties."""
     for required in ("Source", "Artifacts", "Environment", "ServiceRole"):
         if required not in props:
@@ -204,6 +249,10 @@ def project_fields(name: str, props: dict[str, Any]) -> dict[str, Any]:
         variable.setdefault("type", "PLAINTEXT")
         variable["value"] = _configuration_value(variable.get("value", ""))
     source_type = shaped["source"].get("type")
+    if not _trusts(account_id, region_name, shaped["serviceRole"], "codebuild.amazonaws.com"):
+        raise PipelineDefinitionError(
+            f"CodeBuild project {name}: CodeBuild is not authorized to perform: sts:AssumeRole on "
+            f"{shaped['serviceRole']} (the role must exist and trust codebuild.amazonaws.com)")
     if source_type == "CODEPIPELINE" and shaped["artifacts"].get("type") != "CODEPIPELINE":
         raise PipelineDefinitionError(
             f"CodeBuild project {name}: a CODEPIPELINE source needs Artifacts.Type CODEPIPELINE")
@@ -226,7 +275,7 @@ class CodeBuildProject(ProviderMixin, CloudFormationModel):
 
     @staticmethod
     def _write(name: str, props: dict[str, Any], account_id: str, region_name: str) -> None:
-        fields = project_fields(name, props)
+        fields = project_fields(name, props, account_id, region_name)
         backend = _codebuild(account_id, region_name)
         history = backend.build_history.get(name, [])
         backend.create_project(
