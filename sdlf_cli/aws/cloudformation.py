@@ -251,6 +251,16 @@ class CloudFormationGateway:
             raise _client_error("DescribeStacks", "(all stacks)", err) from err
         return stacks
 
+    def exports(self) -> dict[str, str]:
+        """Every export of the account and region: name -> value (what `Fn::ImportValue` resolves to)."""
+        found: dict[str, str] = {}
+        try:
+            for page in self._client.get_paginator("list_exports").paginate():
+                found.update({e["Name"]: e["Value"] for e in page.get("Exports", [])})
+        except (ClientError, *_BOTO_ERRORS) as err:
+            raise _client_error("ListExports", "(all exports)", err) from err
+        return found
+
     def template(self, name_or_id: str) -> dict:
         """The stack's current template, parsed (YAML with short-form intrinsics, or JSON)."""
         from cfn_tools import load_yaml

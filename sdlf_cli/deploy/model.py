@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 FINGERPRINT_TAG = "sdlf:fingerprint"
 
@@ -72,19 +72,26 @@ class StackSpec:
     # The fingerprint still hashes template_body, which must be the same text.
     template_url: str | None = None
     capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
+    # What CloudFormation resolves at deploy time (see deploy/inputs.py): the SSM-typed parameters
+    # (logical id -> SSM name), the exports it imports, where the SSM values it reads come from (known
+    # before deploying), and - filled just before deploying - the values then.
+    ssm_parameters: dict[str, str] = field(default_factory=dict)
+    imports: tuple[str, ...] = ()
+    upstream: dict[str, Any] = field(default_factory=dict)
+    resolved: dict[str, Any] | None = None
 
     def fingerprint(self) -> str:
-        """sha256 over template body, parameters and tags (not the fingerprint tag itself)."""
-        payload = json.dumps(
-            {
-                "template": self.template_body,
-                "parameters": dict(sorted(self.parameters.items())),
-                "tags": {k: v for k, v in sorted(self.tags.items()) if k != FINGERPRINT_TAG},
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        """sha256 over template body, parameters and tags (not the fingerprint tag itself), and the
+        inputs CloudFormation resolves at deploy time when the stack has any."""
+        payload: dict[str, Any] = {
+            "template": self.template_body,
+            "parameters": dict(sorted(self.parameters.items())),
+            "tags": {k: v for k, v in sorted(self.tags.items()) if k != FINGERPRINT_TAG},
+        }
+        if self.ssm_parameters or self.imports or self.upstream:
+            payload["inputs"] = {"upstream": self.upstream, "resolved": self.resolved}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Create or update one stack through a change set, or plan it (same path, not executed).
 
-describe -> (wait if busy / delete a dead leftover) -> fingerprint check -> change set -> wait ->
+[resolve deploy-time inputs] -> describe -> (wait if busy / delete a dead leftover) -> fingerprint check -> change set -> wait ->
 list changes -> [plan: delete the change set | deploy: execute, stream new events, wait] -> result.
 
 Everything slow is injected (`sleep`, `clock`), so tests run the whole flow instantly. The same
@@ -60,8 +60,11 @@ class StackDeployer:
         poll_interval: float = 2.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        resolve: Callable[[StackSpec], StackSpec] | None = None,
     ):
         self.cfn = cfn_gateway
+        # Fills in what CloudFormation will resolve (SSM values, imported exports) once the parents are done.
+        self.resolve = resolve
         self.reporter = reporter
         self.sleep = sleep
         self.clock = clock
@@ -96,6 +99,8 @@ class StackDeployer:
         started = self.clock()
         self.reporter.stack_started(spec)
         try:
+            if self.resolve is not None:
+                spec = self.resolve(spec)
             result = self._deploy(spec, execute) if execute else self._plan(spec)
         except _Failed as failed:
             result = StackResult(spec.name, spec.layer, "failed", failure=failed.failure, message=failed.message)

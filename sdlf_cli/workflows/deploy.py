@@ -6,7 +6,7 @@ nothing is uploaded.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from cfn_tools import load_yaml
 
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.deploy import StackDeployer, StackResult, StackSpec, run_stacks
+from sdlf_cli.deploy.inputs import InputResolver, imported_exports, published_sources, ssm_parameters, upstream_of
 from sdlf_cli.errors import SdlfError, UsageError
 from sdlf_cli.lake import Lake
 from sdlf_cli.lint import Finding, lint_templates
@@ -69,8 +70,12 @@ def render_and_lint(cfg: LakeConfig, layers: list[str], root: Path) -> list[Rend
     return templates
 
 
+def parsed(template: RenderedTemplate) -> dict:
+    return load_yaml(template.body) or {}
+
+
 def declared_parameters(template: RenderedTemplate) -> set[str]:
-    return set((load_yaml(template.body) or {}).get("Parameters", {}) or {})
+    return set(parsed(template).get("Parameters", {}) or {})
 
 
 def parent_stacks(cfg: LakeConfig, template: RenderedTemplate) -> tuple[str, ...]:
@@ -110,14 +115,32 @@ def build_spec(cfg: LakeConfig, template: RenderedTemplate, params: dict,
     )
 
 
+def passed_parameters(template: RenderedTemplate, body: dict, bucket: str, code: dict[str, str]) -> dict[str, str]:
+    declared = set(body.get("Parameters", {}) or {})
+    return {k: v for k, v in {"pArtifactsBucket": bucket, **code}.items() if k in declared}
+
+
+def lake_sources(templates: list[RenderedTemplate], bucket: str, code: dict[str, str]) -> dict:
+    """SSM parameter name -> the deployer inputs its value comes from, over every stack of the lake
+    (parents first), whichever of them this run deploys: a stack's fingerprint must not depend on
+    which layers were asked for."""
+    sources: dict = {}
+    for template in templates:
+        body = parsed(template)
+        sources.update(published_sources(body, passed_parameters(template, body, bucket, code), sources))
+    return sources
+
+
 def stack_spec(cfg: LakeConfig, template: RenderedTemplate, bucket: str, code: dict[str, str],
-               in_run: set[str]) -> StackSpec:
+               in_run: set[str], sources: dict | None = None) -> StackSpec:
     """The spec deploy gives a (non-bootstrap) stack: the artifact bucket and code keys its template declares,
-    and its parents among `in_run`. `sdlf status` builds the same spec to compare fingerprints."""
-    declared = declared_parameters(template)
-    params = {k: v for k, v in {"pArtifactsBucket": bucket, **code}.items() if k in declared}
+    its parents among `in_run`, and what it reads at deploy time (SSM parameters, imported exports, and where
+    the lake's SSM values come from). `sdlf status` builds the same spec to compare fingerprints."""
+    body = parsed(template)
+    params = passed_parameters(template, body, bucket, code)
     parents = tuple(p for p in parent_stacks(cfg, template) if p in in_run)
-    return build_spec(cfg, template, params, parents)
+    return replace(build_spec(cfg, template, params, parents), ssm_parameters=ssm_parameters(body, params),
+                   imports=tuple(imported_exports(body)), upstream=upstream_of(body, params, sources or {}))
 
 
 class LayerDeployer:
@@ -136,7 +159,9 @@ class LayerDeployer:
 
     @cached_property
     def stacks(self) -> StackDeployer:
-        return StackDeployer(self.gateway, self.reporter)
+        # What CloudFormation will resolve (SSM values, imported exports) is read just before each stack.
+        resolver = InputResolver(self.lake.parameters.values, self.gateway.exports)
+        return StackDeployer(self.gateway, self.reporter, resolve=resolver)
 
     def run(self, layers: list[str], dry_run: bool = False, only: set[str] | None = None) -> DeployOutcome:
         """Deploy every stack of `layers`; with `only`, just those stacks plus parents not deployed yet."""
@@ -160,9 +185,10 @@ class LayerDeployer:
 
         code = parameter_values(artifacts)
         in_run = {t.stack_name for t in rest}
+        sources = lake_sources(self._lake_templates(templates), bucket, code)
         specs = []
         for template in rest:
-            spec = stack_spec(self.cfg, template, bucket, code, in_run)
+            spec = stack_spec(self.cfg, template, bucket, code, in_run, sources)
             if len(template.body.encode()) > MAX_TEMPLATE_BODY:
                 if not bucket_exists:
                     outcome.results.append(_planned_from_template(template, "template too large to plan before the artifact bucket exists"))
@@ -185,6 +211,14 @@ class LayerDeployer:
                     frontier.append(parent)
         return [t for t in templates if t.stack_name in wanted]
 
+    def _lake_templates(self, rendered: list[RenderedTemplate]) -> list[RenderedTemplate]:
+        """Every stack template of the lake, parents first: those rendered for this run, the rest rendered now."""
+        done = {t.layer for t in rendered}
+        by_layer = {layer: [t for t in rendered if t.layer == layer] if layer in done
+                    else render_layer(self.cfg, layer, self.root / "templates")
+                    for layer in all_layers(self.cfg, self.root)}
+        return [t for layer in by_layer.values() for t in layer]
+
     def _healthy(self, stack_name: str) -> bool:
         stack = self.gateway.describe_stack(stack_name)
         return stack is not None and stack.status.endswith("_COMPLETE") and "ROLLBACK" not in stack.status
@@ -201,8 +235,6 @@ class LayerDeployer:
         self.lake.storage.put_bytes(bucket, key, body)
         region = self.lake.target.region
         url = f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
-        from dataclasses import replace
-
         return replace(spec, template_url=url)
 
 

@@ -2,7 +2,9 @@
 its CloudFormation status, whether it matches what `sdlf deploy` would deploy now, and what to run next.
 
 "Matches" is the deployer's own test: the fingerprint tag `sdlf:fingerprint` on the stack against the fingerprint
-of the spec deploy would build now (same render, same artifact keys, same parameters and tags). Nothing is
+of the spec deploy would build now (same render, same artifact keys, same parameters and tags, the SSM values and
+imported exports CloudFormation would resolve, and where the SSM values it reads come from - so a new layer zip shows
+every pipeline that uses the layer as changed before anything is deployed). Nothing is
 changed; the only local work is rendering and building the (deterministic, cached) code zips.
 """
 from __future__ import annotations
@@ -14,14 +16,15 @@ from pathlib import Path
 from sdlf_cli.aws.cloudformation import StackInfo
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.deploy import FINGERPRINT_TAG, StackSpec, statuses
+from sdlf_cli.deploy.inputs import InputResolver
 from sdlf_cli.lake import Lake
 from sdlf_cli.package import build_artifacts, parameter_values
 from sdlf_cli.render import render_layer
 from sdlf_cli.results import Listing
-from sdlf_cli.workflows.deploy import all_layers, build_spec, delivery_layers, stack_spec
+from sdlf_cli.workflows.deploy import all_layers, build_spec, delivery_layers, lake_sources, stack_spec
 
 IN_SYNC = "in sync"
-CHANGED = "template changed"
+CHANGED = "changed"
 NOT_DEPLOYED = "not deployed"
 NO_FINGERPRINT = "no fingerprint"
 FAILED_CREATE = "failed create"
@@ -112,7 +115,8 @@ def declared_specs(cfg: LakeConfig, bucket: str, root: Path) -> list[StackSpec]:
     bootstrap, rest = templates[0], templates[1:]
     code = parameter_values(build_artifacts(root, root / ".sdlf" / "build" / cfg.env / "artifacts"))
     in_run = {t.stack_name for t in rest}
-    return [build_spec(cfg, bootstrap, {}), *(stack_spec(cfg, t, bucket, code, in_run) for t in rest)]
+    sources = lake_sources(rest, bucket, code)
+    return [build_spec(cfg, bootstrap, {}), *(stack_spec(cfg, t, bucket, code, in_run, sources) for t in rest)]
 
 
 class LakeStatus(Listing):
@@ -127,8 +131,9 @@ def lake_status(lake: Lake, root: Path = Path(".")) -> LakeStatus:
     bucket = (boot.outputs.get("ArtifactsBucket") if boot else None) or cfg.names.resolve(
         cfg.names.bucket("artifacts"), account, lake.target.region)
 
+    resolve = InputResolver(lake.parameters.values, lake.stacks.exports)
     states = []
-    for spec in declared_specs(cfg, bucket, root):
+    for spec in map(resolve, declared_specs(cfg, bucket, root)):
         stack = live.get(spec.name)
         drift, step = classify(cfg, spec.layer, stack, spec.fingerprint())
         states.append(StackState(spec.name, spec.layer, unit_of(spec.tags), stack.status if stack else None,

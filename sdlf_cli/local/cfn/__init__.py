@@ -34,10 +34,12 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     from sdlf_cli.local.cfn import _patching
     from sdlf_cli.local.cfn.buckets import install_bucket_fixes
     from sdlf_cli.local.cfn.changesets import install_change_set_fixes
+    from sdlf_cli.local.cfn.change_set_tags import install_change_set_tag_fixes
     from sdlf_cli.local.cfn.functions import install_function_fixes
     from sdlf_cli.local.cfn.keys import install_key_fixes
     from sdlf_cli.local.cfn.loggroups import install_log_group_fixes
     from sdlf_cli.local.cfn.roles import install_role_fixes
+    from sdlf_cli.local.cfn.ssm_parameters import install_ssm_parameter_fixes
     from sdlf_cli.local.cfn.stacks import install_stack_fixes
     from sdlf_cli.local.cfn.statemachines import install_state_machine_fixes
     from sdlf_cli.local.cfn.tables import install_table_fixes
@@ -53,6 +55,8 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     install_log_group_fixes()
     install_role_fixes()
     install_key_fixes()
+    install_ssm_parameter_fixes()
+    install_change_set_tag_fixes()
     registered = providers()
     _clear_model_caches()
     known = _model_types()
