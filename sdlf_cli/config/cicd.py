@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdlf_cli.config.loader import Node, format_path, load_tree
+from sdlf_cli.config.tree import Node, format_path, load_tree
 from sdlf_cli.errors import Problem
 
 KEYS = ("tooling_env", "source", "test_command", "log_retention_days", "stages")

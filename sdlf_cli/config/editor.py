@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
-from sdlf_cli.config.loader import Node, load_config, parse_text
-from sdlf_cli.config.validate import DATASET_KEYS, DATASET_RULE, PIPELINE_RULE, TEAM_RULE, NameRule
+from sdlf_cli.config.loader import load_config
+from sdlf_cli.config.tree import Node, parse_text
+from sdlf_cli.config.checks import DATASET_RULE, PIPELINE_RULE, TEAM_RULE, NameRule
+from sdlf_cli.config.validate import DATASET_KEYS
 from sdlf_cli.errors import ConfigError, Problem, UsageError
 
 INDENT = 2

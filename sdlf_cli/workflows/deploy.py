@@ -88,9 +88,7 @@ def parent_stacks(cfg: LakeConfig, template: RenderedTemplate) -> tuple[str, ...
         return (names.team_stack(team),)
     if template.layer == "dataset":
         team_name, dataset_name = template.name.split("/")
-        team = cfg.team(team_name)
-        dataset = next(d for d in team.datasets if d.name == dataset_name)
-        return (names.pipeline_stack(team_name, dataset.pipeline),)
+        return (names.pipeline_stack(team_name, cfg.dataset(team_name, dataset_name).pipeline),)
     return ()
 
 

@@ -148,8 +148,7 @@ class _DeadLetters:
         registration = self.registration(team, dataset)
         if registration and registration.get("pipeline"):
             return registration["pipeline"]
-        unit = self.cfg.team(team)
-        found = next((d for d in unit.datasets if d.name == dataset), None) if unit else None
+        found = self.cfg.dataset(team, dataset)
         return found.pipeline if found else None
 
     def stage_a_queue(self, team: str, pipeline: str) -> str | None:

@@ -32,8 +32,7 @@ class StageBRun:
 
 
 def _pipeline_of(cfg: LakeConfig, team: str, dataset: str) -> str:
-    unit = cfg.team(team)
-    found = next((d for d in unit.datasets if d.name == dataset), None) if unit else None
+    found = cfg.dataset(team, dataset)
     if found is None:
         raise UsageError(f"no dataset {team}/{dataset} in parameters/{cfg.env}.yaml")
     return found.pipeline

@@ -168,3 +168,11 @@ def test_regions_come_from_botocore_partitions_offline():
     regions = known_regions()
     assert {"us-east-1", "eu-west-1", "ap-southeast-4", "cn-north-1", "us-gov-west-1"} <= regions
     assert not any(r.endswith("-global") for r in regions)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("        schedule: cron(61 * * * ? *)\n", "value out of range 0-59 in '61'"),
+    ("        schedule: cron(0 2 ? FOO MON *)\n", "unknown value 'FOO'"),
+])
+def test_schedules_the_emulator_could_not_fire_are_refused_by_the_validator(tmp_path, text, message):
+    assert found("dev", _lake(tmp_path, text)) == [(11, "teams.eng.datasets.ds.schedule", message)]

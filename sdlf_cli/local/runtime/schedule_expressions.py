@@ -3,6 +3,9 @@
 A small evaluator of our own (no extra dependency): it supports what EventBridge documents - lists,
 ranges, `*`, `?`, `/` steps, month and weekday names, `L` (last day of month / last weekday), `W`
 (nearest weekday) and `#` (nth weekday). Day-of-week is 1-7 = SUN-SAT, as in AWS. Times are UTC.
+
+The one parser of these expressions: the configuration's validator checks `schedule` with it too, so what the
+parameters file accepts is what the emulator fires and what EventBridge takes.
 """
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*?,/#\-]+")
+_EXPECTED = "expected rate(N minute[s]|hour[s]|day[s]) or cron(<6 fields>)"
 _CRON = re.compile(r"^cron\((.*)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _MONTHS = {name: i for i, name in enumerate(
@@ -83,12 +88,16 @@ class Cron:
     @classmethod
     def parse(cls, body: str) -> "Cron":
         fields = body.split()
+        text = f"cron({body})"
         if len(fields) != 6:
-            raise ScheduleError(f"cron needs 6 fields (minutes hours day-of-month month day-of-week year), "
-                                f"got {len(fields)}: {body!r}")
+            raise ScheduleError("expected cron(minutes hours day-of-month month day-of-week year) with 6 fields, "
+                                f"got {len(fields)} in {text!r}")
+        bad = [f for f in fields if not _CRON_FIELD.fullmatch(f)]
+        if bad:
+            raise ScheduleError(f"unexpected characters in cron field {bad[0]!r} of {text!r}")
         minute, hour, dom, month, dow, year = fields
         if (dom == "?") == (dow == "?"):
-            raise ScheduleError(f"exactly one of day-of-month and day-of-week must be '?': {body!r}")
+            raise ScheduleError(f"exactly one of day-of-month and day-of-week must be '?' in {text!r}")
         cron = cls(
             minutes=frozenset(_parse_field(minute, 0, 59)),
             hours=frozenset(_parse_field(hour, 0, 23)),
@@ -155,14 +164,20 @@ def _dow_matches(expr: str, day, aws_dow: int, last: int) -> bool:
 
 
 def parse_schedule(expression: str) -> Rate | Cron:
+    """The expression as EventBridge reads it; ScheduleError says what EventBridge would refuse."""
     text = expression.strip()
     match = _RATE.match(text)
     if match:
-        value, unit = int(match.group(1)), match.group(2).rstrip("s")
+        value, unit = int(match.group(1)), match.group(2)
         if value <= 0:
-            raise ScheduleError(f"rate must be positive: {expression!r}")
-        return Rate(value * _UNIT_SECONDS[unit])
+            raise ScheduleError(f"{_EXPECTED} with N >= 1, got {expression!r}")
+        singular = unit.rstrip("s")
+        want = singular if value == 1 else singular + "s"
+        if unit != want:
+            raise ScheduleError(f"AWS requires 'rate({value} {want})' (singular unit for 1, plural otherwise), "
+                                f"got {expression!r}")
+        return Rate(value * _UNIT_SECONDS[singular])
     match = _CRON.match(text)
     if match:
         return Cron.parse(match.group(1))
-    raise ScheduleError(f"not a schedule expression (expected rate(...) or cron(...)): {expression!r}")
+    raise ScheduleError(f"{_EXPECTED}, got {expression!r}")
