@@ -62,8 +62,11 @@ phases:
           echo "line $i"
         done
       - printf 'no newline at the end'
+      - python -c "import boto3; print('caller', boto3.client('sts').get_caller_identity()['Arn'])"
 """)
     assert result.status == "SUCCEEDED", lines
+    # the build acts as the project's service role
+    assert f"caller arn:aws:sts::123456789012:assumed-role/build/{result.build_id.split(':')[1][:64]}" in lines
     assert "count=2 in work" in lines and "hello again" in lines
     assert "line 1" in lines and "line 2" in lines and "no newline at the end" in lines
 

@@ -304,6 +304,13 @@ class CodeBuildRunner:
         shutil.rmtree(scratch, ignore_errors=True)
         src.mkdir(parents=True)
         bin_dir = build_python.create(scratch / "python")
+        try:
+            credentials = self._role_credentials(build)
+        except BuildError as exc:
+            log.container(f"Phase complete: PROVISIONING State: FAILED")
+            log.container(f"Phase context status code: {exc.code} Message: {exc.message}")
+            record.end_phase("FAILED", exc.code, exc.message)
+            return BuildResult(build_id, "FAILED", {}, {}, "PROVISIONING", exc.code, exc.message)
         record.end_phase("SUCCEEDED")
         record.start_phase("DOWNLOAD_SOURCE")
         try:
@@ -325,6 +332,7 @@ class CodeBuildRunner:
         record.end_phase("SUCCEEDED")
 
         env = self._environment(request, project, spec, build, src, secondary_dirs, bin_dir)
+        env.update(credentials)
         session_env = env
         failure: BuildError | None = None
         skip_to_finalizing = False
@@ -442,6 +450,19 @@ class CodeBuildRunner:
             env[variable["name"]] = (self._parameter(value) if kind == "PARAMETER_STORE"
                                      else self._secret(value) if kind == "SECRETS_MANAGER" else value)
         return env
+
+    def _role_credentials(self, build: dict[str, Any]) -> dict[str, str]:
+        """The build acts as the project's service role (assumed-role keys from the emulator's STS), as on
+        CodeBuild: `aws sts get-caller-identity` in a build names the role."""
+        role = build.get("serviceRole") or ""
+        try:
+            credentials = self.client("sts").assume_role(
+                RoleArn=role, RoleSessionName=build["id"].split(":", 1)[1][:64])["Credentials"]
+        except Exception as exc:
+            raise BuildError("PROVISIONING", "CLIENT_ERROR",
+                             f"CodeBuild is not authorized to perform: sts:AssumeRole on {role}: {exc}") from exc
+        return {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": credentials["SessionToken"]}
 
     def _parameter(self, name: str) -> str:
         try:
