@@ -117,3 +117,27 @@ def test_failed_update_halfway_restores_what_it_changed(emulator):
     assert {new_table, added} <= _tables(emulator) and old_table not in _tables(emulator)
     with pytest.raises(ClientError):
         ssm.get_parameter(Name=f"/t/{name}/named")
+
+
+def test_update_applies_the_change_set_tags_and_a_failed_one_keeps_the_old(emulator):
+    stack = unique("upd-tags")
+    cfn = client(emulator, "cloudformation")
+
+    def run(template: dict, tags: dict[str, str]) -> dict:
+        name = unique("cs")
+        cfn.create_change_set(StackName=stack, ChangeSetName=name, TemplateBody=json.dumps(template),
+                              ChangeSetType="UPDATE" if run.created else "CREATE",
+                              Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        cfn.execute_change_set(StackName=stack, ChangeSetName=name)
+        run.created = True
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        return described["StackStatus"], {t["Key"]: t["Value"] for t in described.get("Tags") or []}
+
+    run.created = False
+    table = _table(unique("tagged"))
+    assert run({"Resources": {"Table": table}}, {"sdlf:fingerprint": "one"}) == ("CREATE_COMPLETE", {"sdlf:fingerprint": "one"})
+    streamed = {**table, "Properties": {**table["Properties"], "StreamSpecification": {"StreamViewType": "KEYS_ONLY"}}}
+    assert run({"Resources": {"Table": streamed}}, {"sdlf:fingerprint": "two"}) == ("UPDATE_COMPLETE", {"sdlf:fingerprint": "two"})
+    bad = {"Resources": {"Table": table, "Named": {"Type": "AWS::SSM::Parameter",
+                                                   "Properties": {"Name": "aws-reserved", "Type": "String", "Value": "x"}}}}
+    assert run(bad, {"sdlf:fingerprint": "three"}) == ("UPDATE_ROLLBACK_COMPLETE", {"sdlf:fingerprint": "two"})

@@ -102,6 +102,33 @@ def test_second_deploy_is_unchanged(lake, project):
     assert {u.action for u in outcome.uploads} == {"skipped"}
 
 
+def test_plan_of_a_renamed_table_says_what_aws_would(lake, project):
+    """A new TableName is a replacement (create-only in the provider schema): the plan flags the table as
+    destructive with its data at risk, and what reads its name or Arn as changing when it is known."""
+    cfg, clients, _ = lake
+    tables = project / "templates" / "foundations" / "_tables.yaml.j2"
+    original = tables.read_text()
+    tables.write_text(original.replace('table("rExecutionsTable", "executions",', 'table("rExecutionsTable", "runs",'))
+    try:
+        outcome = deploy_layers(Lake(cfg, clients), make_reporter("json"), ["foundations"], root=project, dry_run=True)
+    finally:
+        tables.write_text(original)
+    foundations = next(r for r in outcome.results if r.layer == "foundations")
+    assert foundations.status == "planned", foundations.message
+    changes = {c.logical_id: c for c in foundations.changes}
+    table = changes["rExecutionsTable"].to_dict()
+    assert (table["action"], table["replacement"], table["destructive"], table["data_at_risk"]) == (
+        "Modify", "True", True, True)
+    assert table["recreates"] == ["TableName"]
+    dependants = [c for c in foundations.changes if c.logical_id != "rExecutionsTable"]
+    assert dependants and all(c.action == "Modify" and not c.destructive for c in dependants)
+    # the registry parameter that publishes the table's name changes with it
+    assert "AWS::SSM::Parameter" in {c.resource_type for c in dependants}
+    assert "1 destructive" in foundations.message and "1 with data at risk" in foundations.message
+    # nothing was executed: the stack and the table are as deployed
+    assert cfg.names.table("executions") in clients.client("dynamodb").list_tables()["TableNames"]
+
+
 def test_changed_lambda_code_updates_only_that_function(lake, project, emulator):
     cfg, clients, _ = lake
     handler = project / "lambda" / "catalog" / "handler.py"

@@ -67,13 +67,16 @@ def _find_change_set(backend, change_set_name: str):
 
 
 def _refresh_outputs_and_exports(backend, stack, change_set) -> None:
-    """moto builds Outputs/Exports only in create_stack; redo that after a change set ran."""
+    """moto builds Outputs/Exports only in create_stack, and never applies an update's tags; redo that
+    after a change set ran."""
     from moto.cloudformation.exceptions import ValidationError
 
     stack.template = change_set.template
     stack._parse_template()
     stack.description = stack.template_dict.get("Description")
     stack.parameters = dict(change_set.parameters or {})
+    if change_set.tags:  # as on AWS: a change set's tags become the stack's (none given: unchanged)
+        stack.tags = dict(change_set.tags)
     stack.output_map = stack._create_output_map()
     new_exports = stack.exports
     for name in [n for n, e in backend.exports.items() if e.exporting_stack_id == stack.stack_id]:
