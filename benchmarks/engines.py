@@ -1,14 +1,16 @@
-"""Stage-B heavy transform: the python engine (json + pyarrow) vs the spark engine (local[2]) on one batch.
+"""Stage-B heavy transform: each engine against its own raw libraries, and the two engines side by side.
 
     .venv/bin/python benchmarks/engines.py [--records 50000] [--files 4] [--repeat 3] [--partition-by ingestion_date]
 
 Generates JSON-lines records (nested struct, list of structs, list of strings, nulls, int/float mixes),
 splits them into --files stage objects, writes one manifest and runs `glue/heavy_transform.py`'s
 `run(engine, manifest_uri, s3=..., spark=...)` for each engine on it, in-process, with S3 being moto's
-`mock_aws` (as in tests/unit/test_glue_heavy_transform.py). The runs are interleaved
-(python, spark, python, spark, ...) so machine noise hits both engines alike. The Spark session is
-started once and timed on its own; each spark run reuses it. Needs Java 17 for the spark engine.
-Prints figures side by side and their ratios; nothing is asserted.
+`mock_aws` (as in tests/unit/test_glue_heavy_transform.py). Beside each engine, on the same bytes in the
+same run, the raw libraries it is built on: `pyarrow.json.read_json` + `pyarrow.parquet.write_table`
+(in memory, no S3) for python; `spark.read.json` (its own inference) + `write.parquet` on local files for
+spark. The runs are interleaved (python, raw pyarrow, spark, raw spark, ...) so machine noise hits all
+alike. The Spark session is started once and timed on its own; each spark run reuses it. Needs Java 17
+for the spark engine. Prints figures side by side and their ratios; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ import io
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, header, ratio, table  # noqa: E402
 
 import boto3  # noqa: E402
+import pyarrow.json as pj  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
@@ -114,6 +119,18 @@ def outputs_digest(s3, result: dict) -> tuple[str, int, str]:
     return " | ".join(sorted(schemas)), len(rows), digest
 
 
+def raw_pyarrow(bodies: list[bytes]) -> None:
+    """The python engine's libraries alone: parse with pyarrow's inference, write snappy Parquet."""
+    for body in bodies:
+        pq.write_table(pj.read_json(io.BytesIO(body)), io.BytesIO(), compression="snappy")
+
+
+def raw_spark(spark, paths: list[str], out: str) -> None:
+    """The spark engine's libraries alone: Spark's JSON reader inferring its own schema, then Parquet."""
+    spark.read.json(["file://" + p for p in paths]).coalesce(1).write.mode("overwrite") \
+        .option("compression", "snappy").parquet("file://" + out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
@@ -124,7 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     partition_by = [c for c in args.partition_by.split(",") if c]
 
-    header("stage-B heavy transform: python engine vs spark engine (local[2]), same batch, moto mock_aws")
+    header("stage-B heavy transform: each engine vs its raw libraries, python vs spark (local[2]), same batch")
     os.environ.pop("AWS_ENDPOINT_URL", None)
     heavy = load_heavy()
 
@@ -142,8 +159,13 @@ def main() -> None:
     print(f"spark session start-up (JVM + local[2] context, once per job on Glue/emulator): {spark_startup:.1f} s")
     print()
 
-    timings: dict[str, list[float]] = {"python": [], "spark": []}
+    timings: dict[str, list[float]] = {"python": [], "spark": [], "raw pyarrow": [], "raw spark": []}
     checks: dict[str, tuple] = {}
+    scratch = tempfile.mkdtemp(prefix="sdlf-bench-engines-")
+    local_files = []
+    for i, body in enumerate(bodies):
+        local_files.append(os.path.join(scratch, f"part-{i:03d}.jsonl"))
+        Path(local_files[-1]).write_bytes(body)
     try:
         with mock_aws():
             s3 = boto3.client("s3", region_name="us-east-1")
@@ -151,14 +173,20 @@ def main() -> None:
                 s3.create_bucket(Bucket=bucket)
             manifest_uri = put_batch(s3, bodies, "b" + "0" * 23 + "1", partition_by)
             for _ in range(args.repeat):
-                for engine in ("python", "spark"):
+                for engine in ("python", "raw pyarrow", "spark", "raw spark"):
                     started = time.perf_counter()
-                    result = heavy.run(engine, manifest_uri, s3=s3, spark=spark if engine == "spark" else None)
+                    if engine == "raw pyarrow":
+                        raw_pyarrow(bodies)
+                    elif engine == "raw spark":
+                        raw_spark(spark, local_files, os.path.join(scratch, "raw-spark-out"))
+                    else:
+                        result = heavy.run(engine, manifest_uri, s3=s3, spark=spark if engine == "spark" else None)
                     timings[engine].append(time.perf_counter() - started)
-                    if engine not in checks:
+                    if engine in ("python", "spark") and engine not in checks:
                         checks[engine] = (result["rows"], len(result["outputs"]), outputs_digest(s3, result))
     finally:
         spark.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
 
     def first(engine: str) -> float:
         return timings[engine][0]
@@ -187,16 +215,25 @@ def main() -> None:
     ]
     table(rows, "lrrr")
     print()
+    raw_py, raw_sp = warm("raw pyarrow"), warm("raw spark")
+    print("each engine against its raw libraries on the same bytes (warm, best of runs 2..N):")
+    table([
+        ["", "engine", "raw libraries", "engine / raw throughput"],
+        ["python: heavy_transform vs pyarrow read_json + write_table", f"{size / 1e6 / py:.1f} MB/s",
+         f"{size / 1e6 / raw_py:.1f} MB/s", f"{raw_py / py:.0%}"],
+        ["spark: heavy_transform vs spark.read.json + write.parquet", f"{size / 1e6 / sp:.1f} MB/s",
+         f"{size / 1e6 / raw_sp:.1f} MB/s", f"{raw_sp / sp:.0%}"],
+    ], "lrrr")
+    print()
     same = checks["python"][2] == checks["spark"][2]
     print(f"same rows and schema on both engines: {'yes' if same else 'NO'} "
           f"(digest python {checks['python'][2][2]}, spark {checks['spark'][2][2]})")
-    print("notes: both engines read and write S3 through moto in this process (its cost is in both figures);")
-    print("spark runs local[2] on this machine's cores with the script's pure-Python parsing in its Python")
-    print("workers, so its figures say nothing about a multi-node Glue cluster, only about this machine.")
-    print("A Glue job (and the emulator's Glue job subprocess) runs one batch in a fresh session, so")
-    print("'one job' is the per-batch cost; 'warm' is what a long-lived session would reach. The python")
-    print("figures exclude the interpreter start and imports of a fresh Glue Python shell process.")
-
+    print("notes: both engines read and write S3 through moto in this process (its cost is in the engine")
+    print("figures, not in the raw-library ones); spark runs local[2] on this machine's cores, so its figures")
+    print("say nothing about a multi-node Glue cluster, only about this machine. A Glue job (and the")
+    print("emulator's Glue job subprocess) runs one batch in a fresh session, so 'one job' is the per-batch")
+    print("cost; 'warm' is what a long-lived session would reach. The python figures exclude the interpreter")
+    print("start and imports of a fresh Glue Python shell process.")
 
 if __name__ == "__main__":
     main()

@@ -1,13 +1,12 @@
 """Stage-B heavy transform: a batch of stage JSON-lines objects -> partitioned Parquet in the analytics bucket.
 
 One script for both engines (Glue passes arguments as `--name value`):
-  --engine python   Glue Python shell (or the host, on the emulator): Python's json + pyarrow.
+  --engine python   Glue Python shell (or the host, on the emulator): pyarrow, columnar.
   --engine spark    Glue ETL (PySpark), or a local `local[2]` session where inputs are staged from S3 to
                     local files and outputs uploaded back (no s3a:// jars off Glue).
   --manifest s3://<stage>/<team>/<dataset>/_batches/<batch_id>/manifest.json
 
-Both engines share the same parsing, type inference and value conversion (the pure-Python functions
-below; on Spark they run in the executors), so the same inputs give the same rows and the same schema:
+Both engines share one schema inference, so the same inputs give the same rows and the same schema:
   JSON int -> bigint (int64), float -> double, int mixed with float -> double, string -> string,
   boolean -> boolean, object -> struct (fields merged across rows), array -> array (elements merged),
   any other mix of types in one field -> string (non-string values as compact JSON text),
@@ -15,6 +14,17 @@ below; on Spark they run in the executors), so the same inputs give the same row
   an integer outside int64 -> string.
 Column (and struct field) names are normalised: lowercase, anything but [a-z0-9_] -> '_', duplicates get
 `_2`, `_3`... in order of first appearance. Columns keep the order of first appearance.
+
+How (no row-at-a-time Python on the common path): each stage object is parsed by pyarrow's JSON reader
+and its Arrow schema mapped onto the rules above; the files' schemas are merged; then each file's
+columns are converted to the merged types with Arrow compute (int -> double, missing struct fields ->
+null, renames) and split by partition. A file pyarrow cannot type by these rules (a conflict inside it,
+a value that becomes JSON text, an integer past int64, a duplicate key) is read exactly by the pure
+functions below instead, so the result never depends on which path ran. Memory stays bounded: files are
+inferred one at a time (their tables kept only up to KEEP_BYTES, read again past it) and output rows
+are written per partition in row groups of at most FLUSH_BYTES.
+Spark runs the same per-file inference in its executors, then reads the lines with its own JSON parser
+(`from_json`) under the merged schema (keys as in the data) and casts to the final names.
 
 Output: one Parquet file (snappy) per hive partition, `<output>/<col>=<value>/.../part-<batch_id>.parquet`,
 so a replayed batch overwrites its files instead of adding new ones. `ingestion_date` (the batch's
@@ -124,7 +134,7 @@ def dedupe(names: Sequence[str]) -> List[str]:
     return out
 
 
-# --- parsing and type inference (pure Python: runs in Spark executors too) ------------------------
+# --- parsing and type inference: the rules, exactly (the reference and the fallback) --------------
 # Raw types while inferring: ("null",) ("boolean",) ("bigint",) ("double",) ("string",)
 # ("struct", ((raw_key, type), ...)) ("array", type).
 NULL = ("null",)
@@ -414,6 +424,221 @@ def _partition_dict(plan: Plan, values: Sequence[Optional[str]]) -> Dict[str, Op
     return dict(zip(plan.partition_by, values))
 
 
+# --- columnar reading (shared by both engines) ---------------------------------------------------
+# pyarrow's JSON reader parses and infers types natively; its results are mapped onto the rules above.
+# Where its inference cannot give those rules' answer the file is read exactly, with `json` and the
+# functions above, instead: a type conflict inside the file (pyarrow raises), a duplicate key, a line
+# that is not an object (it raises), an integer beyond int64 (it makes a double). It also infers
+# timestamps from ISO-looking strings, which stay text here: such fields are read again as strings.
+PREFIX_BYTES = 256 * 1024  # the prefix whose inferred schema fixes the field order and text fields
+KEEP_BYTES = 256 * 1024 * 1024  # tables kept between the two passes; past this they are read again
+FLUSH_BYTES = 64 * 1024 * 1024  # rows buffered per output file before a row group is written
+INT64_LIMIT = float(2 ** 63)  # a double this large may be an integer past int64 pyarrow widened
+
+
+class FileRead:
+    """One stage object after the inference pass: its raw schema, and its Arrow table while kept."""
+
+    def __init__(self, uri: str, location: str, kind: tuple, rows: int, table: Any = None):
+        self.uri, self.location, self.kind, self.rows, self.table = uri, location, kind, rows, table
+
+
+def check_utf8(uri: str, body: bytes) -> None:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body[: exc.start].count(b"\n") + 1
+        raise JobError(f"{uri} line {line}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def raw_kind(arrow: Any, reference: Any = None) -> tuple:
+    """The raw type (see infer) of an Arrow type pyarrow inferred; struct fields in `reference`'s order."""
+    import pyarrow as pa
+
+    if pa.types.is_null(arrow):
+        return NULL
+    if pa.types.is_boolean(arrow):
+        return ("boolean",)
+    if pa.types.is_integer(arrow):
+        return ("bigint",)
+    if pa.types.is_floating(arrow):
+        return ("double",)
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        inner = reference.value_type if reference is not None and pa.types.is_list(reference) else None
+        return ("array", raw_kind(arrow.value_type, inner))
+    if pa.types.is_struct(arrow):
+        return ("struct", _raw_fields(list(arrow), reference))
+    return ("string",)
+
+
+def _raw_fields(fields: List[Any], reference: Any) -> tuple:
+    import pyarrow as pa
+
+    order: Dict[str, int] = {}
+    if reference is not None and (isinstance(reference, pa.Schema) or pa.types.is_struct(reference)):
+        order = {field.name: index for index, field in enumerate(reference)}
+    ranked = sorted(enumerate(fields), key=lambda item: (order.get(item[1].name, len(order) + item[0])))
+    return tuple(
+        (field.name, raw_kind(field.type, reference.field(field.name).type if field.name in order else None))
+        for _, field in ranked
+    )
+
+
+def _text_paths(arrow: Any, path: Tuple[str, ...] = ()) -> List[Tuple[str, ...]]:
+    """Paths of the fields pyarrow typed from strings (timestamps and the like)."""
+    import pyarrow as pa
+
+    if isinstance(arrow, pa.Schema) or pa.types.is_struct(arrow):
+        return [p for field in arrow for p in _text_paths(field.type, path + (field.name,))]
+    if pa.types.is_list(arrow):
+        return _text_paths(arrow.value_type, path + ("[]",))
+    simple = (pa.types.is_null, pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating,
+              pa.types.is_string, pa.types.is_large_string)
+    return [] if any(test(arrow) for test in simple) else [path]
+
+
+def _explicit_schema(schema: Any, paths: List[Tuple[str, ...]]) -> Any:
+    """`schema` pruned to `paths`, each of them a string: pyarrow then reads those fields as text."""
+    import pyarrow as pa
+
+    def prune(arrow: Any, wanted: List[Tuple[str, ...]]) -> Any:
+        if any(not p for p in wanted):
+            return pa.string()
+        if pa.types.is_list(arrow):
+            return pa.list_(prune(arrow.value_type, [p[1:] for p in wanted]))
+        fields = []
+        for field in arrow:
+            sub = [p[1:] for p in wanted if p[0] == field.name]
+            if sub:
+                fields.append(pa.field(field.name, prune(field.type, sub)))
+        return pa.struct(fields)
+
+    return pa.schema(list(prune(pa.struct(list(schema)), paths)))
+
+
+def _largest_double(array: Any) -> float:
+    """The largest magnitude of the doubles anywhere in an array (nested ones included), 0 if none."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(array, pa.ChunkedArray):
+        return max([_largest_double(chunk) for chunk in array.chunks], default=0.0)
+    kind = array.type
+    if pa.types.is_struct(kind):
+        return max([_largest_double(array.field(i)) for i in range(kind.num_fields)], default=0.0)
+    if pa.types.is_list(kind):
+        return _largest_double(array.flatten())
+    if pa.types.is_floating(kind):
+        largest = pc.max(pc.abs(array)).as_py()
+        return largest if largest is not None else 0.0
+    return 0.0
+
+
+def _pyarrow_json(body: bytes, explicit: Any) -> Any:
+    import pyarrow.json as pj
+
+    options = pj.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="infer")
+    return pj.read_json(pa_buffer(body), read_options=pj.ReadOptions(block_size=4 << 20), parse_options=options)
+
+
+def pa_buffer(body: bytes) -> Any:
+    import pyarrow as pa
+
+    return pa.BufferReader(body)
+
+
+def arrow_read(body: bytes) -> Optional[Tuple[Any, tuple]]:
+    """(table, raw schema) read natively, or None where only the exact reading gives the rules' answer."""
+    import pyarrow as pa
+
+    cut = body.rfind(b"\n", 0, PREFIX_BYTES) + 1 if len(body) > PREFIX_BYTES else 0
+    try:
+        reference = _pyarrow_json(body[:cut], None).schema if cut else None
+        paths = _text_paths(reference) if reference is not None else []
+        table = _pyarrow_json(body, _explicit_schema(reference, paths) if paths else None)
+        reference = reference if reference is not None else table.schema
+        for _ in range(3):  # fields typed from strings that first appear past the prefix
+            more = [p for p in _text_paths(table.schema) if p not in paths]
+            if not more:
+                break
+            paths += more
+            table = _pyarrow_json(body, _explicit_schema(table.schema, paths))
+        else:
+            return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    if any(_largest_double(column) >= INT64_LIMIT for column in table.columns):
+        return None  # an integer past int64 is text by the rules: let the exact reading decide
+    return table, ("struct", _raw_fields(list(table.schema), reference))
+
+
+def read_exact(uri: str, body: bytes) -> List[Dict[str, Any]]:
+    return [parse_line(uri, number, line) for number, line in iter_lines(uri, body)]
+
+
+def infer_file(uri: str, location: str, body: bytes, keep: bool) -> FileRead:
+    """Pass one over a stage object: check it, infer its raw schema; keep the Arrow table if asked."""
+    check_utf8(uri, body)
+    if not body.strip():
+        return FileRead(uri, location, ("struct", ()), 0)
+    native = arrow_read(body)
+    if native is None:
+        records = read_exact(uri, body)
+        return FileRead(uri, location, infer_records(records), len(records))
+    table, kind = native
+    return FileRead(uri, location, kind, table.num_rows, table if keep else None)
+
+
+def conform(array: Any, have: tuple, want: Any) -> Any:
+    """An Arrow array read as raw type `have`, as final type `want` (vectorised), or None when only
+    the exact conversion can (a value that becomes its JSON text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(array, pa.ChunkedArray):
+        chunks = [conform(chunk, have, want) for chunk in array.chunks]
+        return None if any(c is None for c in chunks) else pa.chunked_array(chunks, arrow_type(want))
+    if have == NULL:
+        return pa.nulls(len(array), arrow_type(want))
+    if isinstance(want, str):
+        if (want,) == have:
+            return array
+        if want == "double" and have == ("bigint",):
+            return array.cast(pa.float64())
+        if want == "string" and have == ("struct", ()):
+            return pc.if_else(array.is_valid(), pa.scalar("{}"), pa.scalar(None, pa.string()))
+        return None
+    if want[0] == "array":
+        if have[0] != "array":
+            return None
+        offsets = array.offsets
+        first, last = offsets[0].as_py(), offsets[-1].as_py()
+        values = conform(array.values.slice(first, last - first), have[1], want[1])
+        if values is None:
+            return None
+        if first:
+            offsets = pc.subtract(offsets, pa.scalar(first, offsets.type))
+        return pa.ListArray.from_arrays(offsets, values, type=arrow_type(want), mask=array.is_null())
+    if have[0] != "struct":
+        return None
+    present = dict(have[1])
+    children = []
+    for _, key, sub in want[1]:
+        child = conform(array.field(key), present[key], sub) if key in present else pa.nulls(len(array), arrow_type(sub))
+        if child is None:
+            return None
+        children.append(child)
+    fields = [pa.field(name, arrow_type(sub)) for name, _, sub in want[1]]
+    return pa.StructArray.from_arrays(children, fields=fields, mask=array.is_null())
+
+
+def read_location(s3: Any, uri: str, location: str) -> bytes:
+    if location.startswith("s3://"):
+        return read_object(s3 or s3_client(), location, "input")
+    with open(location, "rb") as handle:
+        return handle.read()
+
+
 # --- engine: python (pyarrow) --------------------------------------------------------------------
 def arrow_type(kind: Any) -> Any:
     import pyarrow as pa
@@ -437,31 +662,150 @@ def iter_lines(uri: str, body: bytes) -> Iterator[Tuple[int, str]]:
             yield number, line
 
 
+def infer_inputs(s3: Any, uris: Sequence[str], scratch: str) -> List[FileRead]:
+    """Pass one: every stage object downloaded to `scratch`, checked and inferred, in input order."""
+    reads, kept = [], 0
+    for index, uri in enumerate(uris):
+        location = _stage_input(s3, uri, os.path.join(scratch, "in", f"{index:06d}.jsonl"))
+        with open(location, "rb") as handle:
+            body = handle.read()
+        read = infer_file(uri, location, body, keep=kept < KEEP_BYTES)
+        if read.table is not None:
+            kept += read.table.nbytes
+        reads.append(read)
+    return reads
+
+
+def batch_tables(plan: "Plan", reads: Sequence[FileRead]) -> Iterator[Any]:
+    """Pass two: each object's rows as an Arrow table of the plan's columns (final names and types)."""
+    import pyarrow as pa
+
+    schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.columns])
+    for read in reads:
+        if not read.rows:
+            continue
+        table, kind = read.table, read.kind
+        body = None
+        if table is None:
+            body = read_location(None, read.uri, read.location)
+            native = arrow_read(body)
+            if native is not None:
+                table, kind = native
+        columns = None
+        if table is not None:
+            present = dict(kind[1])
+            columns = []
+            for name, key, final in plan.columns:
+                column = conform(table.column(key), present[key], final) if key in present \
+                    else pa.nulls(table.num_rows, arrow_type(final))
+                if column is None:
+                    columns = None
+                    break
+                columns.append(column)
+        read.table = None
+        if columns is not None:
+            yield pa.Table.from_arrays(columns, schema=schema)
+            continue
+        records = read_exact(read.uri, body if body is not None else read_location(None, read.uri, read.location))
+        rows = [{name: convert(record.get(key), kind) for name, key, kind in plan.columns} for record in records]
+        yield pa.Table.from_pylist(rows, schema=schema)
+
+
+def partition_text_array(column: Any, kind: Any) -> Any:
+    """Folder values of a partition column, vectorised like partition_text ('' and null -> None)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == "string":
+        return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+    return column.cast(pa.string())  # bigint digits; boolean true/false
+
+
+def split_partitions(plan: "Plan", table: Any) -> Iterator[Tuple[Tuple[Optional[str], ...], Any]]:
+    """(partition values, rows without the partition columns) for each partition the table holds."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = table.select([name for name, _, _ in plan.data_columns])
+    keys = {name: partition_text_array(table.column(name), plan.kinds[name])
+            for name in plan.partition_by if not (name == INGESTION_DATE and plan.added_ingestion_date)}
+    if not keys:
+        yield tuple(plan.ingestion_date for _ in plan.partition_by), data
+        return
+    frame = pa.table(keys)
+    for combo in frame.group_by(list(keys), use_threads=False).aggregate([]).to_pylist():
+        mask = None
+        for name, value in combo.items():
+            test = pc.is_null(frame.column(name)) if value is None else \
+                pc.fill_null(pc.equal(frame.column(name), value), False)
+            mask = test if mask is None else pc.and_(mask, test)
+        values = tuple(plan.ingestion_date if name not in keys else combo[name] for name in plan.partition_by)
+        yield values, data.filter(mask)
+
+
+class PartitionFiles:
+    """One Parquet file per partition, written in row groups as rows arrive (bounded memory)."""
+
+    def __init__(self, schema: Any, scratch: str):
+        self.schema, self.scratch = schema, scratch
+        self.pending: Dict[Tuple[Optional[str], ...], List[Any]] = {}
+        self.writers: Dict[Tuple[Optional[str], ...], Any] = {}
+        self.rows: Dict[Tuple[Optional[str], ...], int] = {}
+
+    def add(self, values: Tuple[Optional[str], ...], table: Any) -> None:
+        if not table.num_rows:
+            return
+        self.pending.setdefault(values, []).append(table)
+        self.rows[values] = self.rows.get(values, 0) + table.num_rows
+        if sum(t.nbytes for t in self.pending[values]) >= FLUSH_BYTES:
+            self._flush(values)
+
+    def _flush(self, values: Tuple[Optional[str], ...]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = self.pending.pop(values, [])
+        if not tables:
+            return
+        if values not in self.writers:
+            path = os.path.join(self.scratch, f"out-{len(self.writers)}.parquet")
+            self.writers[values] = (pq.ParquetWriter(path, self.schema, compression="snappy"), path)
+        self.writers[values][0].write_table(pa.concat_tables(tables))
+
+    def close(self) -> Dict[Tuple[Optional[str], ...], Tuple[str, int]]:
+        """partition values -> (local file, rows)."""
+        for values in list(self.pending):
+            self._flush(values)
+        files = {}
+        for values, (writer, path) in self.writers.items():
+            writer.close()
+            files[values] = (path, self.rows[values])
+        return files
+
+
 def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     s3 = s3 or s3_client()
     manifest = load_manifest(s3, manifest_uri)
-    records: List[Dict[str, Any]] = []
-    for uri in input_uris(manifest):
-        body = read_object(s3, uri, "input")
-        records.extend(parse_line(uri, number, line) for number, line in iter_lines(uri, body))
-    plan = Plan(manifest, infer_records(records))
-    plan.require_columns(len(records))
-    groups: Dict[Tuple[Optional[str], ...], List[Dict[str, Any]]] = {}
-    for record in records:
-        groups.setdefault(plan.partition_values(record), []).append(plan.row(record))
-    schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.data_columns])
-    outputs = []
     with tempfile.TemporaryDirectory(prefix="sdlf-heavy-") as scratch:
-        for index, (values, rows) in enumerate(sorted(groups.items(), key=lambda g: _sort_key(g[0]))):
-            local = os.path.join(scratch, f"{index}.parquet")
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema), local, compression="snappy")
+        reads = infer_inputs(s3, input_uris(manifest), scratch)
+        raw_schema: tuple = ("struct", ())
+        for read in reads:
+            raw_schema = merge(raw_schema, read.kind)
+        plan = Plan(manifest, raw_schema)
+        plan.require_columns(sum(read.rows for read in reads))
+        schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.data_columns])
+        files = PartitionFiles(schema, scratch)
+        for table in batch_tables(plan, reads):
+            for values, part in split_partitions(plan, table):
+                files.add(values, part)
+        outputs = []
+        for values, (path, rows) in sorted(files.close().items(), key=lambda item: _sort_key(item[0])):
             uri = output_uri(manifest, list(zip(plan.partition_by, values)))
-            with open(local, "rb") as handle:
+            with open(path, "rb") as handle:
                 write_object(s3, uri, handle.read(), "application/vnd.apache.parquet")
-            outputs.append({"uri": uri, "rows": len(rows), "partition": _partition_dict(plan, values)})
+            outputs.append({"uri": uri, "rows": rows, "partition": _partition_dict(plan, values)})
     return write_result(s3, manifest_uri, manifest, plan, outputs, "python")
 
 
@@ -490,46 +834,35 @@ def spark_session(glue: bool = False) -> Any:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.caseSensitive", "true")  # JSON keys differing only in case are distinct fields
         .getOrCreate()
     )
 
 
-def spark_type(kind: Any) -> Any:
+def spark_type(kind: Any, raw_names: bool = False) -> Any:
+    """The Spark type of a final type; struct fields by final name, or by the JSON key (raw_names)."""
     from pyspark.sql import types as T
 
     simple = {"bigint": T.LongType(), "double": T.DoubleType(), "string": T.StringType(), "boolean": T.BooleanType()}
     if isinstance(kind, str):
         return simple[kind]
     if kind[0] == "array":
-        return T.ArrayType(spark_type(kind[1]), True)
-    return T.StructType([T.StructField(name, spark_type(sub), True) for name, _, sub in kind[1]])
+        return T.ArrayType(spark_type(kind[1], raw_names), True)
+    return T.StructType([T.StructField(key if raw_names else name, spark_type(sub, raw_names), True)
+                         for name, key, sub in kind[1]])
 
 
-def _parse_partition(lines: Iterable[Tuple[int, int, str, str]]) -> Iterator[Tuple[int, int, Any]]:
-    """(input, line, uri, text) -> (input, line, record), or (input, line, JobError message)."""
-    for index, number, uri, text in lines:
-        if not text.strip():
-            continue
+def _infer_task(items: Iterable[Tuple[int, str, str]]) -> Iterator[Tuple[int, Optional[tuple], Optional[str], int]]:
+    """Executors: (input index, raw schema, error, rows) of each stage object, by the shared inference."""
+    for index, uri, location in items:
         try:
-            yield index, number, parse_line(uri, number, text)
+            read = infer_file(uri, location, read_location(None, uri, location), keep=False)
+            yield index, read.kind, None, read.rows
         except JobError as exc:
-            yield index, number, str(exc)
-
-
-def _infer_partition(items: Iterable[Tuple[int, int, Any]]) -> Iterator[Tuple[Optional[Tuple[int, int, str]], tuple]]:
-    schema: tuple = ("struct", ())
-    first_error = None
-    for index, number, record in items:
-        if isinstance(record, str):
-            if first_error is None or (index, number) < first_error[:2]:
-                first_error = (index, number, record)
-            continue
-        schema = merge(schema, infer(record))
-    yield first_error, schema
+            yield index, None, str(exc), 0
 
 
 def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Optional[bool] = None) -> Dict[str, Any]:
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -539,45 +872,63 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
     manifest = load_manifest(s3, manifest_uri)
     own_session = spark is None
     spark = spark or spark_session(glue)
+    spark.conf.set("spark.sql.caseSensitive", "true")
     scratch = tempfile.mkdtemp(prefix="sdlf-heavy-spark-")
     try:
         sc = spark.sparkContext
         uris = input_uris(manifest)
-        line_rdds = []
-        for index, uri in enumerate(uris):
-            path = uri if glue else _stage_input(s3, uri, os.path.join(scratch, "in", f"{index:06d}.jsonl"))
-            if not glue:
-                _check_utf8(uri, path)
-            line_rdds.append(sc.textFile(path).zipWithIndex().map(
-                lambda pair, i=index, u=uri: (i, pair[1] + 1, u, pair[0])))
-        parsed = (sc.union(line_rdds) if line_rdds else sc.emptyRDD()).mapPartitions(_parse_partition)
-        parsed.persist(StorageLevel.MEMORY_AND_DISK)
-        raw_schema: tuple = ("struct", ())
-        errors = []
-        for error, schema in parsed.mapPartitions(_infer_partition).collect():
-            raw_schema = merge(raw_schema, schema)  # collect() keeps partition order: same column order
-            if error is not None:
-                errors.append(error)
+        locations = [uri if glue else _stage_input(s3, uri, os.path.join(scratch, "in", f"{index:06d}.jsonl"))
+                     for index, uri in enumerate(uris)]
+        items = [(index, uri, location) for index, (uri, location) in enumerate(zip(uris, locations))]
+        inferred = sorted(sc.parallelize(items, max(1, min(len(items), sc.defaultParallelism * 4)))
+                          .mapPartitions(_infer_task).collect()) if items else []
+        errors = [error for _, _, error, _ in inferred if error]
         if errors:
-            raise JobError(min(errors)[2])
+            raise JobError(errors[0])  # the first bad object in input order
+        raw_schema: tuple = ("struct", ())
+        for _, kind, _, _ in inferred:
+            raw_schema = merge(raw_schema, kind)
         plan = Plan(manifest, raw_schema)
+        plan.require_columns(sum(rows for _, _, _, rows in inferred))
         pcols = list(plan.partition_by)
-        fields = [T.StructField(name, spark_type(kind), True) for name, _, kind in plan.data_columns]
-        fields += [T.StructField(name, T.StringType(), True) for name in pcols]
-        fields += [T.StructField(name, T.LongType(), False) for name in ORDER_COLUMNS]
-        rows = parsed.map(lambda item: plan.row(item[2], as_tuple=True) + plan.partition_values(item[2]) + item[:2])
-        frame = spark.createDataFrame(rows, T.StructType(fields), verifySchema=False)
+        paths = [location if glue else "file://" + location for location in locations]
+        final = ("struct", plan.columns)
+        lines = spark.read.text(paths) if paths else spark.createDataFrame([], "value string")
+        # Spark's JSON parser with the shared schema: keys as in the data, cast to the final names.
+        parsed = (
+            lines.where(F.trim("value") != "")
+            .select(
+                F.from_json(F.regexp_replace("value", "^\ufeff", ""), spark_type(final, raw_names=True),
+                            {"mode": "FAILFAST"}).cast(spark_type(final)).alias("record"),
+                F.input_file_name().alias(ORDER_COLUMNS[0]),
+                F.input_file_block_start().alias("__sdlf_block"),
+                F.monotonically_increasing_id().alias(ORDER_COLUMNS[1]),
+            )
+        )
+        record = [F.col("record").getField(name).alias(name) for name, _, _ in plan.data_columns]
+        partition_values = []
+        for name in pcols:
+            if name == INGESTION_DATE and plan.added_ingestion_date:
+                value = F.lit(plan.ingestion_date)
+            elif plan.kinds[name] == "string":
+                column = F.col("record").getField(name)
+                value = F.when(column == "", F.lit(None)).otherwise(column)
+            else:
+                value = F.col("record").getField(name).cast("string")
+            partition_values.append(value.cast(T.StringType()).alias(name))
+        order = [ORDER_COLUMNS[0], "__sdlf_block", ORDER_COLUMNS[1]]
+        frame = parsed.select(*record, *partition_values, *order)
         # Every partition value goes to one task, so each partition folder gets exactly one file.
         frame = frame.repartition(*pcols) if pcols else frame.coalesce(1)
-        frame = frame.sortWithinPartitions(*pcols, *ORDER_COLUMNS).drop(*ORDER_COLUMNS)
+        frame = frame.sortWithinPartitions(*pcols, *order).drop(*order)
+        frame.persist()
         counts = {tuple(r[c] for c in pcols): r["count"] for r in frame.groupBy(*pcols).count().collect()} \
             if pcols else {(): frame.count()}
         counts = {k: v for k, v in counts.items() if v}
-        plan.require_columns(sum(counts.values()))
         staging = _spark_staging(manifest_uri, glue, scratch)
         frame.write.mode("overwrite").option("compression", "snappy").partitionBy(*pcols).parquet(staging)
+        frame.unpersist()
         outputs = _publish_spark_files(s3, manifest, plan, staging, glue, counts)
-        parsed.unpersist()
         return write_result(s3, manifest_uri, manifest, plan, outputs, "spark")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -597,18 +948,12 @@ def _stage_input(s3: Any, uri: str, path: str) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     bucket, key = parse_s3_uri(uri)
     try:
-        s3.download_file(bucket, key, path)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        with open(path, "wb") as handle:
+            shutil.copyfileobj(body, handle, 8 << 20)
     except Exception as exc:
         raise JobError(f"cannot read input {uri}: {_describe(exc)}") from None
     return path
-
-
-def _check_utf8(uri: str, path: str) -> None:
-    """Spark decodes bad bytes as U+FFFD silently; fail like the python engine does."""
-    with open(path, "rb") as handle:
-        body = handle.read()
-    for _ in iter_lines(uri, body):
-        pass
 
 
 def _spark_staging(manifest_uri: str, glue: bool, scratch: str) -> str:
