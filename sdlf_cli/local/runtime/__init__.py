@@ -60,8 +60,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
                 _installed.pop("stop")
             scheduler.stop()
             poller.stop()
+            codebuild.uninstall(build_runner)  # running builds end first, so executions waiting on them can end
             codepipeline_api.uninstall(pipeline_executor)
-            codebuild.uninstall(build_runner)
             crawler.uninstall(crawler_runner)
             glue_jobs.uninstall(job_runner)
             events.uninstall()

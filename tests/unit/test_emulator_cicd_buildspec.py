@@ -1,0 +1,72 @@
+"""The emulator's buildspec reader and artifact selection: what CodeBuild accepts, refuses and packages."""
+from __future__ import annotations
+
+import pytest
+
+from sdlf_cli.local.runtime.buildspec import BuildspecError, parse
+from sdlf_cli.local.runtime.codebuild import ArtifactSpec, select_files
+
+
+def test_a_full_buildspec_is_read():
+    spec = parse("""version: 0.2
+env:
+  shell: bash
+  variables: {A: 1, B: yes, C: ""}
+  parameter-store: {P: /lake/param}
+  exported-variables: [A]
+phases:
+  install:
+    runtime-versions: {python: 3.12}
+    commands: [pip install .]
+  build:
+    on-failure: CONTINUE
+    commands:
+      - echo one
+      - |
+        echo two
+    finally: [echo done]
+artifacts:
+  files: [plan.json]
+  base-directory: out
+  discard-paths: yes
+  secondary-artifacts:
+    Text: {files: [plan.txt]}
+""")
+    assert spec.variables == {"A": "1", "B": "yes", "C": ""}
+    assert spec.parameter_store == {"P": "/lake/param"} and spec.exported_variables == ["A"]
+    assert [p.name for p in spec.phases] == ["install", "build"]
+    build = spec.phases[1]
+    assert build.commands == ["echo one", "echo two\n"] and build.finally_commands == ["echo done"]
+    assert build.on_failure == "CONTINUE" and spec.phases[0].runtime_versions == {"python": "3.12"}
+    assert spec.artifacts.files == ["plan.json"] and spec.artifacts.discard_paths and spec.artifacts.base_directory == "out"
+    assert spec.secondary_artifacts["Text"].files == ["plan.txt"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("version: 0.1\nphases: {build: {commands: [x]}}", "version 0.1 is not supported; expected 0.2"),
+    ("version: 0.2\n", "has no phases"),
+    ("version: 0.2\nphases: {compile: {commands: [x]}}", "unknown phase(s) ['compile']"),
+    ("version: 0.2\nphases: {build: {commands: [{a: b}]}}", "Expected phases.build.commands[0] to be of string type"),
+    ("version: 0.2\nphases: {build: {on-failure: RETRY-3, commands: [x]}}", "on-failure 'RETRY-3'"),
+    ("version: 0.2\nenv: {shell: pwsh}\nphases: {build: {commands: [x]}}", "env.shell 'pwsh' is not supported"),
+    ("version: 0.2\nphases:\n  build:\n    commands:\n  - x\n bad", "is not valid YAML at line"),
+    ("version: 0.2\nphases: {build: {commands: [x]}}\nartifacts: {files: []}", "artifacts.files is required"),
+])
+def test_what_codebuild_refuses_says_which_field(text, expected):
+    with pytest.raises(BuildspecError) as refused:
+        parse(text, "buildspec.yml")
+    assert str(refused.value).startswith("YAML_FILE_ERROR")
+    assert expected in str(refused.value)
+
+
+def test_artifact_globs_base_directory_discard_and_exclude(tmp_path):
+    for name in ("out/a.json", "out/sub/b.json", "out/sub/c.log", "top.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    names = lambda spec: [arcname for _, arcname in select_files(tmp_path, spec)]  # noqa: E731
+    assert names(ArtifactSpec(files=["**/*"], base_directory="out", exclude_paths=["**/*.log"])) == [
+        "a.json", "sub/b.json"]
+    assert names(ArtifactSpec(files=["out/**/*.json"], discard_paths=True)) == ["a.json", "b.json"]
+    assert names(ArtifactSpec(files=["*"])) == ["top.txt"]  # one star stays in the directory
+    assert names(ArtifactSpec(files=["out/"])) == ["out/a.json", "out/sub/b.json", "out/sub/c.log"]
+    assert names(ArtifactSpec(files=["missing/*"])) == []
