@@ -19,13 +19,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from sdlf_datalake import MalformedEventError, parse_s3_event
-from sdlf_datalake.stage_a import Router, redrive_marker
+from sdlf_datalake.executions import redrive_marker
+from sdlf_datalake.stage_a.routing import Router, RoutingAConfig
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "routing-a")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 # Routers by (state machine, pipeline, team), kept by a warm container (one boto3 client each).
-_routers: dict[tuple[str, str, str], Router] = {}
+_routers: dict[RoutingAConfig, Router] = {}
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -57,10 +58,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 
 
 def _router() -> Router:
-    missing = [n for n in ("STATE_MACHINE_ARN", "PIPELINE", "TEAM") if not os.environ.get(n)]
-    if missing:
-        raise RuntimeError(f"routing-a: environment variables not set: {', '.join(missing)}")
-    key = (os.environ["STATE_MACHINE_ARN"], os.environ["PIPELINE"], os.environ["TEAM"])
-    if key not in _routers:
-        _routers[key] = Router(*key)
-    return _routers[key]
+    config = RoutingAConfig.from_env()
+    if config not in _routers:
+        _routers[config] = Router.from_config(config)
+    return _routers[config]

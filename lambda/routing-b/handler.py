@@ -1,7 +1,7 @@
 """Stage-B routing: invoked by the dataset's schedule rule with {"team", "dataset"} (or by
 `sdlf run-stage-b` with "force": true). Takes a batch from the dataset's stage-B queue, writes its
 manifest, starts sm-b and only then deletes the messages; a batch below batch.min_items is released
-untouched. See sdlf_datalake.stage_b.BatchRouter.
+untouched. See sdlf_datalake.stage_b.routing.BatchRouter.
 
 Environment (read per invocation): STATE_MACHINE_ARN, SSM_PREFIX, STAGE_BUCKET, ANALYTICS_BUCKET,
 QUALITY_TABLE, optional REGISTRATION_TTL_SECONDS.
@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from sdlf_datalake.registry import DEFAULT_TTL_SECONDS, RegistrationReader
-from sdlf_datalake.stage_b import BatchRouter, RoutingBConfig
+from sdlf_datalake.stage_b.routing import BatchRouter, RoutingBConfig
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "routing-b")
 

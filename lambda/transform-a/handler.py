@@ -8,7 +8,7 @@
              execution SUCCEEDED
 
 Bad input raises InvalidInputError (the state machine does not retry it); throttling and AWS 5xx
-raise TransientError (retried). The logic lives in sdlf_datalake.stage_a.
+raise TransientError (retried). The logic lives in sdlf_datalake.stage_a.steps.
 
 Environment (read per invocation): CATALOG_TABLE, EXECUTIONS_TABLE, STAGE_BUCKET, SSM_PREFIX, TEAM,
 optional MAX_OBJECT_BYTES, REGISTRATION_TTL_SECONDS.
@@ -20,7 +20,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from sdlf_datalake.registry import DEFAULT_TTL_SECONDS, RegistrationReader
-from sdlf_datalake.stage_a import StageA, StageAConfig
+from sdlf_datalake.stage_a.steps import StageA, StageAConfig
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "transform-a")
 

@@ -6,7 +6,7 @@
         lineage [stage uris], stage rows PROCESSED, execution SUCCEEDED with counts, team notified
 
 Bad input raises InvalidInputError (not retried); throttling and AWS 5xx raise TransientError
-(retried). The logic lives in sdlf_datalake.stage_b.
+(retried). The logic lives in sdlf_datalake.stage_b.steps.
 
 Environment (read per invocation): CATALOG_TABLE, EXECUTIONS_TABLE, STAGE_BUCKET, ANALYTICS_BUCKET,
 TOPIC_ARN, SSM_PREFIX.
@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from sdlf_datalake.stage_b import StageB, StageBConfig
+from sdlf_datalake.stage_b.steps import StageB, StageBConfig
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "transform-b")
 

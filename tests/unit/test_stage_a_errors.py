@@ -12,7 +12,8 @@ from sdlf_datalake.errors import InvalidInputError, TransientError, aws_call, is
 from sdlf_datalake.events import parse_s3_event
 from sdlf_datalake.failures import failure_reason, salvage_object
 from sdlf_datalake.registry import DatasetRegistration, RegistrationReader
-from sdlf_datalake.stage_a import Router, StageA, StageAConfig
+from sdlf_datalake.stage_a.routing import Router
+from sdlf_datalake.stage_a.steps import StageA, StageAConfig
 
 REGION = "eu-west-1"
 EVENT = {
@@ -91,7 +92,7 @@ def _stage(sqs, registration: DatasetRegistration) -> StageA:
 
 
 def test_stage_b_hand_off_partial_failure_is_transient_and_sender_fault_is_not(credentials):
-    from sdlf_datalake.stage_a import ObjectRef
+    from sdlf_datalake.stage_a.routing import ObjectRef
 
     sqs = boto3.client("sqs", region_name=REGION)
     registration = DatasetRegistration("engineering", "persons", "main", "default", "https://q/b", parameter="/p")
@@ -147,11 +148,12 @@ def test_salvage_object_fills_team_and_dataset_from_the_key():
 
 
 def test_error_handler_raises_transient_error_only_when_every_failed_step_was_transient(credentials):
-    from sdlf_datalake.failures import ErrorHandler, ErrorHandlerConfig, ErrorHandlingIncomplete
+    from sdlf_datalake.failures import ErrorHandlingIncomplete
+    from sdlf_datalake.stage_a.failures import ErrorHandlerA, ErrorHandlerAConfig
 
     clients = {name: boto3.client(name, region_name=REGION) for name in ("sqs", "sns", "dynamodb")}
-    config = ErrorHandlerConfig("catalog", "executions", "https://q/dlq", "arn:aws:sns:eu-west-1:1:t", "engineering")
-    handler = ErrorHandler(config, sqs=clients["sqs"], sns=clients["sns"], dynamodb=clients["dynamodb"])
+    config = ErrorHandlerAConfig("catalog", "executions", "https://q/dlq", "arn:aws:sns:eu-west-1:1:t", "engineering")
+    handler = ErrorHandlerA(config, sqs=clients["sqs"], sns=clients["sns"], dynamodb=clients["dynamodb"])
     event = {"object": {"bucket": "raw", "key": "engineering/persons/p.csv"}, "error": {"Error": "E", "Cause": "c"}}
     with Stubber(clients["sqs"]) as sqs, Stubber(clients["sns"]) as sns, Stubber(clients["dynamodb"]) as ddb:
         sqs.add_response("send_message", {"MessageId": "m1"})

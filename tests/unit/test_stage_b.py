@@ -19,7 +19,7 @@ from tests.unit.lake_fakes import create_dataset_table, create_versioned_buckets
 
 from sdlf_datalake.errors import InvalidInputError, TransientError
 from sdlf_datalake.manifest import batch_id, table_name
-from sdlf_datalake.stage_b import execution_name_b
+from sdlf_datalake.stage_b.routing import execution_name_b
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"

@@ -1,12 +1,5 @@
-"""Stage B's error handler (sm-b's Catch target): whatever failed, every stage object of the batch
-ends FAILED with the reason, waits in the dataset's stage-B DLQ as a replayable message, the
-execution is FAILED and the team is told.
-
-Input: {"team", "dataset", "batch_id", "manifest", "execution", "error": {"Error", "Cause"}, ...}.
-The DLQ message per stage object is the body stage A handed off ({"team", "dataset", "bucket",
-"key", "uri", "etag", "records", "source"}) plus "sdlf": {"reason", "execution", "failed_at",
-"batch_id"}; sent back to the stage-B queue (`sdlf redrive`) it joins a batch again, and routing-b
-gives the replay an execution name of its own (see stage_b.execution_name_b).
+"""Stage B's failures: the failed batch's objects marked FAILED, its messages parked in the dataset's DLQ
+(replayable with sdlf redrive), the team told (lambda/error-b).
 """
 from __future__ import annotations
 
@@ -23,10 +16,9 @@ from sdlf_datalake.keys import parse_object_id
 from sdlf_datalake.manifest import RESULT, check_manifest, read_json, sibling_uri
 from sdlf_datalake.notify import Notifier
 from sdlf_datalake.registry import RegistrationReader
+from sdlf_datalake.stage_b import STAGE
 from sdlf_datalake.support import failed_entries, lazy_client, required_env, sqs_chunks
 from sdlf_datalake.timeutil import Clock, now_iso
-
-STAGE = "b"
 
 
 @dataclass(frozen=True)
@@ -59,7 +51,7 @@ def replay_body(item: Mapping[str, Any], team: str, dataset: str, marker: dict[s
     }
 
 
-class StageBErrorHandler:
+class ErrorHandlerB:
     def __init__(
         self,
         config: ErrorHandlerBConfig,

@@ -1,17 +1,4 @@
-"""Stage B of a pipeline: batch the dataset's stage objects, run the heavy transform (Glue job),
-crawl, check quality, and post-update the catalog (+ lineage).
-
-- `BatchRouter` (routing-b): takes up to batch.max_items messages from the dataset's stage-B queue,
-  writes the batch manifest, starts the sm-b execution and ONLY THEN deletes the messages. A batch
-  below batch.min_items (unless forced) is released untouched. The batch id and the execution name
-  come from the batch's content, so starting the same batch twice is a no-op.
-- `StageB` (transform-b): the "pre" and "post" steps of sm-b.
-
-Execution input (what routing-b passes to StartExecution):
-  {"team", "dataset", "batch_id", "manifest": "s3://<stage>/T/D/_batches/<id>/manifest.json",
-   "job", "quality_job", "crawler", "engine", "execution": "<execution name>"}
-The handlers in lambda/routing-b and lambda/transform-b are thin shells over this module.
-"""
+"""Stage B's routing: a batch of the dataset's stage-B queue to one execution, idempotently (lambda/routing-b)."""
 from __future__ import annotations
 
 import hashlib
@@ -21,29 +8,17 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sdlf_datalake.catalog import CatalogRepository, Status
 from sdlf_datalake.errors import InvalidInputError, TransientError, aws_call, error_code
-from sdlf_datalake.executions import NAME_LIMIT, ExecutionsRepository, redrive_marker
-from sdlf_datalake.keys import dataset_id, object_id, parse_object_id
+from sdlf_datalake.executions import NAME_LIMIT, redrive_marker
+from sdlf_datalake.keys import object_id, parse_object_id
 from sdlf_datalake.manifest import (
-    MANIFEST,
-    QUALITY,
-    RESULT,
-    batch_id as make_batch_id,
-    batch_prefix,
-    build_manifest,
-    check_manifest,
-    check_uri_items,
-    read_json,
-    sibling_uri,
-    table_name,
+    MANIFEST, batch_id as make_batch_id, batch_prefix, build_manifest, read_json, table_name,
 )
-from sdlf_datalake.notify import Notifier
 from sdlf_datalake.registry import DatasetRegistration, RegistrationReader
-from sdlf_datalake.support import SQS_BATCH, lazy_client, required_env, run_action, sqs_chunks
+from sdlf_datalake.support import SQS_BATCH, lazy_client, required_env, sqs_chunks
 from sdlf_datalake.timeutil import Clock, now_iso
 
-STAGE = "b"
+
 DEFAULT_MIN_ITEMS = 1
 DEFAULT_MAX_ITEMS = 100
 # Messages taken for a batch stay invisible this long: far more than routing-b needs to write the
@@ -106,7 +81,6 @@ def parse_message(message: Mapping[str, Any], team: str, dataset: str) -> StageB
     return StageBMessage(message_id, handle, body)
 
 
-# --- routing ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RoutingBConfig:
     state_machine_arn: str
@@ -366,194 +340,3 @@ def _inputs(messages: list[StageBMessage]) -> list[dict[str, Any]]:
 def _execution_arn(state_machine_arn: str, name: str) -> str:
     # arn:aws:states:<region>:<account>:stateMachine:<sm> -> ...:execution:<sm>:<name>
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
-
-
-# --- pre / post ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StageBConfig:
-    catalog_table: str
-    executions_table: str
-    stage_bucket: str
-    analytics_bucket: str
-    topic_arn: str
-    ssm_prefix: str
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "StageBConfig":
-        env = os.environ if env is None else env
-        names = ("CATALOG_TABLE", "EXECUTIONS_TABLE", "STAGE_BUCKET", "ANALYTICS_BUCKET", "TOPIC_ARN", "SSM_PREFIX")
-        return cls(*required_env(env, names, "transform-b"))
-
-
-@dataclass(frozen=True)
-class BatchRef:
-    """The batch an sm-b execution is about (validated from its input)."""
-
-    team: str
-    dataset: str
-    batch_id: str
-    manifest: str
-    execution: str
-
-    @property
-    def dataset_id(self) -> str:
-        return dataset_id(self.team, self.dataset)
-
-    @classmethod
-    def from_input(cls, event: Any) -> "BatchRef":
-        if not isinstance(event, Mapping):
-            raise InvalidInputError(f"$: expected the sm-b execution input, got {event!r}")
-        values = {}
-        for name in ("team", "dataset", "batch_id", "manifest", "execution"):
-            value = event.get(name)
-            if not isinstance(value, str) or not value:
-                raise InvalidInputError(f"$.{name}: expected a non-empty string, got {value!r}")
-            values[name] = value
-        if not values["manifest"].startswith("s3://"):
-            raise InvalidInputError(f"$.manifest: expected an s3:// uri, got {values['manifest']!r}")
-        return cls(**values)
-
-
-class StageB:
-    """The steps of the transform-b function. Clients are injected (tests) or made lazily."""
-
-    def __init__(
-        self,
-        config: StageBConfig,
-        *,
-        s3: Any = None,
-        dynamodb: Any = None,
-        sns: Any = None,
-        clock: Clock | None = None,
-    ):
-        self.config = config
-        self._s3 = s3
-        self._clock = clock
-        self.catalog = CatalogRepository(config.catalog_table, client=dynamodb, clock=clock)
-        self.executions = ExecutionsRepository(config.executions_table, client=dynamodb, clock=clock)
-        self.notifier = Notifier(config.topic_arn, client=sns)
-
-    s3 = lazy_client("s3", "_s3")
-
-    def run(self, event: Mapping[str, Any]) -> Any:
-        return run_action(event, {"pre": self.pre, "post": self.post})
-
-    # pre: execution RUNNING, the batch's stage rows RUNNING
-    def pre(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        ref = BatchRef.from_input(event)
-        manifest, inputs = self._manifest(ref)
-        with aws_call(f"recording execution {ref.execution}"):
-            self.executions.start(
-                ref.execution,
-                ref.dataset_id,
-                STAGE,
-                objects_in=len(inputs),
-                extra={"team": ref.team, "batch_id": ref.batch_id, "manifest": ref.manifest, "engine": manifest.get("engine")},
-            )
-        for item in inputs:
-            with aws_call(f"marking {item['uri']} RUNNING"):
-                written = self.catalog.set_status(
-                    item["uri"], Status.RUNNING, stage="stage", extra=self._marks(ref)
-                )
-            if not written:
-                raise InvalidInputError(f"{item['uri']}: the catalog says the stage object was DELETED; batch {ref.batch_id} cannot run")
-        return {"status": Status.RUNNING.value, "objects_in": len(inputs)}
-
-    # post: analytics rows PROCESSED (+ lineage), stage rows PROCESSED, execution SUCCEEDED, notify
-    def post(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        ref = BatchRef.from_input(event)
-        _, inputs = self._manifest(ref)
-        result = read_json(self.s3, sibling_uri(ref.manifest, RESULT), "job result")
-        outputs = _result_outputs(result, ref)
-        quality = read_json(self.s3, sibling_uri(ref.manifest, QUALITY), "quality result", required=False)
-        quality_status = quality.get("status") if quality else None
-        sources = [item["uri"] for item in inputs]
-        analytics: list[str] = []
-        for output in outputs:
-            uri = output["uri"]
-            etag, version_id = self._head(uri)
-            extra = {**self._marks(ref, key="execution"), "rows": output.get("rows"), "partition": output.get("partition")}
-            with aws_call(f"cataloging {uri}"):
-                self.catalog.set_status(
-                    uri, Status.PROCESSED, stage="analytics", etag=etag, version_id=version_id, extra=extra
-                )
-                self.catalog.add_lineage(uri, sources)
-            analytics.append(uri)
-        for item in inputs:
-            with aws_call(f"marking {item['uri']} PROCESSED"):
-                self.catalog.set_status(
-                    item["uri"], Status.PROCESSED, stage="stage", extra={**self._marks(ref), "analytics": analytics}
-                )
-        rows = _int(result.get("rows"), default=sum(_int(o.get("rows")) for o in outputs))
-        with aws_call(f"finishing execution {ref.execution}"):
-            self.executions.succeed(
-                ref.execution,
-                objects_out=len(outputs),
-                records_out=rows,
-                extra={"quality": quality_status} if quality_status else None,
-            )
-        summary = {
-            "status": "SUCCEEDED",
-            "batch_id": ref.batch_id,
-            "objects_in": len(inputs),
-            "objects_out": len(outputs),
-            "rows": rows,
-            "quality": quality_status,
-        }
-        self._notify(ref, summary, analytics)
-        return summary
-
-    # --- internals ----------------------------------------------------------------------------
-    def _manifest(self, ref: BatchRef) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        manifest = read_json(self.s3, ref.manifest, "$.manifest")
-        assert manifest is not None  # required=True never returns None
-        return manifest, check_manifest(manifest, ref.manifest, ref.team, ref.dataset, ref.batch_id)
-
-    @staticmethod
-    def _marks(ref: BatchRef, key: str = "stage_b_execution") -> dict[str, Any]:
-        # Stage rows keep `execution` = their stage-A execution; stage B's goes alongside.
-        return {"batch_id": ref.batch_id, key: ref.execution}
-
-    def _head(self, uri: str) -> tuple[str | None, str | None]:
-        bucket, key = parse_object_id(uri)
-        try:
-            with aws_call(f"reading {uri}"):
-                response = self.s3.head_object(Bucket=bucket, Key=key)
-        except Exception as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                raise InvalidInputError(f"the job result names {uri}, but it does not exist") from None
-            raise
-        version = response.get("VersionId")
-        return str(response.get("ETag", "")).strip('"') or None, version if version and version != "null" else None
-
-    def _notify(self, ref: BatchRef, summary: dict[str, Any], analytics: list[str]) -> None:
-        message = {
-            "event": "batch-succeeded",
-            "team": ref.team,
-            "dataset": ref.dataset,
-            "stage": STAGE,
-            "execution": ref.execution,
-            "manifest": ref.manifest,
-            "outputs": analytics,
-            **summary,
-        }
-        quality = f", quality {summary['quality']}" if summary.get("quality") else ""
-        self.notifier.publish(
-            f"sdlf batch succeeded {ref.dataset_id}: {summary['rows']} rows{quality}", message, event="batch-succeeded"
-        )
-
-
-def _result_outputs(result: Mapping[str, Any] | None, ref: BatchRef) -> list[dict[str, Any]]:
-    where = sibling_uri(ref.manifest, RESULT)
-    if not result:
-        raise InvalidInputError(f"job result {where} is empty")
-    if result.get("batch_id") not in (None, ref.batch_id):
-        raise InvalidInputError(f"job result {where}: batch_id is {result.get('batch_id')!r}, expected {ref.batch_id!r}")
-    outputs = result.get("outputs")
-    if not isinstance(outputs, list):
-        raise InvalidInputError(f"job result {where}: 'outputs' must be a list, got {outputs!r}")
-    return check_uri_items(outputs, f"job result {where}: outputs", "have a 'uri'")
-
-
-def _int(value: Any, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default

@@ -1,0 +1,206 @@
+"""Stage B's steps: pre-update and post-update around the heavy transform (lambda/transform-b)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sdlf_datalake.catalog import CatalogRepository, Status
+from sdlf_datalake.errors import InvalidInputError, aws_call, error_code
+from sdlf_datalake.executions import ExecutionsRepository
+from sdlf_datalake.keys import dataset_id, parse_object_id
+from sdlf_datalake.manifest import QUALITY, RESULT, check_manifest, check_uri_items, read_json, sibling_uri
+from sdlf_datalake.notify import Notifier
+from sdlf_datalake.stage_b import STAGE
+from sdlf_datalake.support import lazy_client, required_env, run_action
+from sdlf_datalake.timeutil import Clock
+
+
+@dataclass(frozen=True)
+class StageBConfig:
+    catalog_table: str
+    executions_table: str
+    stage_bucket: str
+    analytics_bucket: str
+    topic_arn: str
+    ssm_prefix: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "StageBConfig":
+        env = os.environ if env is None else env
+        names = ("CATALOG_TABLE", "EXECUTIONS_TABLE", "STAGE_BUCKET", "ANALYTICS_BUCKET", "TOPIC_ARN", "SSM_PREFIX")
+        return cls(*required_env(env, names, "transform-b"))
+
+
+@dataclass(frozen=True)
+class BatchRef:
+    """The batch an sm-b execution is about (validated from its input)."""
+
+    team: str
+    dataset: str
+    batch_id: str
+    manifest: str
+    execution: str
+
+    @property
+    def dataset_id(self) -> str:
+        return dataset_id(self.team, self.dataset)
+
+    @classmethod
+    def from_input(cls, event: Any) -> "BatchRef":
+        if not isinstance(event, Mapping):
+            raise InvalidInputError(f"$: expected the sm-b execution input, got {event!r}")
+        values = {}
+        for name in ("team", "dataset", "batch_id", "manifest", "execution"):
+            value = event.get(name)
+            if not isinstance(value, str) or not value:
+                raise InvalidInputError(f"$.{name}: expected a non-empty string, got {value!r}")
+            values[name] = value
+        if not values["manifest"].startswith("s3://"):
+            raise InvalidInputError(f"$.manifest: expected an s3:// uri, got {values['manifest']!r}")
+        return cls(**values)
+
+
+class StageB:
+    """The steps of the transform-b function. Clients are injected (tests) or made lazily."""
+
+    def __init__(
+        self,
+        config: StageBConfig,
+        *,
+        s3: Any = None,
+        dynamodb: Any = None,
+        sns: Any = None,
+        clock: Clock | None = None,
+    ):
+        self.config = config
+        self._s3 = s3
+        self._clock = clock
+        self.catalog = CatalogRepository(config.catalog_table, client=dynamodb, clock=clock)
+        self.executions = ExecutionsRepository(config.executions_table, client=dynamodb, clock=clock)
+        self.notifier = Notifier(config.topic_arn, client=sns)
+
+    s3 = lazy_client("s3", "_s3")
+
+    def run(self, event: Mapping[str, Any]) -> Any:
+        return run_action(event, {"pre": self.pre, "post": self.post})
+
+    # pre: execution RUNNING, the batch's stage rows RUNNING
+    def pre(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        ref = BatchRef.from_input(event)
+        manifest, inputs = self._manifest(ref)
+        with aws_call(f"recording execution {ref.execution}"):
+            self.executions.start(
+                ref.execution,
+                ref.dataset_id,
+                STAGE,
+                objects_in=len(inputs),
+                extra={"team": ref.team, "batch_id": ref.batch_id, "manifest": ref.manifest, "engine": manifest.get("engine")},
+            )
+        for item in inputs:
+            with aws_call(f"marking {item['uri']} RUNNING"):
+                written = self.catalog.set_status(
+                    item["uri"], Status.RUNNING, stage="stage", extra=self._marks(ref)
+                )
+            if not written:
+                raise InvalidInputError(f"{item['uri']}: the catalog says the stage object was DELETED; batch {ref.batch_id} cannot run")
+        return {"status": Status.RUNNING.value, "objects_in": len(inputs)}
+
+    # post: analytics rows PROCESSED (+ lineage), stage rows PROCESSED, execution SUCCEEDED, notify
+    def post(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        ref = BatchRef.from_input(event)
+        _, inputs = self._manifest(ref)
+        result = read_json(self.s3, sibling_uri(ref.manifest, RESULT), "job result")
+        outputs = _result_outputs(result, ref)
+        quality = read_json(self.s3, sibling_uri(ref.manifest, QUALITY), "quality result", required=False)
+        quality_status = quality.get("status") if quality else None
+        sources = [item["uri"] for item in inputs]
+        analytics: list[str] = []
+        for output in outputs:
+            uri = output["uri"]
+            etag, version_id = self._head(uri)
+            extra = {**self._marks(ref, key="execution"), "rows": output.get("rows"), "partition": output.get("partition")}
+            with aws_call(f"cataloging {uri}"):
+                self.catalog.set_status(
+                    uri, Status.PROCESSED, stage="analytics", etag=etag, version_id=version_id, extra=extra
+                )
+                self.catalog.add_lineage(uri, sources)
+            analytics.append(uri)
+        for item in inputs:
+            with aws_call(f"marking {item['uri']} PROCESSED"):
+                self.catalog.set_status(
+                    item["uri"], Status.PROCESSED, stage="stage", extra={**self._marks(ref), "analytics": analytics}
+                )
+        rows = _int(result.get("rows"), default=sum(_int(o.get("rows")) for o in outputs))
+        with aws_call(f"finishing execution {ref.execution}"):
+            self.executions.succeed(
+                ref.execution,
+                objects_out=len(outputs),
+                records_out=rows,
+                extra={"quality": quality_status} if quality_status else None,
+            )
+        summary = {
+            "status": "SUCCEEDED",
+            "batch_id": ref.batch_id,
+            "objects_in": len(inputs),
+            "objects_out": len(outputs),
+            "rows": rows,
+            "quality": quality_status,
+        }
+        self._notify(ref, summary, analytics)
+        return summary
+
+    # --- internals ----------------------------------------------------------------------------
+    def _manifest(self, ref: BatchRef) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        manifest = read_json(self.s3, ref.manifest, "$.manifest")
+        assert manifest is not None  # required=True never returns None
+        return manifest, check_manifest(manifest, ref.manifest, ref.team, ref.dataset, ref.batch_id)
+
+    @staticmethod
+    def _marks(ref: BatchRef, key: str = "stage_b_execution") -> dict[str, Any]:
+        # Stage rows keep `execution` = their stage-A execution; stage B's goes alongside.
+        return {"batch_id": ref.batch_id, key: ref.execution}
+
+    def _head(self, uri: str) -> tuple[str | None, str | None]:
+        bucket, key = parse_object_id(uri)
+        try:
+            with aws_call(f"reading {uri}"):
+                response = self.s3.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise InvalidInputError(f"the job result names {uri}, but it does not exist") from None
+            raise
+        version = response.get("VersionId")
+        return str(response.get("ETag", "")).strip('"') or None, version if version and version != "null" else None
+
+    def _notify(self, ref: BatchRef, summary: dict[str, Any], analytics: list[str]) -> None:
+        message = {
+            "event": "batch-succeeded",
+            "team": ref.team,
+            "dataset": ref.dataset,
+            "stage": STAGE,
+            "execution": ref.execution,
+            "manifest": ref.manifest,
+            "outputs": analytics,
+            **summary,
+        }
+        quality = f", quality {summary['quality']}" if summary.get("quality") else ""
+        self.notifier.publish(
+            f"sdlf batch succeeded {ref.dataset_id}: {summary['rows']} rows{quality}", message, event="batch-succeeded"
+        )
+
+
+def _result_outputs(result: Mapping[str, Any] | None, ref: BatchRef) -> list[dict[str, Any]]:
+    where = sibling_uri(ref.manifest, RESULT)
+    if not result:
+        raise InvalidInputError(f"job result {where} is empty")
+    if result.get("batch_id") not in (None, ref.batch_id):
+        raise InvalidInputError(f"job result {where}: batch_id is {result.get('batch_id')!r}, expected {ref.batch_id!r}")
+    outputs = result.get("outputs")
+    if not isinstance(outputs, list):
+        raise InvalidInputError(f"job result {where}: 'outputs' must be a list, got {outputs!r}")
+    return check_uri_items(outputs, f"job result {where}: outputs", "have a 'uri'")
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
