@@ -47,7 +47,6 @@ class _Applied:
     before: Any  # the resource object before this step
     after: Any  # the resource object after it
     prior_json: dict[str, Any]  # the template resource `before` was built from
-    prior_properties: dict[str, Any] | None  # its resolved properties
 
 
 def _is_resource(value: Any) -> bool:
@@ -70,7 +69,6 @@ class _Update:
         self.old_template = resource_map._template
         self.old_parameters = dict(resource_map.input_parameters or {})
         self.old_json = dict(resource_map._resource_json_map or {})
-        self.old_parsed = dict(resource_map._parsed_resources)
         self.diff = resource_map.build_resource_diff(template, parameters)
         self.applied: list[_Applied] = []
         self.pending_json: dict[str, dict[str, Any]] = {}  # the json each resource was last built from
@@ -155,7 +153,7 @@ class _Update:
             kind = "modify"
         if after is not None:
             self.map._parsed_resources[name] = after
-        self.applied.append(_Applied(kind, name, before, after, prior_json, prior))
+        self.applied.append(_Applied(kind, name, before, after, prior_json))
         self.pending_json[name] = resource_json
         self.resolved[name] = new_properties
 
@@ -204,7 +202,7 @@ class _Update:
                 if step.prior_json.get("UpdateReplacePolicy") not in _KEEP_POLICIES:
                     doomed.append((step.logical_id, step.before, step.prior_json))
         for name, problem in self._delete_all(doomed):
-            log.warning("cleaning up %s after the update failed: %s", name, problem)
+            log.warning("the update succeeded but %s could not be deleted: %s", name, problem)
 
     def _delete_all(self, doomed: list[tuple[str, Any, dict[str, Any]]]) -> list[tuple[str, Exception]]:
         remaining, problems = list(doomed), {}
