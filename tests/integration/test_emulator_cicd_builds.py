@@ -207,3 +207,38 @@ def test_a_build_stops_at_its_timeout(emulator, tmp_path):
     source.write_bytes(zip_bytes({"a": "b"}))
     result = runner.run(BuildRequest(project=name, initiator="test", primary_input=source))
     assert result.status == "TIMED_OUT" and result.failed_phase == "BUILD"
+
+
+def test_start_build_runs_an_s3_project_and_stores_its_artifact(emulator):
+    import io
+    import zipfile
+
+    from tests.integration.test_emulator_runtime_helpers import bucket, wait_for
+
+    data = bucket(emulator)
+    s3, cb = client(emulator, "s3"), client(emulator, "codebuild")
+    s3.put_object(Bucket=data, Key="src/app.zip", Body=zip_bytes({"app.txt": "from s3", "buildspec.yml": """version: 0.2
+phases:
+  build:
+    commands:
+      - cat app.txt > result.txt
+      - echo "initiator=$CODEBUILD_INITIATOR"
+artifacts:
+  files: [result.txt]
+"""}))
+    name = unique("api")
+    cb.create_project(name=name, source={"type": "S3", "location": f"{data}/src/app.zip"},
+                      artifacts={"type": "S3", "location": data, "path": "out", "name": "result.zip",
+                                 "packaging": "ZIP"},
+                      serviceRole="arn:aws:iam::123456789012:role/build",
+                      environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                                   "computeType": "BUILD_GENERAL1_SMALL"})
+    started = cb.start_build(projectName=name)["build"]
+    assert started["buildStatus"] == "IN_PROGRESS" and started["projectName"] == name
+    build = wait_for(lambda: (b := cb.batch_get_builds(ids=[started["id"]])["builds"][0])["buildComplete"] and b,
+                     what="the build")
+    assert build["buildStatus"] == "SUCCEEDED", build
+    assert build["artifacts"]["location"] == f"arn:aws:s3:::{data}/out/result.zip"
+    body = s3.get_object(Bucket=data, Key="out/result.zip")["Body"].read()
+    assert zipfile.ZipFile(io.BytesIO(body)).read("result.txt") == b"from s3"
+    assert "initiator=root" in log_lines(emulator, build["logs"]["groupName"], build["logs"]["streamName"])

@@ -9,6 +9,8 @@ a failing BUILD still runs POST_BUILD, artifacts are always attempted after BUIL
 always run; `on-failure: CONTINUE` goes on to the next phase (the build still fails).
 Output lines go to the project's CloudWatch Logs group/stream while the build runs, and the build record
 (`batch_get_builds`) shows the real phases, their contexts, status, logs and exported variables.
+`StartBuild` on a project with an S3 or NO_SOURCE source runs the same way (the source zip from S3, the
+primary artifact to an S3 artifacts location); other source types keep moto's stored-only builds.
 """
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ class BuildRequest:
     environment_overrides: list[dict[str, str]] = field(default_factory=list)
     output_artifacts: list[str] = field(default_factory=list)  # names; the first is the primary
     on_start: Callable[[dict[str, Any]], None] | None = None  # called with the new build record
+    # A build started through StartBuild fetches its own source (DOWNLOAD_SOURCE) and uploads its own
+    # artifacts (UPLOAD_ARTIFACTS); both raise BuildError to fail their phase.
+    fetch_source: Callable[[Path], Path | None] | None = None
+    store_artifacts: Callable[[dict[str, Any], dict[str, Path]], None] | None = None
 
 
 @dataclass
@@ -314,8 +320,11 @@ class CodeBuildRunner:
         record.end_phase("SUCCEEDED")
         record.start_phase("DOWNLOAD_SOURCE")
         try:
-            if request.primary_input is not None:
-                _extract(request.primary_input, src)
+            primary = request.primary_input
+            if primary is None and request.fetch_source is not None:
+                primary = request.fetch_source(scratch)
+            if primary is not None:
+                _extract(primary, src)
             secondary_dirs = {}
             for name, path in request.secondary_inputs.items():
                 secondary_dirs[name] = scratch / f"src_{name}"
@@ -379,6 +388,8 @@ class CodeBuildRunner:
             log.container("Entering phase UPLOAD_ARTIFACTS")
             try:
                 outputs = package_outputs(spec, request.output_artifacts, src, scratch / "out")
+                if request.store_artifacts is not None and failure is None:
+                    request.store_artifacts(build, outputs)
                 for name, path in outputs.items():
                     log.container(f"Artifact {name}: {path.stat().st_size} bytes zipped")
                 log.container("Phase complete: UPLOAD_ARTIFACTS State: SUCCEEDED")
@@ -635,6 +646,64 @@ def package_outputs(spec: Buildspec, names: list[str], src: Path, out: Path) -> 
     return outputs
 
 
+# --- builds started through StartBuild ---------------------------------------------------------------------------
+def _s3_location(location: str) -> tuple[str, str]:
+    """A project's S3 source location: `bucket/key` or `arn:aws:s3:::bucket/key`."""
+    path = location.split(":::", 1)[1] if location.startswith("arn:") else location
+    bucket, _, key = path.partition("/")
+    return bucket, key
+
+
+def start_api_build(runner: CodeBuildRunner, project: dict[str, Any], source_version: str | None) -> dict[str, Any]:
+    """Runs a StartBuild build of an S3 or NO_SOURCE project in the background; returns its new record."""
+    source = project.get("source") or {}
+    artifacts = project.get("artifacts") or {}
+    started = threading.Event()
+    record: dict[str, Any] = {}
+
+    def fetch(scratch: Path) -> Path | None:
+        if source.get("type") != "S3":
+            return None
+        bucket, key = _s3_location(source.get("location", ""))
+        kwargs = {"VersionId": source_version} if source_version else {}
+        try:
+            body = runner.client("s3").get_object(Bucket=bucket, Key=key, **kwargs)["Body"].read()
+        except Exception as exc:
+            raise BuildError("DOWNLOAD_SOURCE", "CLIENT_ERROR",
+                             f"error while downloading key {key}, error: {exc}") from exc
+        target = scratch / "source.zip"
+        target.write_bytes(body)
+        return target
+
+    def store(build: dict[str, Any], outputs: dict[str, Path]) -> None:
+        if artifacts.get("type") != "S3" or not outputs:
+            return
+        name = artifacts.get("name") or project["name"]
+        parts = [artifacts.get("path") or ""]
+        if artifacts.get("namespaceType") == "BUILD_ID":
+            parts.append(build["id"].split(":", 1)[1])
+        key = "/".join(p.strip("/") for p in [*parts, name] if p and p.strip("/"))
+        try:
+            runner.client("s3").put_object(Bucket=artifacts["location"], Key=key,
+                                           Body=next(iter(outputs.values())).read_bytes())
+        except Exception as exc:
+            raise BuildError("UPLOAD_ARTIFACTS", "CLIENT_ERROR",
+                             f"could not upload the artifact to s3://{artifacts.get('location')}/{key}: {exc}") from exc
+        build["artifacts"] = {"location": f"arn:aws:s3:::{artifacts['location']}/{key}"}
+
+    def on_start(build: dict[str, Any]) -> None:
+        record.update(id=build["id"])
+        started.set()
+
+    request = BuildRequest(project=project["name"], initiator="root", primary_input=None,
+                           source_version=source_version or "", resolved_source_version=source_version or "",
+                           output_artifacts=["primary"] if artifacts.get("type") == "S3" else [],
+                           on_start=on_start, fetch_source=fetch, store_artifacts=store)
+    threading.Thread(target=runner.run, args=(request,), name=f"sdlf-build-{project['name']}", daemon=True).start()
+    started.wait(timeout=30)
+    return runner.records[record["id"]].snapshot()
+
+
 # --- moto patches ------------------------------------------------------------------------------------------------
 _runner: dict[str, CodeBuildRunner] = {}
 
@@ -661,6 +730,23 @@ def _stop_build(original: Any) -> Any:
     return stop_build
 
 
+def _start_build(original: Any) -> Any:
+    def start_build(self: Any, project_name: str, source_version: str | None = None,
+                    artifact_override: dict[str, Any] | None = None) -> dict[str, Any]:
+        runner = _runner.get("runner")
+        project = self.codebuild_projects.get(project_name)
+        if project is None:
+            from moto.codebuild.exceptions import ResourceNotFoundException
+
+            raise ResourceNotFoundException(f"Project cannot be found: {project_name}")
+        source_type = (project.project_metadata.get("source") or {}).get("type")
+        if runner is None or source_type not in ("S3", "NO_SOURCE"):
+            return original(self, project_name, source_version, artifact_override)
+        return start_api_build(runner, copy.deepcopy(project.project_metadata), source_version)
+
+    return start_build
+
+
 def install(ctx: EmulatorContext) -> CodeBuildRunner:
     from moto.codebuild.models import CodeBuildBackend
 
@@ -671,6 +757,8 @@ def install(ctx: EmulatorContext) -> CodeBuildRunner:
     _patching.wrap(CodeBuildBackend, "batch_get_builds", "codebuild builds: real phases and status",
                    _batch_get_builds)
     _patching.wrap(CodeBuildBackend, "stop_build", "codebuild builds: stop a running build", _stop_build)
+    _patching.wrap(CodeBuildBackend, "start_build", "codebuild builds: StartBuild runs S3 and NO_SOURCE projects",
+                   _start_build)
     return runner
 
 
