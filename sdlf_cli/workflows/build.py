@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.lake import Lake
-from sdlf_cli.lint import Finding, lint_templates
+from sdlf_cli.lint import lint_templates
 from sdlf_cli.package import Artifact, UploadResult, build_artifacts
 from sdlf_cli.render import RenderedTemplate, render_layer, write_rendered
 from sdlf_cli.results import Listing

@@ -6,6 +6,7 @@ nothing is uploaded.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +21,8 @@ from sdlf_cli.lake import Lake
 from sdlf_cli.lint import Finding, lint_templates
 from sdlf_cli.package import UploadResult, build_artifacts, parameter_values
 from sdlf_cli.render import RenderedTemplate, render_layer
+
+log = logging.getLogger("sdlf.deploy")
 
 # CloudFormation takes a template body up to this size inline; larger ones go through S3.
 MAX_TEMPLATE_BODY = 51_200
@@ -72,10 +75,6 @@ def render_and_lint(cfg: LakeConfig, layers: list[str], root: Path) -> list[Rend
 
 def parsed(template: RenderedTemplate) -> dict:
     return load_yaml(template.body) or {}
-
-
-def declared_parameters(template: RenderedTemplate) -> set[str]:
-    return set(parsed(template).get("Parameters", {}) or {})
 
 
 def parent_stacks(cfg: LakeConfig, template: RenderedTemplate) -> tuple[str, ...]:
@@ -164,7 +163,9 @@ class LayerDeployer:
     def run(self, layers: list[str], dry_run: bool = False, only: set[str] | None = None) -> DeployOutcome:
         """Deploy every stack of `layers`; with `only`, just those stacks plus parents not deployed yet."""
         templates = render_and_lint(self.cfg, ["bootstrap", *layers], self.root)
+        log.info("rendered and linted %d template(s) of %s", len(templates), ", ".join(["bootstrap", *layers]))
         account = self.lake.account()
+        log.info("account %s, region %s", account, self.lake.target.region)
         bootstrap, rest = templates[0], templates[1:]
         if only is not None:
             rest = self._with_missing_parents(rest, only)

@@ -130,13 +130,25 @@ def wanted(layer: str, name: str, targets: list[str] | None) -> bool:
     return bool(depths) and layer not in DELIVERY_LAYERS and DEPTH.get(layer, 1) >= min(depths)
 
 
+def _unknown_target(cfg: LakeConfig, targets: list[str]) -> UsageError:
+    return UsageError(f"unknown layer or stack {', '.join(targets)} in env '{cfg.env}'; expected a layer "
+                      f"({', '.join(DEPTH)}) or one of the lake's stacks (see `sdlf status --env {cfg.env}`)")
+
+
+def check_targets(cfg: LakeConfig, targets: list[str] | None) -> None:
+    """Refuses, before any AWS call, targets that cannot be a layer nor a stack of this lake (all named
+    <prefix>-...)."""
+    impossible = [t for t in targets or [] if t not in DEPTH and not t.startswith(cfg.names.prefix + "-")]
+    if impossible:
+        raise _unknown_target(cfg, impossible)
+
+
 def select(cfg: LakeConfig, stacks: list[StackInfo], targets: list[str] | None) -> list[StackInfo]:
     """The lake's stacks that `targets` (layers or stack names of the lake) choose."""
     names = {s.name for s in stacks}
     unknown = [t for t in targets or [] if t not in DEPTH and t not in names]
     if unknown:
-        raise UsageError(f"unknown layer or stack {', '.join(unknown)} in env '{cfg.env}'; expected a layer "
-                         f"({', '.join(DEPTH)}) or one of the lake's stacks (see `sdlf status --env {cfg.env}`)")
+        raise _unknown_target(cfg, unknown)
     return [s for s in stacks if wanted(s.tags.get("sdlf:layer", ""), s.name, targets)]
 
 
@@ -239,6 +251,7 @@ def destroy(lake: Lake, *, layers: list[str] | None = None, include_data: bool =
             root: Path = Path(".")) -> DestroyResult:
     """`confirm(plan)` must answer True before anything is deleted; None (no way to ask) refuses."""
     cfg = lake.config
+    check_targets(cfg, layers)
     account = lake.account()
     plan = plan_destroy(lake, account, layers=layers, include_data=include_data, root=root)
     if dry_run:

@@ -23,6 +23,7 @@ be replayed in a loop, each time under a new execution name).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +34,8 @@ from sdlf_cli.aws.queues import BATCH, Queues
 from sdlf_cli.errors import AwsError, UsageError
 from sdlf_cli.lake import Lake
 from sdlf_cli.results import Listing
+
+log = logging.getLogger("sdlf.redrive")
 
 KINDS = ("catalog", "a", "b")
 DEFAULT_VISIBILITY = 120  # seconds a received message stays hidden while this run decides about it
@@ -431,6 +434,7 @@ def redrive(lake: Lake, *, team: str | None = None, dataset: str | None = None,
     budget: list[int | None] = [limit]
     results = []
     for queue in queues:
+        log.info("%s: %d message(s) waiting, %d in flight", queue.name, queue.approximate_count, queue.in_flight)
         result = QueueRedrive(queue)
         results.append(result)
         if budget[0] is not None and budget[0] <= 0:

@@ -96,6 +96,7 @@ def test_unreachable_endpoint_is_one_clear_line_and_exit_1(project):
     (["trace", "not-a-uri"], "expected an object as s3://BUCKET/KEY"),
     (["query", "  "], "the query is empty"),
     (["run-stage-b", "--team", "engineering", "--dataset", "nope"], "no dataset engineering/nope"),
+    (["destroy", "teams", "--yes"], "unknown layer or stack teams in env 'dev'"),
 ])
 def test_arguments_are_checked_before_the_emulator_is_needed(project, args, expected):
     dev = project / "parameters" / "dev.yaml"
