@@ -28,7 +28,7 @@ setup(
         "numpy==1.26.4",
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "awscli==1.46.3", "pyspark==3.5.4"],
+        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "awscli==1.46.3", "pyspark==3.5.4"],
         "spark": ["pyspark==3.5.4"],  # Glue 5.0 runs Spark 3.5.4; local runs need Java 17
     },
     entry_points={"console_scripts": ["sdlf=sdlf_cli.cli:main"]},
