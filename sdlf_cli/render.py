@@ -71,6 +71,9 @@ def _units(cfg: LakeConfig, layer: str) -> Iterator[_Unit]:
     elif layer == "cicd":
         # The pipeline lives in the tooling environment only; it deploys every stage from there.
         if cfg.cicd is not None and cfg.cicd.tooling_env == cfg.env:
+            unreadable = [stage.unreadable for stage in cfg.cicd.stages if stage.unreadable]
+            if unreadable:
+                raise RenderError("the pipeline cannot deploy every stage:\n  " + "\n  ".join(unreadable))
             yield _Unit("cicd", names.cicd_stack(), {"cicd": cfg.cicd, "stages": _stage_contexts(cfg)})
     elif layer == "cicd-target":
         if cfg.cicd is not None:

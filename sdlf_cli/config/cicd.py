@@ -69,6 +69,10 @@ class Stage:
     approval: bool
     account: str | None = None
     region: str | None = None
+    # Why the stage's own parameters file cannot be read (`file:line: field: message`); None when it can.
+    # Checked when the pipeline is rendered, not on every load: an environment of the lake (or a test lake)
+    # must load whether or not every promotion stage has its file yet.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,13 +172,14 @@ def _source(rd: _Reader, node: Node, path: tuple) -> Source:
     return Source(provider=provider, **{k: v for k, v in values.items() if v is not None})
 
 
-def _stage_target(env: str, parameters_dir: Path, rd: _Reader, node: Node, path: tuple) -> tuple[str | None, str | None]:
-    """(account, region) the stage's own parameters files give; a missing file is a problem here."""
+def _stage_target(env: str, parameters_dir: Path, node: Node, path: tuple
+                  ) -> tuple[str | None, str | None, str | None]:
+    """(account, region, unreadable): what the stage's own parameters file gives, or why it cannot be read."""
     tree, _, problems = load_tree(env, parameters_dir)
     if tree is None:
         detail = problems[0].message if problems else f"cannot read the parameters of {env!r}"
-        rd.add(node, path, f"stage environment {env!r} has no usable parameters file: {detail}")
-        return None, None
+        return None, None, (f"{node.file}:{node.line}: {format_path(path)}: stage environment {env!r} has no "
+                            f"usable parameters file: {detail}")
     account = region = None
     entries = tree.value if tree.kind == "map" else {}
     if "account" in entries and isinstance(entries["account"].value, str) and ACCOUNT_RE.fullmatch(
@@ -182,7 +187,7 @@ def _stage_target(env: str, parameters_dir: Path, rd: _Reader, node: Node, path:
         account = entries["account"].value
     if "region" in entries and isinstance(entries["region"].value, str):
         region = entries["region"].value
-    return account, region
+    return account, region, None
 
 
 def _stages(rd: _Reader, node: Node, path: tuple, parameters_dir: Path) -> list[Stage]:
@@ -207,8 +212,8 @@ def _stages(rd: _Reader, node: Node, path: tuple, parameters_dir: Path) -> list[
         if "approval" in entries:
             given = rd.boolean(entries["approval"], p + ("approval",))
             approval = approval if given is None else given
-        account, region = _stage_target(env, parameters_dir, rd, entries["env"], p + ("env",))
-        stages.append(Stage(env=env, approval=approval, account=account, region=region))
+        account, region, unreadable = _stage_target(env, parameters_dir, entries["env"], p + ("env",))
+        stages.append(Stage(env=env, approval=approval, account=account, region=region, unreadable=unreadable))
     return stages
 
 
