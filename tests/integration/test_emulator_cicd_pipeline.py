@@ -145,6 +145,32 @@ def test_a_rejected_approval_fails_the_execution_and_skips_deploy(emulator, pipe
     assert "ApprovalAlreadyCompletedException" in str(again.value)
 
 
+def test_retrying_a_rejected_approval_stage_asks_again_then_goes_on(emulator, pipeline):
+    name, _ = pipeline
+    cp = client(emulator, "codepipeline")
+    execution_id = _push(emulator, pipeline, source_zip("release retried"))
+    first = wait_approval_token(emulator, name, execution_id)
+    cp.put_approval_result(pipelineName=name, stageName="Approve", actionName="Review", token=first,
+                           result={"summary": "wait for the fix", "status": "Rejected"})
+    assert wait_status(emulator, name, execution_id)["status"] == "Failed"
+    with pytest.raises(cp.exceptions.ClientError) as not_failed:  # only a failed stage can be retried
+        cp.retry_stage_execution(pipelineName=name, stageName="Build", pipelineExecutionId=execution_id,
+                                 retryMode="FAILED_ACTIONS")
+    assert "StageNotRetryableException" in str(not_failed.value)
+    cp.retry_stage_execution(pipelineName=name, stageName="Approve", pipelineExecutionId=execution_id,
+                             retryMode="FAILED_ACTIONS")
+    second = wait_approval_token(emulator, name, execution_id)
+    assert second != first
+    cp.put_approval_result(pipelineName=name, stageName="Approve", actionName="Review", token=second,
+                           result={"summary": "fixed", "status": "Approved"})
+    done = wait_status(emulator, name, execution_id)
+    assert done["status"] == "Succeeded", done
+    runs = client(emulator, "codepipeline").list_action_executions(
+        pipelineName=name, filter={"pipelineExecutionId": execution_id})["actionExecutionDetails"]
+    assert [r["status"] for r in runs if r["actionName"] == "Review"] == ["Succeeded", "Failed"]  # newest first
+    assert [r["actionName"] for r in runs].count("Compile") == 1  # the build was not run again
+
+
 def test_a_failing_command_fails_the_action_with_its_details(emulator, pipeline):
     name, out = pipeline
     execution_id = _push(emulator, pipeline, source_zip("broken", fail=True))

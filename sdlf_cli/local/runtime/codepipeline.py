@@ -223,22 +223,26 @@ class PipelineExecutor:
         return execution_id
 
     # --- running ------------------------------------------------------------------------------------------
-    def _execute(self, run: ExecutionRun) -> None:
-        execution = run.execution
+    def _execute(self, run: ExecutionRun, resume: str | None = None, retry_mode: str = "FAILED_ACTIONS") -> None:
+        """Runs the execution's stages in order (from stage `resume` when a stage is retried)."""
         mode = run.declaration.get("executionMode", "SUPERSEDED")
         locks = self._locks.setdefault(f"{run.account_id}/{run.region}/{run.pipeline}", _StageLocks())
+        stages = run.declaration["stages"]
+        if resume is not None:
+            stages = stages[[s["name"] for s in stages].index(resume):]
         try:
-            for stage in run.declaration["stages"]:
+            for stage in stages:
                 if not locks.enter(run, stage["name"], mode):
                     self._end(run, "Superseded" if run.superseded else "Stopped",
                               f"Superseded by a newer execution at stage {stage['name']}" if run.superseded else None)
                     return
                 try:
-                    ok = self._run_stage(run, stage)
+                    retried = run.stages[-1] if resume == stage["name"] and run.stages else None
+                    ok = self._run_stage(run, stage, retried, retry_mode)
                 finally:
                     locks.leave(run, stage["name"])
                 if not ok:
-                    failed = next((a for s in run.stages for a in s.actions if a.status == "Failed"), None)
+                    failed = next((a for a in run.stages[-1].actions if a.status == "Failed"), None)
                     self._end(run, "Stopped" if run.stopping else "Failed",
                               None if failed is None else (failed.error or {}).get("message"))
                     return
@@ -247,14 +251,47 @@ class PipelineExecutor:
             LOG.exception("pipeline %s execution %s could not run", run.pipeline, run.execution_id)
             self._end(run, "Failed", f"{type(exc).__name__}: {exc}")
 
+    def retry(self, pipeline: str, stage: str, execution_id: str, retry_mode: str) -> None:
+        """RetryStageExecution: the failed stage of the latest execution in it runs again (its failed actions,
+        or all of them), then the stages after it."""
+        from moto.core.exceptions import JsonRESTError
+
+        run = self.runs.get(execution_id)
+        latest = self.latest_stage.get((pipeline, stage))
+        if run is None or run.pipeline != pipeline:
+            from moto.codepipeline.exceptions import PipelineExecutionNotFoundException
+
+            raise PipelineExecutionNotFoundException(f"Execution {execution_id} of {pipeline} not found")
+        if retry_mode not in ("FAILED_ACTIONS", "ALL_ACTIONS"):
+            raise JsonRESTError("ValidationException", "retryMode must be FAILED_ACTIONS or ALL_ACTIONS")
+        if latest is None or latest.execution_id != execution_id or latest.status not in ("Failed", "Stopped") or \
+                run.execution.status in ("InProgress", "Stopping"):
+            raise JsonRESTError("StageNotRetryableException",
+                                f"Stage {stage} of execution {execution_id} cannot be retried: it is not the "
+                                "latest execution of the stage, or the stage has not failed")
+        run.stopping = False
+        run.superseded = False
+        run.execution.status = "InProgress"
+        run.execution.status_summary = None
+        thread = threading.Thread(target=self._execute, args=(run, stage, retry_mode), daemon=True,
+                                  name=f"sdlf-pipeline-{pipeline}")
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        self._event_pipeline(run, "RESUMED")
+        thread.start()
+
     def _end(self, run: ExecutionRun, status: str, summary: str | None) -> None:
         run.execution.status = status
         run.execution.status_summary = summary
         run.execution.last_update_time = datetime.now(timezone.utc).replace(tzinfo=None)
         self._event_pipeline(run, status.upper().replace("STOPPED", "STOPPED"))
 
-    def _run_stage(self, run: ExecutionRun, stage: dict[str, Any]) -> bool:
+    def _run_stage(self, run: ExecutionRun, stage: dict[str, Any], retried: StageRun | None = None,
+                   retry_mode: str = "FAILED_ACTIONS") -> bool:
         stage_run = StageRun(stage["name"], run.execution_id)
+        # A retry of failed actions keeps the stage's actions that succeeded (and their outputs).
+        kept = {a.name: a for a in (retried.actions if retried else []) if a.status == "Succeeded"} \
+            if retry_mode == "FAILED_ACTIONS" else {}
         with self._lock:
             run.stages.append(stage_run)
             self.latest_stage[(run.pipeline, stage["name"])] = stage_run
@@ -263,7 +300,9 @@ class PipelineExecutor:
         ok = True
         for order in orders:
             batch = [a for a in stage["actions"] if int(a.get("runOrder", 1)) == order]
-            action_runs = [ActionRun(run.execution_id, stage["name"], a) for a in batch]
+            with self._lock:
+                stage_run.actions.extend(kept[a["name"]] for a in batch if a["name"] in kept)
+            action_runs = [ActionRun(run.execution_id, stage["name"], a) for a in batch if a["name"] not in kept]
             with self._lock:
                 stage_run.actions.extend(action_runs)
                 self.action_runs.setdefault(run.pipeline, []).extend(action_runs)

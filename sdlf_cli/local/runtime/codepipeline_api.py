@@ -3,8 +3,8 @@
 - `StartPipelineExecution` runs the execution (validating its variables against the pipeline's);
 - `GetPipelineExecution` / `ListPipelineExecutions` show the real status, summary, trigger, execution mode
   and source revisions;
-- `GetPipelineState`, `PutApprovalResult`, `ListActionExecutions` and `StopPipelineExecution`, which moto
-  lacks, answer from the executor;
+- `GetPipelineState`, `PutApprovalResult`, `ListActionExecutions`, `StopPipelineExecution` and
+  `RetryStageExecution`, which moto lacks, answer from the executor;
 - `DeletePipeline` stops the pipeline's running executions;
 - a new object at an S3 source action's bucket/key starts an execution when the action polls;
 - a pipeline created through CloudFormation starts its first execution (trigger CreatePipeline), and an
@@ -196,6 +196,17 @@ def stop_pipeline_execution(self: Any) -> str:
     return json.dumps({"pipelineExecutionId": execution_id})
 
 
+def retry_stage_execution(self: Any) -> str:
+    name = self._get_param("pipelineName")
+    self.codepipeline_backend.get_pipeline(name)
+    execution_id = self._get_param("pipelineExecutionId")
+    executor = _executor()
+    if executor is None:
+        raise RuntimeError("the emulator's pipeline executor is not installed")
+    executor.retry(name, self._get_param("stageName"), execution_id, self._get_param("retryMode") or "FAILED_ACTIONS")
+    return json.dumps({"pipelineExecutionId": execution_id})
+
+
 # --- triggers ------------------------------------------------------------------------------------------------------
 def polling_s3_sources(declaration: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(bucket, key, action name) of a pipeline's S3 source actions that poll for changes."""
@@ -258,7 +269,8 @@ def install(executor: PipelineExecutor) -> None:
     _patching.wrap(PipelineExecution, "to_dict", "codepipeline executions: real details", _to_dict)
     _patching.wrap(PipelineExecution, "to_summary_dict", "codepipeline executions: real summaries", _to_summary_dict)
     _patching.wrap(CodePipelineBackend, "delete_pipeline", "codepipeline: deleting stops executions", _delete_pipeline)
-    for operation in (get_pipeline_state, put_approval_result, list_action_executions, stop_pipeline_execution):
+    for operation in (get_pipeline_state, put_approval_result, list_action_executions, stop_pipeline_execution,
+                      retry_stage_execution):
         _patching.install(_patching.Patch(f"codepipeline api: {operation.__name__}", CodePipelineResponse,
                                           operation.__name__, operation))
     _patching.wrap(S3Backend, "put_object", "codepipeline: s3 source polling", _put_object)
