@@ -242,3 +242,24 @@ artifacts:
     body = s3.get_object(Bucket=data, Key="out/result.zip")["Body"].read()
     assert zipfile.ZipFile(io.BytesIO(body)).read("result.txt") == b"from s3"
     assert "initiator=root" in log_lines(emulator, build["logs"]["groupName"], build["logs"]["streamName"])
+
+
+def test_output_reaches_the_log_stream_while_the_command_still_runs(emulator, tmp_path):
+    from tests.integration.test_emulator_runtime_helpers import wait_for
+
+    name = _project(emulator, "version: 0.2\nphases:\n  build:\n    commands:\n"
+                              "      - echo first line; sleep 4; echo last line\n")
+    started: dict = {}
+    source = tmp_path / "s.zip"
+    source.write_bytes(zip_bytes({"a": "b"}))
+    request = BuildRequest(project=name, initiator="test", primary_input=source,
+                           on_start=lambda build: started.setdefault("logs", build["logs"]))
+    thread = threading.Thread(target=lambda: started.setdefault("result", installed_part("codebuild").run(request)))
+    thread.start()
+    logs = wait_for(lambda: started.get("logs"), what="the build to start")
+    lines = wait_for(lambda: "first line" in (found := log_lines(emulator, logs["groupName"], logs["streamName"]))
+                     and found, timeout=10, what="the first line in the log stream")
+    assert "last line" not in lines and "result" not in started  # still running
+    thread.join(timeout=30)
+    assert started["result"].status == "SUCCEEDED"
+    assert "last line" in log_lines(emulator, logs["groupName"], logs["streamName"])

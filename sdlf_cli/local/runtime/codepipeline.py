@@ -322,6 +322,7 @@ class PipelineExecutor:
 
     def _run_action(self, run: ExecutionRun, action: ActionRun) -> None:
         type_id = action.declaration["actionTypeId"]
+        run.execution.last_update_time = datetime.now(timezone.utc).replace(tzinfo=None)
         self._event_action(run, action, "STARTED")
         try:
             action.resolved_configuration = self._resolve(run, action.declaration.get("configuration") or {})
