@@ -20,6 +20,12 @@ def _tables(emulator) -> set[str]:
     return set(client(emulator, "dynamodb").list_tables()["TableNames"])
 
 
+def _timeline(emulator, stack: str) -> list[tuple[str, str]]:
+    """(logical id, status), oldest first, as the deployer's live view shows them."""
+    events = client(emulator, "cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
+    return [(e["LogicalResourceId"], e["ResourceStatus"]) for e in reversed(events)]
+
+
 def _failed_events(emulator, stack: str) -> list[dict]:
     events = client(emulator, "cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
     return [e for e in events if e["ResourceStatus"] == "UPDATE_FAILED"]
@@ -64,6 +70,8 @@ def test_replacement_with_a_new_name_applies_the_update_replace_policy(emulator,
     assert (old in tables) is old_kept
     if old_kept:  # retained with its rows, outside the stack
         assert client(emulator, "dynamodb").scan(TableName=old)["Count"] == 1
+    timeline = _timeline(emulator, stack)
+    assert ("Table", "DELETE_SKIPPED" if old_kept else "DELETE_COMPLETE") == timeline[-2]
     resource = client(emulator, "cloudformation").describe_stack_resource(StackName=stack, LogicalResourceId="Table")
     assert resource["StackResourceDetail"]["PhysicalResourceId"] == new
 
@@ -100,6 +108,17 @@ def test_failed_update_halfway_restores_what_it_changed(emulator):
 
     assert described["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
     assert _failed_events(emulator, stack)[0]["LogicalResourceId"] == "Named"
+    # CloudFormation's order: the work, the failure, the rollback of each piece, the end state
+    timeline = _timeline(emulator, stack)
+    update = timeline[timeline.index((stack, "UPDATE_IN_PROGRESS")):]
+    assert update[:5] == [(stack, "UPDATE_IN_PROGRESS"), ("Added", "CREATE_IN_PROGRESS"), ("Added", "CREATE_COMPLETE"),
+                          ("Config", "UPDATE_IN_PROGRESS"), ("Config", "UPDATE_COMPLETE")]
+    failed_at = update.index(("Named", "UPDATE_FAILED"))
+    assert update[failed_at + 1] == (stack, "UPDATE_ROLLBACK_IN_PROGRESS")
+    rollback = update[failed_at + 2:]
+    assert ("Config", "UPDATE_COMPLETE") in rollback
+    assert ("Table", "DELETE_COMPLETE") in rollback and ("Added", "DELETE_COMPLETE") in rollback
+    assert rollback[-1] == (stack, "UPDATE_ROLLBACK_COMPLETE")
     assert ssm.get_parameter(Name=f"/t/{name}/config")["Parameter"]["Value"] == "v1"
     assert ssm.get_parameter(Name=f"/t/{name}/named")["Parameter"]["Value"] == "x"
     tables = _tables(emulator)

@@ -5,6 +5,7 @@ import logging
 from typing import Any
 
 from sdlf_cli.local.cfn._patching import Patch, install, wrap
+from sdlf_cli.local.cfn.events import resource_event
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +20,18 @@ def _tag_failure(exc: BaseException, logical_id: str, resource_json: dict[str, A
 
 def _make_create(original):
     def parse_and_create_resource(logical_id, resource_json, resources_map, account_id, region_name):
+        # a new copy for a replacement is reported by the update as UPDATE_* events
+        adding = logical_id not in getattr(resources_map, "_parsed_resources", {})
         try:
-            return original(logical_id, resource_json, resources_map, account_id, region_name)
+            created = original(logical_id, resource_json, resources_map, account_id, region_name)
         except Exception as exc:
             _tag_failure(exc, logical_id, resource_json)
             raise
+        if adding and created is not None:
+            resource_type = resource_json.get("Type", "")
+            resource_event(resources_map, logical_id, resource_type, "CREATE_IN_PROGRESS")
+            resource_event(resources_map, logical_id, resource_type, "CREATE_COMPLETE", created)
+        return created
 
     return parse_and_create_resource
 
@@ -91,10 +99,14 @@ def _refresh_outputs_and_exports(backend, stack, change_set) -> None:
         backend.exports[export.name] = export
 
 
-def _record_failure(stack, change_set, exc: BaseException) -> None:
+def record_failure_start(stack, creating: bool, exc: BaseException, adding: bool = False) -> None:
+    """The failed resource's event and the stack's *ROLLBACK_IN_PROGRESS, once: before anything is undone,
+    as CloudFormation orders them. `adding`: the failed resource was new in this update (CREATE_FAILED)."""
     from moto.cloudformation.models import Event
 
-    creating = change_set.change_set_type == "CREATE"
+    if getattr(exc, "sdlf_failure_recorded", False):
+        return
+    exc.sdlf_failure_recorded = True  # type: ignore[attr-defined]
     reason = str(exc) or exc.__class__.__name__
     logical_id = getattr(exc, "sdlf_logical_id", None)
     if logical_id:
@@ -105,13 +117,25 @@ def _record_failure(stack, change_set, exc: BaseException) -> None:
                 logical_resource_id=logical_id,
                 physical_resource_id="",
                 resource_type=getattr(exc, "sdlf_resource_type", ""),
-                resource_status="CREATE_FAILED" if creating else "UPDATE_FAILED",
+                resource_status="CREATE_FAILED" if creating or adding else "UPDATE_FAILED",
                 resource_status_reason=reason,
                 resource_properties=None,
             )
         )
     if creating:
         stack._add_stack_event("ROLLBACK_IN_PROGRESS", resource_status_reason=f"The following resource(s) failed to create: [{logical_id or '?'}]. Rollback requested by user.")
+    else:
+        stack._add_stack_event(
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+            resource_status_reason=f"The following resource(s) failed to update: [{logical_id}]. " if logical_id else reason,
+        )
+
+
+def _record_failure(stack, change_set, exc: BaseException) -> None:
+    creating = change_set.change_set_type == "CREATE"
+    reason = str(exc) or exc.__class__.__name__
+    record_failure_start(stack, creating, exc)
+    if creating:
         try:
             stack.resource_map.delete()
         except Exception as cleanup:  # keep the original failure as the story; note the leftover
@@ -121,10 +145,6 @@ def _record_failure(stack, change_set, exc: BaseException) -> None:
     else:
         # The resources were already put back (see `updates`); what could not be undone is said here.
         problems = getattr(exc, "sdlf_rollback_problems", None)
-        stack._add_stack_event(
-            "UPDATE_ROLLBACK_IN_PROGRESS",
-            resource_status_reason=f"The following resource(s) failed to update: [{logical_id}]. " if logical_id else reason,
-        )
         if problems:
             stack._add_stack_event("UPDATE_ROLLBACK_FAILED",
                                    resource_status_reason="could not undo: " + "; ".join(problems))

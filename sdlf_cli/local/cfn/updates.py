@@ -22,6 +22,7 @@ from typing import Any
 
 from sdlf_cli.local.cfn import replacement
 from sdlf_cli.local.cfn._patching import Patch, install
+from sdlf_cli.local.cfn.events import resource_event, stack_of
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +147,15 @@ class _Update:
             recreating = recreating or ["Type"]
         if recreating and _is_resource(before):
             self._refuse_same_custom_name(name, resource_type, prior, new_properties)
+            resource_event(self.map, name, resource_type, "UPDATE_IN_PROGRESS", before,
+                           "Requested update requires the creation of a new physical resource; hence creating one.")
             after = parsing.parse_and_create_resource(name, resource_json, self.map, self.account, self.region)
             kind = "replace"
         else:
+            resource_event(self.map, name, resource_type, "UPDATE_IN_PROGRESS", before)
             after = parsing.parse_and_update_resource(name, resource_json, self.map, self.account, self.region)
             kind = "modify"
+        resource_event(self.map, name, resource_type, "UPDATE_COMPLETE", after)
         if after is not None:
             self.map._parsed_resources[name] = after
         self.applied.append(_Applied(kind, name, before, after, prior_json))
@@ -195,11 +200,18 @@ class _Update:
         for name in self.diff["Remove"]:
             resource = self.map._parsed_resources.pop(name, None)
             resource_json = self.old_json[name]
-            if _is_resource(resource) and resource_json.get("DeletionPolicy") not in _KEEP_POLICIES:
+            if not _is_resource(resource):
+                continue
+            if resource_json.get("DeletionPolicy") in _KEEP_POLICIES:
+                resource_event(self.map, name, resource_json.get("Type", ""), "DELETE_SKIPPED", resource)
+            else:
                 doomed.append((name, resource, resource_json))
         for step in self.applied:
             if step.kind == "replace" and _is_resource(step.before):
-                if step.prior_json.get("UpdateReplacePolicy") not in _KEEP_POLICIES:
+                if step.prior_json.get("UpdateReplacePolicy") in _KEEP_POLICIES:
+                    resource_event(self.map, step.logical_id, step.prior_json.get("Type", ""), "DELETE_SKIPPED",
+                                   step.before)
+                else:
                     doomed.append((step.logical_id, step.before, step.prior_json))
         for name, problem in self._delete_all(doomed):
             log.warning("the update succeeded but %s could not be deleted: %s", name, problem)
@@ -215,6 +227,9 @@ class _Update:
                 else:
                     remaining.remove(item)
                     problems.pop(item[0], None)
+                    resource_type = item[2].get("Type", "")
+                    resource_event(self.map, item[0], resource_type, "DELETE_IN_PROGRESS", item[1])
+                    resource_event(self.map, item[0], resource_type, "DELETE_COMPLETE", item[1])
             if not remaining:
                 break
         return [(name, problems[name]) for name, _, _ in remaining if name in problems]
@@ -253,6 +268,10 @@ class _Update:
                 continue
             if restored is not None:
                 self.map._parsed_resources[step.logical_id] = restored
+            resource_type = step.prior_json.get("Type", "")
+            resource_event(self.map, step.logical_id, resource_type, "UPDATE_IN_PROGRESS", step.after)
+            resource_event(self.map, step.logical_id, resource_type, "UPDATE_COMPLETE",
+                           self.map._parsed_resources.get(step.logical_id))
         problems += [f"{name}: {exc}" for name, exc in self._delete_all(doomed)]
         return problems
 
@@ -262,6 +281,12 @@ def update(self, template: dict[str, Any], parameters: dict[str, Any] | None = N
     try:
         run.run()
     except Exception as exc:
+        stack = stack_of(self)
+        if stack is not None:
+            from sdlf_cli.local.cfn.stacks import record_failure_start
+
+            record_failure_start(stack, creating=not run.old_json, exc=exc,
+                                 adding=getattr(exc, "sdlf_logical_id", None) not in run.old_json)
         problems = run.roll_back()
         if problems:
             exc.sdlf_rollback_problems = problems  # type: ignore[attr-defined]
