@@ -108,33 +108,39 @@ def package(opts, lake):
     return package_artifacts(lake)
 
 
+_CFN_ROLE = click.option("--cfn-role-arn", default=None, envvar="SDLF_CFN_ROLE_ARN",
+                         help="CloudFormation execution role for the change sets [env SDLF_CFN_ROLE_ARN].")
+
+
 # --- deploy ----------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("layers", nargs=-1)
 @click.option("--all", "all_layers", is_flag=True, help="Every stack the parameters file declares.")
 @click.option("--dry-run", is_flag=True, help="Plan change sets without executing anything.")
+@_CFN_ROLE
 @global_options
-def deploy(layers, all_layers, dry_run, opts, lake):
+def deploy(layers, all_layers, dry_run, cfn_role_arn, opts, lake):
     """Create or update stacks (parents first, independent stacks in parallel)."""
     from sdlf_cli.ui import make_reporter
     from sdlf_cli.workflows.deploy import deploy_layers, layers_to_deploy
 
     chosen = layers_to_deploy(lake.config, list(layers), all_layers)
     with make_reporter(opts.output) as reporter:
-        return deploy_layers(lake, reporter, chosen, dry_run=dry_run)
+        return deploy_layers(lake, reporter, chosen, dry_run=dry_run, cfn_role_arn=cfn_role_arn)
 
 
 @cli.command()
 @click.argument("layers", nargs=-1)
+@_CFN_ROLE
 @global_options
-def plan(layers, opts, lake):
+def plan(layers, cfn_role_arn, opts, lake):
     """What `deploy` would change (change sets, created and deleted again)."""
     from sdlf_cli.ui import make_reporter
     from sdlf_cli.workflows.deploy import deploy_layers, layers_to_deploy
 
     chosen = layers_to_deploy(lake.config, list(layers), not layers)
     with make_reporter(opts.output) as reporter:
-        return deploy_layers(lake, reporter, chosen, dry_run=True)
+        return deploy_layers(lake, reporter, chosen, dry_run=True, cfn_role_arn=cfn_role_arn)
 
 
 # --- onboarding ----------------------------------------------------------------------------------
@@ -309,6 +315,94 @@ def demo(opts, lake):
     # The demo's own step lines are its progress view; stack events would drown them.
     with make_reporter("json") as reporter:
         return run_demo(lake, reporter, on_step=demo_step if opts.output != "json" else (lambda step: None))
+
+
+# --- the delivery pipeline -------------------------------------------------------------------------
+@cli.group()
+def cicd():
+    """The delivery pipeline: push a revision, follow it, approve or reject a promotion."""
+
+
+def _on_change(opts):
+    from sdlf_cli.ui.delivery import action_line
+
+    return (lambda action: None) if opts.output == "json" else (lambda action: click.echo(action_line(action)))
+
+
+@cicd.command("push")
+@click.option("--follow", "following", is_flag=True, help="Stream until the run ends or waits for an approval.")
+@global_options
+def cicd_push(following, opts, lake):
+    """Upload the working tree (the files git tracks) as the S3 source revision and start the pipeline."""
+    from sdlf_cli.workflows.cicd import push
+
+    return push(lake, wait=following, on_change=_on_change(opts))
+
+
+@cicd.command("status")
+@click.option("--follow", "following", is_flag=True, help="Stream until the run ends or waits for an approval.")
+@global_options
+def cicd_status(following, opts, lake):
+    """The latest execution: each stage and action, its state and duration; for a failure its root cause."""
+    from sdlf_cli.workflows.cicd import follow, pipeline_status
+
+    return follow(lake, on_change=_on_change(opts)) if following else pipeline_status(lake)
+
+
+@cicd.command("approve")
+@click.option("--summary", default=None, help="Why (recorded with the approval).")
+@global_options
+def cicd_approve(summary, opts, lake):
+    """Approve the promotion waiting for --env (or the only one waiting)."""
+    from sdlf_cli.workflows.cicd import decide
+
+    return decide(lake, opts.env, True, summary or "")
+
+
+@cicd.command("reject")
+@click.option("--summary", default=None, help="Why (recorded with the rejection).")
+@global_options
+def cicd_reject(summary, opts, lake):
+    """Reject the promotion waiting for --env (or the only one waiting); the execution stops there."""
+    from sdlf_cli.workflows.cicd import decide
+
+    return decide(lake, opts.env, False, summary or "")
+
+
+@cicd.command("report")
+@click.option("--action", "action", required=True, help="The pipeline action this build runs.")
+@click.option("--result", "results", multiple=True, type=click.Path(path_type=Path),
+              help="JSON a command of the build wrote (`--output json`), in the order they ran.")
+@click.option("--otherwise", default=None, help="What failed when no result names a problem.")
+@click.option("--succeeded/--failed", default=None, help="Default: CODEBUILD_BUILD_SUCCEEDING.")
+@click.option("--build-succeeding", envvar="CODEBUILD_BUILD_SUCCEEDING", default="1", hidden=True)
+@click.option("--topic-arn", envvar="SDLF_TOPIC_ARN", default=None, help="Where a failure is published.")
+@global_options
+def cicd_report(action, results, otherwise, succeeded, build_succeeding, topic_arn, opts):
+    """In a build's `finally`: print what the build did and, when it failed, its root cause (published)."""
+    from sdlf_cli.workflows.cicd import report, topic_for
+
+    if succeeded is None:
+        succeeded = build_succeeding != "0"
+    topic = topic_for(topic_arn, opts) if topic_arn and not succeeded else None
+    return report(action, list(results), succeeded=succeeded, otherwise=otherwise, topic_arn=topic_arn, topic=topic)
+
+
+@cicd.command("summarize")
+@click.argument("plan_file", type=click.Path(path_type=Path))
+@click.option("--text", "text_path", type=click.Path(path_type=Path), default=None,
+              help="Write the full text plan here (it also goes to stderr, i.e. the build log).")
+@click.option("--link", is_flag=True, help="Print the link to the full plan (the build's page) instead.")
+@click.option("--build-url", envvar="CODEBUILD_BUILD_URL", default="", hidden=True)
+@global_options
+def cicd_summarize(plan_file, text_path, link, build_url, opts):
+    """The approval message of `sdlf plan --output json` (stacks to add/change, data at risk, IAM changes)."""
+    from sdlf_cli.workflows.cicd import summarize
+
+    digest, text = summarize(plan_file, opts.env, text_path, link=build_url if link else None)
+    if not link:
+        click.echo(text, err=True)
+    return digest
 
 
 # --- status and teardown ---------------------------------------------------------------------------

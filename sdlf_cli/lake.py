@@ -38,7 +38,7 @@ class Lake:
 
         def clients(cfg: "LakeConfig") -> Clients:
             return Clients(resolve_target(cfg, profile=opts.profile, region=opts.region,
-                                          endpoint_url=opts.endpoint_url, local=opts.local))
+                                          endpoint_url=opts.endpoint_url, local=opts.local, role_arn=opts.role_arn))
 
         return cls(lambda: load_config(opts.env, opts.parameters_dir), clients)
 
@@ -133,6 +133,24 @@ class Lake:
         from sdlf_cli.aws.keys import Keys
 
         return Keys(self._client("kms"))
+
+    @cached_property
+    def pipelines(self):
+        from sdlf_cli.aws.pipelines import Pipelines
+
+        return Pipelines(self._client("codepipeline"))
+
+    @cached_property
+    def builds(self):
+        from sdlf_cli.aws.pipelines import Builds
+
+        return Builds(self._client("codebuild"))
+
+    @cached_property
+    def build_logs(self):
+        from sdlf_cli.aws.pipelines import BuildLogs
+
+        return BuildLogs(self._client("logs"))
 
     @cached_property
     def identity(self):

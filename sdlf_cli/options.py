@@ -25,6 +25,7 @@ class GlobalOptions:
     yes: bool = False
     verbose: int = 0
     parameters_dir: str = "parameters"
+    role_arn: str | None = None
 
     def merged(self, **given) -> "GlobalOptions":
         return replace(self, **{k: v for k, v in given.items() if v not in (None, False, 0)})
@@ -58,9 +59,11 @@ _OPTIONS = [
     click.option("--verbose", "-v", count=True,
                  help="-v: log what sdlf does (sdlf.*) on stderr; -vv: every AWS call, and a traceback on error."),
     click.option("--parameters-dir", default=None, help="Folder of parameters files (default: parameters)."),
+    click.option("--role-arn", default=None, envvar="SDLF_ROLE_ARN",
+                 help="Make every AWS call as this role (assumed first) [env SDLF_ROLE_ARN]."),
 ]
 
-_NAMES = {"env", "profile", "region", "local", "endpoint_url", "output", "yes", "verbose", "parameters_dir"}
+_NAMES = {"env", "profile", "region", "local", "endpoint_url", "output", "yes", "verbose", "parameters_dir", "role_arn"}
 
 
 def configure_logging(verbose: int) -> None:

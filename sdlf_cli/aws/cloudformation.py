@@ -295,6 +295,7 @@ class CloudFormationGateway:
         template_body: str | None = None,
         template_url: str | None = None,
         description: str | None = None,
+        role_arn: str | None = None,
     ) -> tuple[str, str]:
         """Returns (change set id, stack id). Raises NoChangesError for the emulator's synchronous
         "No updates are to be performed." refusal."""
@@ -314,6 +315,8 @@ class CloudFormationGateway:
             kwargs["TemplateBody"] = template_body
         if description:
             kwargs["Description"] = description
+        if role_arn:
+            kwargs["RoleARN"] = role_arn
         try:
             response = self._client.create_change_set(**kwargs)
         except ClientError as err:

@@ -16,11 +16,17 @@ from botocore.config import Config
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+# How long assumed-role credentials last: long enough for a full deploy of the lake.
+ASSUMED_SESSION_SECONDS = 3600
+
+
 @dataclass(frozen=True)
 class AwsTarget:
     region: str
     profile: str | None = None
     endpoint_url: str | None = None
+    # Every call is made as this role (assumed with the profile's or the environment's credentials).
+    role_arn: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -39,6 +45,30 @@ class Clients:
     def session(self) -> boto3.session.Session:
         if self._session is not None:
             return self._session
+        base = self._base_session()
+        if not self.target.role_arn:
+            return base
+        return self._assumed(base, self.target.role_arn)
+
+    def _assumed(self, base: boto3.session.Session, role_arn: str) -> boto3.session.Session:
+        """A session with the credentials of `role_arn`, assumed through the same endpoint as every other call."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from sdlf_cli.errors import SdlfError
+
+        kwargs = {"region_name": self.target.region}
+        if self.target.endpoint_url:
+            kwargs["endpoint_url"] = self.target.endpoint_url
+        try:
+            credentials = base.client("sts", **kwargs).assume_role(
+                RoleArn=role_arn, RoleSessionName="sdlf", DurationSeconds=ASSUMED_SESSION_SECONDS)["Credentials"]
+        except (BotoCoreError, ClientError) as err:
+            raise SdlfError(f"--role-arn {role_arn}: cannot assume the role: {err}") from err
+        return boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"], region_name=self.target.region)
+
+    def _base_session(self) -> boto3.session.Session:
         if self.target.is_local and not self.target.profile:
             creds = {
                 "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", LOCAL_CREDENTIALS["aws_access_key_id"]),

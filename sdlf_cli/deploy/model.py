@@ -79,6 +79,9 @@ class StackSpec:
     imports: tuple[str, ...] = ()
     upstream: dict[str, Any] = field(default_factory=dict)
     resolved: dict[str, Any] | None = None
+    # CloudFormation's execution role (RoleARN of the change sets); None: the caller's credentials.
+    # Not part of the fingerprint: who deploys does not change what is deployed.
+    role_arn: str | None = None
 
     def fingerprint(self) -> str:
         """sha256 over template body, parameters and tags (not the fingerprint tag itself), and the

@@ -268,6 +268,7 @@ class StackDeployer:
                 template_body=None if spec.template_url else spec.template_body,
                 template_url=spec.template_url,
                 description=f"sdlf {spec.layer} {spec.name}",
+                role_arn=spec.role_arn,
             )
         except NoChangesError:
             return None

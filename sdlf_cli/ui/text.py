@@ -288,3 +288,7 @@ def _(result: DestroyResult) -> None:
                           [(r.stack, r.resource_type, r.physical_id, r.action) for r in result.retained]))
     if any(r.action == "retained" for r in result.retained):
         _out.print("data was kept; `sdlf destroy --include-data` deletes it (buckets emptied, keys in 7 days)")
+
+
+# The delivery pipeline's results (`sdlf cicd`) register their renderings in their own module.
+from sdlf_cli.ui import delivery as _delivery  # noqa: E402,F401  (imported for its registrations)

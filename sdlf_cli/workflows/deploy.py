@@ -143,9 +143,11 @@ def stack_spec(cfg: LakeConfig, template: RenderedTemplate, bucket: str, code: d
 class LayerDeployer:
     """Wires the steps together for one lake and one target."""
 
-    def __init__(self, lake: Lake, reporter, root: Path = Path("."), build_dir: Path | None = None):
+    def __init__(self, lake: Lake, reporter, root: Path = Path("."), build_dir: Path | None = None,
+                 cfn_role_arn: str | None = None):
         self.lake = lake
         self.cfg = lake.config
+        self.cfn_role_arn = cfn_role_arn
         self.reporter = reporter
         self.root = root
         self.build_dir = build_dir or root / ".sdlf" / "build" / self.cfg.env
@@ -223,7 +225,12 @@ class LayerDeployer:
         return stack is not None and stack.status.endswith("_COMPLETE") and "ROLLBACK" not in stack.status
 
     def _action(self, dry_run: bool):
-        return self.stacks.plan if dry_run else self.stacks.deploy
+        act = self.stacks.plan if dry_run else self.stacks.deploy
+        if not self.cfn_role_arn:
+            return act
+        from dataclasses import replace
+
+        return lambda spec: act(replace(spec, role_arn=self.cfn_role_arn))
 
     def _spec(self, template: RenderedTemplate, params: dict, depends_on: tuple[str, ...] = ()) -> StackSpec:
         return build_spec(self.cfg, template, params, depends_on)
@@ -296,5 +303,5 @@ def _no_delivery_stack(cfg: LakeConfig, layer: str) -> str:
 
 
 def deploy_layers(lake: Lake, reporter, layers: list[str], *, dry_run: bool = False,
-                  root: Path = Path("."), only: set[str] | None = None) -> DeployOutcome:
-    return LayerDeployer(lake, reporter, root).run(layers, dry_run=dry_run, only=only)
+                  root: Path = Path("."), only: set[str] | None = None, cfn_role_arn: str | None = None) -> DeployOutcome:
+    return LayerDeployer(lake, reporter, root, cfn_role_arn=cfn_role_arn).run(layers, dry_run=dry_run, only=only)

@@ -23,11 +23,12 @@ def resolve_target(
     endpoint_url: str | None = None,
     local: bool = False,
     state_dir: Path | None = None,
+    role_arn: str | None = None,
 ) -> AwsTarget:
     endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
     if local_requested(local) and not endpoint_url:
         from sdlf_cli.local import process
 
         endpoint_url = process.resolve_endpoint(state_dir)
-    return AwsTarget(region=region or cfg.region, profile=profile, endpoint_url=endpoint_url)
+    return AwsTarget(region=region or cfg.region, profile=profile, endpoint_url=endpoint_url, role_arn=role_arn or None)
 
