@@ -380,11 +380,12 @@ def cicd_reject(summary, opts, lake):
 @global_options
 def cicd_report(action, results, otherwise, succeeded, build_succeeding, topic_arn, opts):
     """In a build's `finally`: print what the build did and, when it failed, its root cause (published)."""
-    from sdlf_cli.workflows.cicd import report, topic_for
+    from sdlf_cli.aws.pipelines import Topic
+    from sdlf_cli.workflows.cicd import report
 
     if succeeded is None:
         succeeded = build_succeeding != "0"
-    topic = topic_for(topic_arn, opts) if topic_arn and not succeeded else None
+    topic = Topic.at(topic_arn, opts.profile, opts.endpoint_url) if topic_arn and not succeeded else None
     return report(action, list(results), succeeded=succeeded, otherwise=otherwise, topic_arn=topic_arn, topic=topic)
 
 
@@ -392,16 +393,13 @@ def cicd_report(action, results, otherwise, succeeded, build_succeeding, topic_a
 @click.argument("plan_file", type=click.Path(path_type=Path))
 @click.option("--text", "text_path", type=click.Path(path_type=Path), default=None,
               help="Write the full text plan here (it also goes to stderr, i.e. the build log).")
-@click.option("--link", is_flag=True, help="Print the link to the full plan (the build's page) instead.")
-@click.option("--build-url", envvar="CODEBUILD_BUILD_URL", default="", hidden=True)
 @global_options
-def cicd_summarize(plan_file, text_path, link, build_url, opts):
+def cicd_summarize(plan_file, text_path, opts):
     """The approval message of `sdlf plan --output json` (stacks to add/change, data at risk, IAM changes)."""
     from sdlf_cli.workflows.cicd import summarize
 
-    digest, text = summarize(plan_file, opts.env, text_path, link=build_url if link else None)
-    if not link:
-        click.echo(text, err=True)
+    digest, text = summarize(plan_file, opts.env, text_path)
+    click.echo(text, err=True)
     return digest
 
 

@@ -157,5 +157,14 @@ class BuildLogs(Gateway):
 class Topic(Gateway):
     service = "sns"
 
+    @classmethod
+    def at(cls, topic_arn: str, profile: str | None = None, endpoint_url: str | None = None) -> "Topic":
+        """The gateway for one topic, in its region, with the caller's own credentials: a failed build reports
+        through it even when the parameters files it would read are what broke."""
+        from sdlf_cli.aws.session import AwsTarget, Clients
+
+        region = topic_arn.split(":")[3]
+        return cls(Clients(AwsTarget(region=region, profile=profile, endpoint_url=endpoint_url)).client("sns"))
+
     def publish(self, topic_arn: str, subject: str, message: str) -> str:
         return self._call("publish", TopicArn=topic_arn, Subject=subject[:100], Message=message)["MessageId"]

@@ -69,7 +69,7 @@ def report(result, out: IO[str] | None = None) -> None:
 
 
 def plan_digest(digest, out: IO[str] | None = None) -> None:
-    print(digest.link if digest.link is not None else digest.message, file=out or sys.stdout)
+    print(digest.message, file=out or sys.stdout)
 
 
 render.register(PipelineStatus, lambda r: pipeline_status(r))

@@ -11,6 +11,7 @@ from functools import singledispatch
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from sdlf_cli.config.show import ConfigValues
@@ -38,7 +39,8 @@ def _table(title: str | None, columns: list[str], rows) -> Table:
     for c in columns:
         table.add_column(c, overflow="fold")
     for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
+        # Cells are data, not markup: a value such as "[ingestion_date]" must print as written.
+        table.add_row(*(Text("" if v is None else str(v)) for v in r))
     return table
 
 

@@ -298,30 +298,19 @@ class PlanDigest:
     env: str
     message: str
     text_path: Path | None
-    link: str | None = None  # set: the command prints the link instead of the message
     ok: bool = True
 
     def to_dict(self) -> dict:
-        return {"env": self.env, "message": self.message, "text": str(self.text_path) if self.text_path else None,
-                "link": self.link}
+        return {"env": self.env, "message": self.message, "text": str(self.text_path) if self.text_path else None}
 
 
-def summarize(plan_path: Path, env: str, text_path: Path | None = None,
-              link: str | None = None) -> tuple[PlanDigest, str]:
-    """(the approval message, the full text plan) of `sdlf plan --output json`; writes the text to `text_path`.
-    With `link` (the build's page, where the text plan is logged), that is what the digest shows."""
+def summarize(plan_path: Path, env: str, text_path: Path | None = None) -> tuple[PlanDigest, str]:
+    """(the approval message, the full text plan) of `sdlf plan --output json`; writes the text to `text_path`."""
     data = read_result(plan_path)
     if data is None:
         raise SdlfError(f"{plan_path}: no plan in it (did `sdlf plan` fail? its error is in the log above)")
     summary, text = plan_summary(env, data)
     if text_path is not None:
         text_path.write_text(text, encoding="utf-8")
-    return PlanDigest(env, summary.message(), text_path, link), text
+    return PlanDigest(env, summary.message(), text_path), text
 
-
-def topic_for(topic_arn: str, opts) -> Topic:
-    """The lake topic's gateway, in the topic's region, with the build's own credentials."""
-    from sdlf_cli.aws.session import AwsTarget, Clients
-
-    region = topic_arn.split(":")[3]
-    return Topic(Clients(AwsTarget(region=region, profile=opts.profile, endpoint_url=opts.endpoint_url)).client("sns"))

@@ -4,8 +4,9 @@ deployed; prod waits for its approval with the plan summary; approve; prod is de
 with nothing changed finds every stack unchanged; a push that breaks a template fails Validate with the lint
 finding as the root cause.
 
-The repository is a copy of this one's tracked files (a git repository of its own), with Validate's test command
-narrowed to one file to keep the run short.
+The repository is a copy of this one's tracked files (a git repository of its own). To keep the run short, its
+lake is foundations and one team per environment (no pipelines or datasets) and Validate's test command runs one
+file.
 """
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ import pytest
 from sdlf_cli.delivery.archive import tracked_files
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_COMMAND = "python -m pytest tests/unit/test_config_cicd.py -q -p no:cacheprovider"
+TEST_COMMAND = "python -m pytest tests/unit/test_cicd_templates.py -q -p no:cacheprovider"
+SMALL_LAKE = """env: {env}
+log_retention_days: {retention}
+teams:
+  engineering:
+    notification_email: engineering@example.com
+"""
 SDLF = [sys.executable, "-m", "sdlf_cli.cli"]
 
 
@@ -36,6 +43,8 @@ def repo(tmp_path_factory):
     text = base.read_text()
     assert "test_command: python -m pytest tests/unit -q" in text
     base.write_text(text.replace("test_command: python -m pytest tests/unit -q", f"test_command: {TEST_COMMAND}"))
+    for env, retention in (("dev", 90), ("prod", 365)):
+        (root / "parameters" / f"{env}.yaml").write_text(SMALL_LAKE.format(env=env, retention=retention))
     git = ["git", "-c", "user.name=sdlf", "-c", "user.email=sdlf@example.com"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
@@ -74,10 +83,10 @@ def test_push_validates_deploys_dev_waits_for_prod_approval_then_deploys_prod(re
     for key in [("Source", "Source"), ("Validate", "Validate"), ("Deploy-dev", "Plan"), ("Deploy-dev", "Deploy"),
                 ("Deploy-prod", "Plan")]:
         assert by[key]["status"] == "Succeeded", by[key]
-    assert by[("Deploy-dev", "Plan")]["message"].startswith("dev: 4 stack(s) to add, 0 to change")
+    assert by[("Deploy-dev", "Plan")]["message"].startswith("dev: 2 stack(s) to add, 0 to change")
     approval = by[("Deploy-prod", "Approve")]
     assert approval["status"] == "InProgress"
-    assert approval["message"].startswith("prod: 4 stack(s) to add, 0 to change")
+    assert approval["message"].startswith("prod: 2 stack(s) to add, 0 to change")
     assert "!! IAM CHANGES:" in approval["message"]
 
     assert sdlf(repo, "cicd", "approve", "--env", "prod")["decision"] == "approved"
@@ -87,16 +96,16 @@ def test_push_validates_deploys_dev_waits_for_prod_approval_then_deploys_prod(re
 
     prod = sdlf(repo, "status", "--env", "prod")
     stacks = {s["layer"]: s for s in prod["stacks"]}
-    assert set(stacks) >= {"bootstrap", "foundations", "team", "pipeline", "dataset", "cicd-target"}
-    assert {s["drift"] for s in stacks.values()} == {"in sync"}, stacks
+    assert set(stacks) == {"bootstrap", "foundations", "team", "cicd-target"}
+    assert {name: s["drift"] for name, s in stacks.items()} == dict.fromkeys(stacks, "in sync")
 
 
 def test_a_second_push_with_nothing_changed_finds_every_stack_unchanged(repo):
     status = sdlf(repo, "cicd", "push", "--follow")["status"]
     by = actions(status)
-    assert by[("Deploy-dev", "Plan")]["message"].startswith("dev: 0 stack(s) to add, 0 to change, 5 unchanged")
+    assert by[("Deploy-dev", "Plan")]["message"].startswith("dev: 0 stack(s) to add, 0 to change, 3 unchanged")
     assert by[("Deploy-dev", "Deploy")]["status"] == "Succeeded"
-    assert by[("Deploy-prod", "Approve")]["message"] == "prod: 0 stack(s) to add, 0 to change, 5 unchanged."
+    assert by[("Deploy-prod", "Approve")]["message"] == "prod: 0 stack(s) to add, 0 to change, 3 unchanged."
     assert sdlf(repo, "cicd", "reject", "--env", "prod", "--summary", "nothing to promote")["decision"] == "rejected"
 
 

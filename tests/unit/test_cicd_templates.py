@@ -177,7 +177,7 @@ def test_projects_point_at_buildspec_files_that_run_only_sdlf_and_tests(pipeline
             first = command.split()[0]
             assert first in ("sdlf", "export", "bash"), command
             if first == "export":
-                assert "$(sdlf " in command, command
+                assert "$(sdlf " in command or command == 'export SDLF_PLAN_LINK="$CODEBUILD_BUILD_URL"', command
             if first == "bash":
                 assert command == 'bash -c "$SDLF_TEST_COMMAND"'
         assert any(c.startswith("sdlf cicd report") for c in build["finally"])
