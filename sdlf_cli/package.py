@@ -57,6 +57,9 @@ EXCLUDED_FILES = {".DS_Store", "Thumbs.db"}
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 # Vendored console scripts carry this machine's interpreter in their shebang: useless in Lambda.
 VENDOR_EXCLUDED_TOP = {"bin"}
+# pip's install record lists those scripts' hashes, so it differs from machine to machine (a laptop and a
+# CodeBuild image would package different layers); nothing reads it at run time.
+VENDOR_EXCLUDED_RECORD = ".dist-info/RECORD"
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[A-Za-z0-9_,.-]+\])?==([A-Za-z0-9.+!_-]+)$")
 
@@ -250,7 +253,7 @@ def _entries(source: _Source, vendored: Path | None) -> list[tuple[str, Path]]:
     if vendored is not None:
         prefix = "python/" if source.kind == "layer" else ""
         for relative, path in _source_files(vendored):
-            if relative.split("/", 1)[0] in VENDOR_EXCLUDED_TOP:
+            if relative.split("/", 1)[0] in VENDOR_EXCLUDED_TOP or relative.endswith(VENDOR_EXCLUDED_RECORD):
                 continue
             name = prefix + relative
             if name in entries:

@@ -44,6 +44,9 @@ def fake_installer(calls: list):
             write(target / name / "__init__.py", f"VERSION = {line.split('==')[1]!r}\n")
         write(target / "bin" / "tool", "#!/usr/bin/python\n", 0o755)
         write(target / name / "__pycache__" / "x.cpython-312.pyc", "junk")
+        # pip's record of what it wrote, including the script's machine-specific hash: not packaged
+        write(target / f"{name}-1.0.dist-info" / "RECORD", "bin/tool,sha256=machine-specific,17\n")
+        write(target / f"{name}-1.0.dist-info" / "METADATA", "Name: x\n")
 
     return install
 
@@ -97,7 +100,9 @@ def test_zip_contents_are_clean_and_normalised(project):
     assert names == sorted(names)
     assert "python/sdlf_datalake/__init__.py" in names
     assert "python/aws_lambda_powertools/__init__.py" in names and "python/jmespath/__init__.py" in names
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("python/bin")]
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("python/bin")
+                or n.endswith(".dist-info/RECORD")]
+    assert any(n.endswith(".dist-info/METADATA") for n in names)
     assert "requirements.txt" not in names and all(n.startswith("python/") for n in names)
 
 
