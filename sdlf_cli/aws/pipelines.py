@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sdlf_cli.aws.gateway import Gateway
+from sdlf_cli.errors import AwsError, NotFound
 
 # --- CodePipeline ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class ActionState:
 
 class Pipelines(Gateway):
     service = "codepipeline"
+
+    def _call(self, operation: str, **kwargs) -> dict:
+        try:
+            return super()._call(operation, **kwargs)
+        except AwsError as err:
+            if err.code == "PipelineNotFoundException" and not isinstance(err, NotFound):
+                raise NotFound(err.service, err.operation, err.code, err.reason) from err
+            raise
 
     def start(self, name: str) -> str:
         return self._call("start_pipeline_execution", name=name)["pipelineExecutionId"]

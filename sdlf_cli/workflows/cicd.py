@@ -17,7 +17,7 @@ from sdlf_cli.aws.pipelines import ActionRun, ActionState, Topic
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.delivery.archive import build_archive
 from sdlf_cli.delivery.results import ROOT_CAUSE_MARK, plan_summary, read_result, root_cause, summary_lines
-from sdlf_cli.errors import SdlfError, UsageError
+from sdlf_cli.errors import NotFound, SdlfError, UsageError
 from sdlf_cli.naming import Names
 
 RUNNING = ("InProgress", "Stopping")
@@ -113,9 +113,14 @@ def build_root_cause(lake, build_id: str) -> tuple[str | None, str | None]:
 
 def pipeline_status(lake, execution_id: str | None = None,
                     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> PipelineStatus:
-    name = tooling_names(lake.config).pipeline()
+    names = tooling_names(lake.config)
+    name = names.pipeline()
     if execution_id is None:
-        latest = lake.pipelines.latest(name)
+        try:
+            latest = lake.pipelines.latest(name)
+        except NotFound as err:
+            raise UsageError(f"{name} is not deployed here: `sdlf deploy cicd --env {lake.config.cicd.tooling_env}` "
+                             "creates it") from err
         if latest is None:
             return PipelineStatus(name, None, "never run")
         execution_id, status, revision = latest.execution_id, latest.status, latest.revision

@@ -389,3 +389,27 @@ def test_change_sets_carry_the_execution_role():
         assert CloudFormationGateway(client).create_change_set(
             stack_name="s", change_set_name="c", change_set_type="CREATE", parameters={}, tags={},
             capabilities=("CAPABILITY_IAM",), template_body="{}", role_arn="arn:aws:iam::1:role/cfn") == ("cs-1", "st-1")
+
+
+def test_status_of_a_pipeline_not_deployed_says_how_to_deploy_it():
+    client = boto3.client("codepipeline", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_client_error("list_pipeline_executions", "PipelineNotFoundException", "no pipeline")
+    with stub:
+        lake = FakeLake(Pipelines(client))
+        with pytest.raises(UsageError, match="acme-lake-dev-cicd is not deployed here: `sdlf deploy cicd --env dev`"):
+            wf.pipeline_status(lake)
+
+
+def test_push_with_wait_follows_its_execution_until_it_waits_for_approval(tmp_path):
+    _git_repo(tmp_path)
+    stacks = {"acme-lake-dev-bootstrap": StackInfo("acme-lake-dev-bootstrap", "id", "CREATE_COMPLETE", None, {},
+                                                   {"ArtifactsBucket": "bucket-a"}, {}, T0),
+              "acme-lake-dev-cicd": StackInfo("acme-lake-dev-cicd", "id2", "CREATE_COMPLETE", None, {}, {}, {}, T0)}
+    states = _states(("Deploy-prod", "Approve", "InProgress"))
+    runs = [ActionRun("Deploy-prod", "Approve", "InProgress", T0, T0)]
+    pipelines = FakePipelines(states, runs, [Execution("e-2", "InProgress", T0, T0)])
+    seen = []
+    result = wf.push(_delivery(pipelines, stacks=stacks), tmp_path, wait=True, on_change=seen.append)
+    assert result.status.execution_id == "e-2" and result.status.waiting.stage == "Deploy-prod"
+    assert [a.action for a in seen] == ["Approve"] and result.ok
