@@ -1016,11 +1016,19 @@ def _spark_files(s3: Any, staging: str, glue: bool) -> List[Tuple[str, str]]:
 
 
 def _delete_prefix(s3: Any, uri: str) -> None:
+    """Delete every object under `uri`. DeleteObjects answers 200 even when it deleted nothing (each refused
+    key is listed in `Errors`), so those are collected and raised: a clean-up that fails is never silent."""
     bucket, prefix = parse_s3_uri(uri)
+    failed: List[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            failed += [f"{e.get('Key')}: {e.get('Code')} {e.get('Message', '')}".strip()
+                       for e in response.get("Errors", [])]
+    if failed:
+        raise JobError(f"staging clean-up of {uri} failed for {len(failed)} object(s) (the outputs are published; "
+                       f"the job role needs s3:DeleteObject there): " + "; ".join(failed[:5]))
 
 
 # --- entry point ---------------------------------------------------------------------------------

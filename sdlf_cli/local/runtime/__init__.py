@@ -29,7 +29,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         if "stop" in _installed:
             return _installed["stop"]
 
-        from sdlf_cli.local.runtime import (atomic_writes, codebuild, codepipeline, codepipeline_api, crawler, events,
+        from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild, codepipeline, codepipeline_api, crawler, events,
                                             glue_jobs, stepfunctions)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
@@ -52,12 +52,15 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         poller.start()
         scheduler = Scheduler(ctx.account_id)
         scheduler.start()
+        alarm_engine = alarms.AlarmEngine(alarms.endpoint_clients(ctx.endpoint_url, ctx.region), ctx.region)
+        alarm_engine.start()
 
         def stop() -> None:
             with _lock:
                 if _installed.get("stop") is not stop:
                     return
                 _installed.pop("stop")
+            alarm_engine.stop()
             scheduler.stop()
             poller.stop()
             codebuild.uninstall(build_runner)  # running builds end first, so executions waiting on them can end
@@ -70,7 +73,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             atomic_writes.uninstall()
 
         _installed["stop"] = stop
-        _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler, glue_jobs=job_runner,
+        _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler, alarms=alarm_engine, glue_jobs=job_runner,
                                crawler=crawler_runner, codebuild=build_runner, codepipeline=pipeline_executor)
         return stop
 

@@ -1,0 +1,177 @@
+"""CloudWatch metrics and alarms that behave: moto stores alarms but never evaluates them, and publishes no
+AWS/SQS or AWS/States metrics at all.
+
+One thread, on an injectable clock, does what AWS does in the background:
+- samples the service metrics the lake's alarms watch: `AWS/SQS ApproximateNumberOfMessagesVisible` per
+  queue, and `AWS/States ExecutionsFailed` / `ExecutionsTimedOut` per state machine (one data point per
+  execution that ended so, at its stop time);
+- evaluates every metric alarm over its last `Period x EvaluationPeriods` seconds (statistic, comparison,
+  `TreatMissingData`), moves its state, and on a change publishes AWS's alarm notification (JSON, subject
+  `ALARM: "<name>" in <region>`) to the SNS topics of the matching actions - so subscribers really get it.
+
+Everything goes through the emulator's own API (boto3 at the endpoint), as another AWS service would.
+Tests call `tick()` with a fake clock instead of running the thread.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+LOG = logging.getLogger(__name__)
+
+TICK_S = 2.0
+_COMPARE = {
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+_STATISTIC_KEYS = {"Sum": "Sum", "Maximum": "Maximum", "Minimum": "Minimum", "Average": "Average",
+                   "SampleCount": "SampleCount"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def endpoint_clients(endpoint_url: str, region: str) -> Callable[[str], Any]:
+    """One boto3 client per service at the emulator's endpoint, made on first use."""
+    import boto3
+
+    made: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def client(service: str):
+        with lock:
+            if service not in made:
+                made[service] = boto3.client(service, endpoint_url=endpoint_url, region_name=region,
+                                             aws_access_key_id="testing", aws_secret_access_key="testing")
+            return made[service]
+
+    return client
+
+
+class AlarmEngine:
+    def __init__(self, client: Callable[[str], Any], region: str, clock: Callable[[], datetime] = utc_now,
+                 tick_s: float = TICK_S):
+        self.client = client
+        self.region = region
+        self.clock = clock
+        self.tick_s = tick_s
+        self._seen_executions: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.notifications: list[tuple[str, str, str]] = []  # (alarm, new state, topic arn), most recent last
+
+    # --- thread -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sdlf-alarms", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            try:
+                self.tick()
+            except Exception:  # the emulator may be shutting down; the next tick tries again
+                LOG.debug("alarm tick failed", exc_info=True)
+
+    def tick(self) -> None:
+        now = self.clock()
+        self.sample_queues(now)
+        self.sample_executions(now)
+        self.evaluate(now)
+
+    # --- metrics ----------------------------------------------------------------------------------------
+    def sample_queues(self, now: datetime) -> None:
+        sqs, data = self.client("sqs"), []
+        for url in sqs.list_queues().get("QueueUrls", []):
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            data.append({"MetricName": "ApproximateNumberOfMessagesVisible", "Timestamp": now, "Unit": "Count",
+                         "Dimensions": [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}],
+                         "Value": float(attributes["Attributes"].get("ApproximateNumberOfMessages", 0))})
+        self._put("AWS/SQS", data)
+
+    def sample_executions(self, now: datetime) -> None:
+        sfn, data = self.client("stepfunctions"), []
+        for machine in sfn.list_state_machines().get("stateMachines", []):
+            for status, metric in (("FAILED", "ExecutionsFailed"), ("TIMED_OUT", "ExecutionsTimedOut")):
+                for execution in sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
+                                                     statusFilter=status).get("executions", []):
+                    if execution["executionArn"] in self._seen_executions:
+                        continue
+                    self._seen_executions.add(execution["executionArn"])
+                    data.append({"MetricName": metric, "Timestamp": execution.get("stopDate") or now,
+                                 "Unit": "Count", "Value": 1.0,
+                                 "Dimensions": [{"Name": "StateMachineArn", "Value": machine["stateMachineArn"]}]})
+        self._put("AWS/States", data)
+
+    def _put(self, namespace: str, data: list[dict]) -> None:
+        cloudwatch = self.client("cloudwatch")
+        for start in range(0, len(data), 20):
+            cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start:start + 20])
+
+    # --- alarms -----------------------------------------------------------------------------------------
+    def evaluate(self, now: datetime) -> None:
+        cloudwatch = self.client("cloudwatch")
+        for alarm in cloudwatch.describe_alarms().get("MetricAlarms", []):
+            if not alarm.get("MetricName") or alarm.get("Statistic") not in _STATISTIC_KEYS:
+                continue
+            state, reason = self._state(cloudwatch, alarm, now)
+            if state == alarm.get("StateValue"):
+                continue
+            cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason)
+            self._notify(alarm, state, reason, now)
+
+    def _state(self, cloudwatch, alarm: dict, now: datetime) -> tuple[str, str]:
+        period = int(alarm.get("Period") or 60)
+        window = period * int(alarm.get("EvaluationPeriods") or 1)
+        points = cloudwatch.get_metric_statistics(
+            Namespace=alarm["Namespace"], MetricName=alarm["MetricName"], Dimensions=alarm.get("Dimensions", []),
+            StartTime=now - timedelta(seconds=window), EndTime=now + timedelta(seconds=1), Period=window,
+            Statistics=[alarm["Statistic"]])["Datapoints"]
+        values = [p[_STATISTIC_KEYS[alarm["Statistic"]]] for p in points]
+        threshold = float(alarm.get("Threshold", 0))
+        if not values:
+            missing = alarm.get("TreatMissingData") or "missing"
+            state = {"breaching": "ALARM", "notBreaching": "OK"}.get(missing, alarm.get("StateValue") or "INSUFFICIENT_DATA")
+            return state, f"no datapoints in the last {window} s (treated as {missing})"
+        value = max(values) if alarm["Statistic"] != "Minimum" else min(values)
+        if alarm["Statistic"] == "Sum":
+            value = sum(values)
+        breaching = _COMPARE[alarm["ComparisonOperator"]](value, threshold)
+        verb = "crossed" if breaching else "did not cross"
+        return ("ALARM" if breaching else "OK"), (
+            f"Threshold {verb}: {alarm['Statistic']} {value:g} over the last {window} s "
+            f"({alarm['ComparisonOperator']} {threshold:g})")
+
+    def _notify(self, alarm: dict, state: str, reason: str, now: datetime) -> None:
+        actions = {"ALARM": "AlarmActions", "OK": "OKActions", "INSUFFICIENT_DATA": "InsufficientDataActions"}[state]
+        if not alarm.get("ActionsEnabled", True):
+            return
+        message = {
+            "AlarmName": alarm["AlarmName"], "AlarmDescription": alarm.get("AlarmDescription"),
+            "AWSAccountId": alarm.get("AlarmArn", "::::").split(":")[4], "NewStateValue": state,
+            "NewStateReason": reason, "StateChangeTime": now.isoformat(), "Region": self.region,
+            "AlarmArn": alarm.get("AlarmArn"), "OldStateValue": alarm.get("StateValue"),
+            "Trigger": {"MetricName": alarm["MetricName"], "Namespace": alarm["Namespace"],
+                        "Statistic": alarm["Statistic"].upper(), "Dimensions": [
+                            {"name": d["Name"], "value": d["Value"]} for d in alarm.get("Dimensions", [])],
+                        "Period": alarm.get("Period"), "EvaluationPeriods": alarm.get("EvaluationPeriods"),
+                        "ComparisonOperator": alarm["ComparisonOperator"], "Threshold": alarm.get("Threshold"),
+                        "TreatMissingData": alarm.get("TreatMissingData")},
+        }
+        sns = self.client("sns")
+        for arn in alarm.get(actions, []):
+            if ":sns:" not in arn:
+                continue
+            sns.publish(TopicArn=arn, Subject=f'{state}: "{alarm["AlarmName"]}" in {self.region}'[:100],
+                        Message=json.dumps(message))
+            self.notifications.append((alarm["AlarmName"], state, arn))
