@@ -1,5 +1,5 @@
 """Seams: an SSM-typed parameter is re-resolved on update, and an executed change set leaves its tags and
-parameters on the stack - both as on AWS, both what the deployer's fingerprint relies on."""
+parameters on the stack (stacks.py) - both as on AWS, both what the deployer's fingerprint relies on."""
 from __future__ import annotations
 
 import json

@@ -34,7 +34,6 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     from sdlf_cli.local.cfn import _patching
     from sdlf_cli.local.cfn.buckets import install_bucket_fixes
     from sdlf_cli.local.cfn.changesets import install_change_set_fixes
-    from sdlf_cli.local.cfn.change_set_tags import install_change_set_tag_fixes
     from sdlf_cli.local.cfn.functions import install_function_fixes
     from sdlf_cli.local.cfn.keys import install_key_fixes
     from sdlf_cli.local.cfn.loggroups import install_log_group_fixes
@@ -56,7 +55,6 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     install_role_fixes()
     install_key_fixes()
     install_ssm_parameter_fixes()
-    install_change_set_tag_fixes()
     registered = providers()
     _clear_model_caches()
     known = _model_types()
