@@ -97,7 +97,7 @@ class Names:
         return "alias/" + self.resource(*parts)
 
     def table(self, kind: str) -> str:
-        """DynamoDB tables: catalog, datasets, pipelines, executions."""
+        """DynamoDB tables: catalog, executions, quality."""
         return self.resource(kind)
 
     def function(self, *parts: str) -> str:
@@ -202,7 +202,7 @@ LAKE_FIELDS = ("org", "app", "env")
 PIPELINE_FUNCTIONS = ("routing-a", "transform-a", "error-a", "routing-b", "transform-b", "error-b")
 PIPELINE_STATE_MACHINES = ("sm-a", "sm-b")
 TEAM_ROLES = ("lambda", "states", "glue")
-FOUNDATION_TABLES = ("catalog", "datasets", "pipelines", "executions", "quality")
+FOUNDATION_TABLES = ("catalog", "executions", "quality")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sdlf_cli.errors import UsageError
 LAKE_KEYS = (
     "kms/key-arn",
     "buckets/raw", "buckets/stage", "buckets/analytics", "buckets/athena", "buckets/logs",
-    "tables/catalog", "tables/datasets", "tables/pipelines", "tables/executions", "tables/quality",
+    "tables/catalog", "tables/executions", "tables/quality",
     "topics/notifications", "athena/workgroup",
     "queues/catalog", "queues/catalog-dlq",
     "functions/catalog", "layers/datalake",

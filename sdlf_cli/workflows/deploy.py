@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cfn_tools import load_yaml
 
+from sdlf_cli.aws.partition import s3_object_url
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.deploy import StackDeployer, StackResult, StackSpec, run_stacks
 from sdlf_cli.deploy.inputs import InputResolver, imported_exports, published_sources, ssm_parameters, upstream_of
@@ -240,7 +241,7 @@ class LayerDeployer:
         key = f"templates/{spec.name}/{hashlib.sha256(body).hexdigest()[:20]}.yaml"
         self.lake.storage.put_bytes(bucket, key, body)
         region = self.lake.target.region
-        url = f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+        url = s3_object_url(bucket, key, region)
         return replace(spec, template_url=url)
 
 

@@ -20,8 +20,6 @@ FOUNDATIONS_OUTPUTS = {
     "AthenaBucket": "buckets/athena",
     "LogsBucket": "buckets/logs",
     "CatalogTable": "tables/catalog",
-    "DatasetsTable": "tables/datasets",
-    "PipelinesTable": "tables/pipelines",
     "ExecutionsTable": "tables/executions",
     "QualityTable": "tables/quality",
     "NotificationsTopicArn": "topics/notifications",
@@ -172,7 +170,7 @@ def test_foundations_tables():
     _, tpl = render_one(FULL, "foundations")
     tables = {t["Properties"]["TableName"]: t for t in of_type(tpl, "AWS::DynamoDB::Table").values()}
     names = FULL.names
-    assert set(tables) == {names.table(k) for k in ("catalog", "datasets", "pipelines", "executions", "quality")}
+    assert set(tables) == {names.table(k) for k in ("catalog", "executions", "quality")}
     for name, table in tables.items():
         props = table["Properties"]
         assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain", name
