@@ -248,7 +248,7 @@ def test_output_reaches_the_log_stream_while_the_command_still_runs(emulator, tm
     from tests.integration.test_emulator_runtime_helpers import wait_for
 
     name = _project(emulator, "version: 0.2\nphases:\n  build:\n    commands:\n"
-                              "      - echo first line; sleep 4; echo last line\n")
+                              "      - echo first line; sleep 8; echo last line\n")
     started: dict = {}
     source = tmp_path / "s.zip"
     source.write_bytes(zip_bytes({"a": "b"}))

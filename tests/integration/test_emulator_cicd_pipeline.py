@@ -218,7 +218,10 @@ def test_queued_executions_wait_for_a_stage_an_older_one_holds(emulator, pipelin
     newer = _push(emulator, pipeline, source_zip("newer"))
     wait_for(lambda: _compiled(emulator, name, newer), timeout=60, what="the newer build")
     # The newer one has built but waits before Approve, which the older one holds.
-    assert stage_state(emulator, name, "Approve")["latestExecution"]["pipelineExecutionId"] == older
+    approve = wait_for(lambda: (s := stage_state(emulator, name, "Approve")).get("inboundExecutions") and s,
+                       what="the newer execution at Approve's entrance")
+    assert approve["latestExecution"]["pipelineExecutionId"] == older
+    assert approve["inboundExecutions"] == [{"pipelineExecutionId": newer, "status": "InProgress"}]
     assert "Review" not in _actions(emulator, name, newer)
     _approve(emulator, name, older)
     assert wait_status(emulator, name, older)["status"] == "Succeeded"

@@ -284,7 +284,7 @@ class PipelineExecutor:
         run.execution.status = status
         run.execution.status_summary = summary
         run.execution.last_update_time = datetime.now(timezone.utc).replace(tzinfo=None)
-        self._event_pipeline(run, status.upper().replace("STOPPED", "STOPPED"))
+        self._event_pipeline(run, status.upper())
 
     def _run_stage(self, run: ExecutionRun, stage: dict[str, Any], retried: StageRun | None = None,
                    retry_mode: str = "FAILED_ACTIONS") -> bool:
@@ -611,6 +611,14 @@ class PipelineExecutor:
             run.stopping = True
         for thread in list(self._threads):
             thread.join(timeout=5)
+
+    def waiting_for(self, pipeline: str, stage: str) -> list[str]:
+        """Executions waiting to enter a stage another execution holds (oldest first)."""
+        locks = self._locks.get(f"{self.ctx.account_id}/{self.ctx.region}/{pipeline}")
+        if locks is None:
+            return []
+        with locks.cond:
+            return [r.execution_id for r in locks.waiting.get(stage, []) if not r.superseded]
 
     def _scratch(self) -> Path:
         self.work_dir.mkdir(parents=True, exist_ok=True)

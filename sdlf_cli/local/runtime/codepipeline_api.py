@@ -125,6 +125,10 @@ def get_pipeline_state(self: Any) -> str:
                                  "actionStates": actions}
         if stage_run is not None:
             entry["latestExecution"] = {"pipelineExecutionId": stage_run.execution_id, "status": stage_run.status}
+        inbound = executor.waiting_for(name, stage["name"]) if executor else []
+        if inbound:  # waiting at the stage's entrance (QUEUED / SUPERSEDED), the newest as inboundExecution
+            entry["inboundExecutions"] = [{"pipelineExecutionId": i, "status": "InProgress"} for i in inbound]
+            entry["inboundExecution"] = entry["inboundExecutions"][-1]
         stage_states.append(entry)
     return json.dumps({"pipelineName": name, "pipelineVersion": declaration["version"], "stageStates": stage_states,
                        "created": metadata["created"], "updated": metadata["updated"]})
