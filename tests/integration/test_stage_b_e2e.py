@@ -79,7 +79,7 @@ def lake(emulator, project):
     cfg = load_config(ENV, project / "parameters")
     clients = Clients(AwsTarget(region=cfg.region, endpoint_url=emulator.endpoint_url))
     outcome = deploy_layers(
-        cfg, clients, make_reporter("json"), ["foundations", "team", "pipeline", "dataset"], root=project
+        Lake(cfg, clients), make_reporter("json"), ["foundations", "team", "pipeline", "dataset"], root=project
     )
     assert outcome.ok, outcome.to_dict()
     return cfg, clients, Lake(cfg, clients).registry
