@@ -11,6 +11,10 @@ Output lines go to the project's CloudWatch Logs group/stream while the build ru
 (`batch_get_builds`) shows the real phases, their contexts, status, logs and exported variables.
 `StartBuild` on a project with an S3 or NO_SOURCE source runs the same way (the source zip from S3, the
 primary artifact to an S3 artifacts location); other source types keep moto's stored-only builds.
+Not emulated: the image itself (builds run on the emulator host's tools and Python; runtime-versions and
+run-as are logged and ignored; env.shell sh runs bash), Docker/privileged mode, VPC, caches, reports, batch
+builds, buildspec 0.1 and on-failure RETRY; builds inherit the emulator process's environment (as Glue
+jobs and Lambda workers do) below the variables CodeBuild sets.
 """
 from __future__ import annotations
 

@@ -23,6 +23,11 @@ background thread the way CodePipeline runs it:
   not run. Other action providers fail with a message that names them.
 State changes are sent to the default event bus as "CodePipeline Pipeline/Stage/Action Execution State
 Change" and "CodeBuild Build State Change" events.
+
+Not emulated (an action of another provider fails saying so; the rest is accepted and ignored): Deploy,
+Invoke and third-party/custom action providers, stage conditions (BeforeEntry, OnSuccess, OnFailure and
+rollbacks), action TimeoutInMinutes, DisableInboundStageTransitions and the stage transition APIs, V2 git
+triggers, cross-region actions, and executions across an emulator restart (they live in memory).
 """
 from __future__ import annotations
 
