@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sdlf_cli.local.runtime.buildspec import BuildspecError, parse
-from sdlf_cli.local.runtime.codebuild import ArtifactSpec, select_files
+from sdlf_cli.local.runtime.build_artifacts import select_files
+from sdlf_cli.local.runtime.buildspec import ArtifactSpec, BuildspecError, parse
 
 
 def test_a_full_buildspec_is_read():

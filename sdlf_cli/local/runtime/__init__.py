@@ -7,7 +7,8 @@
 - stepfunctions: fixes to moto's Step Functions interpreter;
 - glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables;
 - atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS;
-- codepipeline (+ codepipeline_api, cicd_events) / codebuild (+ buildspec, build_shell, build_python):
+- codepipeline (+ codepipeline_api, cicd_events) / codebuild (+ codebuild_api, buildspec, build_shell,
+  build_python, build_artifacts, build_log):
   pipeline executions running their stages, CodeBuild actions running their buildspecs.
 
 `install(ctx)` wires all of them into the running moto server and returns a stop function. It is
@@ -29,8 +30,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         if "stop" in _installed:
             return _installed["stop"]
 
-        from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild, codepipeline, codepipeline_api, crawler, events,
-                                            glue_jobs, stepfunctions)
+        from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild_api, codepipeline, codepipeline_api,
+                                            crawler, events, glue_jobs, stepfunctions)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import SqsPoller, install_mapping_takeover
@@ -45,7 +46,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         stepfunctions.install(ctx)
         job_runner = glue_jobs.install(ctx)
         crawler_runner = crawler.install(ctx)
-        build_runner = codebuild.install(ctx)
+        build_runner = codebuild_api.install(ctx)
         pipeline_executor = codepipeline.PipelineExecutor(ctx, build_runner)
         codepipeline_api.install(pipeline_executor)
         poller = SqsPoller(runtime, ctx.account_id)
@@ -63,7 +64,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             alarm_engine.stop()
             scheduler.stop()
             poller.stop()
-            codebuild.uninstall(build_runner)  # running builds end first, so executions waiting on them can end
+            codebuild_api.uninstall(build_runner)  # running builds end first, so executions waiting on them can end
             codepipeline_api.uninstall(pipeline_executor)
             crawler.uninstall(crawler_runner)
             glue_jobs.uninstall(job_runner)

@@ -18,6 +18,14 @@ class BuildspecError(ValueError):
     """A buildspec CodeBuild rejects with YAML_FILE_ERROR."""
 
 
+class BuildError(Exception):
+    """A build that failed in `phase`, with CodeBuild's status code (COMMAND_EXECUTION_ERROR, CLIENT_ERROR …)."""
+
+    def __init__(self, phase: str, code: str, message: str):
+        super().__init__(message)
+        self.phase, self.code, self.message = phase, code, message
+
+
 @dataclass
 class Phase:
     name: str

@@ -9,8 +9,7 @@ a failing BUILD still runs POST_BUILD, artifacts are always attempted after BUIL
 always run; `on-failure: CONTINUE` goes on to the next phase (the build still fails).
 Output lines go to the project's CloudWatch Logs group/stream while the build runs, and the build record
 (`batch_get_builds`) shows the real phases, their contexts, status, logs and exported variables.
-`StartBuild` on a project with an S3 or NO_SOURCE source runs the same way (the source zip from S3, the
-primary artifact to an S3 artifacts location); other source types keep moto's stored-only builds.
+`codebuild_api.py` puts it behind the API (BatchGetBuilds, StopBuild, StartBuild).
 Not emulated: the image itself (builds run on the emulator host's tools and Python; runtime-versions and
 run-as are logged and ignored; env.shell sh runs bash), Docker/privileged mode, VPC, caches, reports, batch
 builds, buildspec 0.1 and on-failure RETRY; builds inherit the emulator process's environment (as Glue
@@ -22,21 +21,20 @@ import base64
 import copy
 import logging
 import os
-import re
 import shutil
 import threading
 import time
 import uuid
-import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from sdlf_cli.local.context import EmulatorContext
 from sdlf_cli.local.runtime import build_python
+from sdlf_cli.local.runtime.build_artifacts import extract, package_outputs
+from sdlf_cli.local.runtime.build_log import BuildLog, clock
 from sdlf_cli.local.runtime.build_shell import ShellSession
-from sdlf_cli.local.runtime.buildspec import ArtifactSpec, Buildspec, BuildspecError, parse
+from sdlf_cli.local.runtime.buildspec import Buildspec, BuildError, BuildspecError, parse
 
 LOG = logging.getLogger(__name__)
 
@@ -82,76 +80,14 @@ class BuildResult:
                 f"Message: {self.message}")
 
 
-class BuildError(Exception):
-    def __init__(self, phase: str, code: str, message: str):
-        super().__init__(message)
-        self.phase, self.code, self.message = phase, code, message
-
-
 def _now() -> float:
     return time.time()
-
-
-def _clock(when: float) -> str:
-    return datetime.fromtimestamp(when, tz=timezone.utc).strftime("%Y/%m/%d %H:%M:%S.%f")
 
 
 def codebuild_backend(account_id: str, region: str):
     from moto.codebuild.models import codebuild_backends
 
     return codebuild_backends[account_id][region]
-
-
-class BuildLog:
-    """The build's CloudWatch Logs stream, written while the build runs (flushed every half second, also
-    while a command prints nothing, so a follower sees each line soon after it is printed)."""
-
-    def __init__(self, logs: Any, group: str | None, stream: str):
-        self.logs, self.group, self.stream = logs, group, stream
-        self.lines: list[str] = []
-        self._pending: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self._stopped = threading.Event()
-        if group:
-            for create, kwargs in ((logs.create_log_group, {"logGroupName": group}),
-                                   (logs.create_log_stream, {"logGroupName": group, "logStreamName": stream})):
-                try:
-                    create(**kwargs)
-                except logs.exceptions.ResourceAlreadyExistsException:
-                    pass
-        self._flusher = threading.Thread(target=self._flush_periodically, name="sdlf-codebuild-logs", daemon=True)
-        self._flusher.start()
-
-    def container(self, text: str) -> None:
-        self.write(f"[Container] {_clock(_now())} {text}")
-
-    def write(self, line: str) -> None:
-        with self._lock:
-            self.lines.append(line)
-            self._pending.append({"timestamp": int(_now() * 1000), "message": line[:250_000] or " "})
-
-    def _flush_periodically(self) -> None:
-        while not self._stopped.wait(0.5):
-            self.flush()
-
-    def close(self) -> None:
-        self._stopped.set()
-        self._flusher.join(timeout=5)
-        self.flush()
-
-    def flush(self) -> None:
-        with self._flush_lock:  # one batch at a time, so the stream keeps the order of the lines
-            with self._lock:
-                pending, self._pending = self._pending, []
-            if not self.group or not pending:
-                return
-            for start in range(0, len(pending), 1000):
-                try:
-                    self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
-                                             logEvents=pending[start:start + 1000])
-                except Exception:
-                    LOG.exception("could not write build log %s/%s", self.group, self.stream)
 
 
 class BuildRecord:
@@ -297,7 +233,7 @@ class CodeBuildRunner:
         failed = next((p for p in build["phases"] if p.get("phaseStatus") not in (None, "SUCCEEDED")), None)
         info: dict[str, Any] = {
             "initiator": build["initiator"], "build-complete": build["buildComplete"],
-            "build-number": build["buildNumber"], "build-start-time": _clock(build["startTime"]),
+            "build-number": build["buildNumber"], "build-start-time": clock(build["startTime"]),
             "logs": {k: build["logs"][k] for k in ("groupName", "streamName", "deepLink") if k in build["logs"]},
             "phases": build["phases"], "timeout-in-minutes": build["timeoutInMinutes"],
         }
@@ -339,11 +275,11 @@ class CodeBuildRunner:
             if primary is None and request.fetch_source is not None:
                 primary = request.fetch_source(scratch)
             if primary is not None:
-                _extract(primary, src)
+                extract(primary, src)
             secondary_dirs = {}
             for name, path in request.secondary_inputs.items():
                 secondary_dirs[name] = scratch / f"src_{name}"
-                _extract(path, secondary_dirs[name])
+                extract(path, secondary_dirs[name])
             spec = self._buildspec(project, src)
         except BuildError as exc:
             log.container(f"Phase complete: DOWNLOAD_SOURCE State: FAILED")
@@ -581,207 +517,3 @@ class CodeBuildRunner:
                     record.session.kill()
 
 
-def _extract(archive: Path, target: Path) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(target)
-            for info in zf.infolist():  # keep executable bits, as CodeBuild's unzip does
-                mode = info.external_attr >> 16
-                if mode & 0o111:
-                    (target / info.filename).chmod(mode & 0o7777)
-    except zipfile.BadZipFile as exc:
-        raise BuildError("DOWNLOAD_SOURCE", "CLIENT_ERROR",
-                         f"the input artifact is not a zip archive ({archive.name}): {exc}") from exc
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """CodeBuild's artifact globs: `**` crosses directories, `*` and `?` stay within one."""
-    pattern = pattern.strip()
-    if pattern.startswith("./"):
-        pattern = pattern[2:]
-    out, i = "", 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif pattern[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    if pattern.endswith("/"):  # a directory: everything under it
-        out += ".*"
-    return re.compile(out + r"\Z")
-
-
-def _matches(relative: str, patterns: list[str]) -> bool:
-    return any(_glob_regex(p).match(relative) for p in patterns if p.strip())
-
-
-def select_files(root: Path, spec: ArtifactSpec) -> list[tuple[Path, str]]:
-    """(file, name in the zip) for an artifact section's files / base-directory / discard-paths / exclude-paths."""
-    base = root / spec.base_directory if spec.base_directory else root
-    if not base.is_dir():
-        return []
-    chosen = []
-    for path in sorted(p for p in base.rglob("*") if p.is_file()):
-        relative = path.relative_to(base).as_posix()
-        if _matches(relative, spec.files) and not _matches(relative, spec.exclude_paths):
-            chosen.append((path, path.name if spec.discard_paths else relative))
-    return chosen
-
-
-def package_outputs(spec: Buildspec, names: list[str], src: Path, out: Path) -> dict[str, Path]:
-    """Zips each output artifact a pipeline action declares from the buildspec's artifact sections."""
-    outputs: dict[str, Path] = {}
-    if not names:
-        return outputs
-    out.mkdir(parents=True, exist_ok=True)
-    for index, name in enumerate(names):
-        section = spec.secondary_artifacts.get(name)
-        if section is None and (index == 0 or len(names) == 1):
-            section = spec.artifacts
-        if section is None:
-            raise BuildError("UPLOAD_ARTIFACTS", "CLIENT_ERROR",
-                             f"no definition for {'primary' if index == 0 else 'secondary'} artifact {name} in "
-                             "buildspec (artifacts.files, or artifacts.secondary-artifacts." + name + ")")
-        files = select_files(src, section)
-        if not files:
-            raise BuildError("UPLOAD_ARTIFACTS", "CLIENT_ERROR",
-                             f"no matching artifact paths found for {name} (files {section.files}"
-                             f"{', base-directory ' + section.base_directory if section.base_directory else ''})")
-        target = out / f"{name}.zip"
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path, arcname in files:
-                zf.write(path, arcname)
-        outputs[name] = target
-    return outputs
-
-
-# --- builds started through StartBuild ---------------------------------------------------------------------------
-def _s3_location(location: str) -> tuple[str, str]:
-    """A project's S3 source location: `bucket/key` or `arn:aws:s3:::bucket/key`."""
-    path = location.split(":::", 1)[1] if location.startswith("arn:") else location
-    bucket, _, key = path.partition("/")
-    return bucket, key
-
-
-def start_api_build(runner: CodeBuildRunner, project: dict[str, Any], source_version: str | None) -> dict[str, Any]:
-    """Runs a StartBuild build of an S3 or NO_SOURCE project in the background; returns its new record."""
-    source = project.get("source") or {}
-    artifacts = project.get("artifacts") or {}
-    started = threading.Event()
-    record: dict[str, Any] = {}
-
-    def fetch(scratch: Path) -> Path | None:
-        if source.get("type") != "S3":
-            return None
-        bucket, key = _s3_location(source.get("location", ""))
-        kwargs = {"VersionId": source_version} if source_version else {}
-        try:
-            body = runner.client("s3").get_object(Bucket=bucket, Key=key, **kwargs)["Body"].read()
-        except Exception as exc:
-            raise BuildError("DOWNLOAD_SOURCE", "CLIENT_ERROR",
-                             f"error while downloading key {key}, error: {exc}") from exc
-        target = scratch / "source.zip"
-        target.write_bytes(body)
-        return target
-
-    def store(build: dict[str, Any], outputs: dict[str, Path]) -> None:
-        if artifacts.get("type") != "S3" or not outputs:
-            return
-        name = artifacts.get("name") or project["name"]
-        parts = [artifacts.get("path") or ""]
-        if artifacts.get("namespaceType") == "BUILD_ID":
-            parts.append(build["id"].split(":", 1)[1])
-        key = "/".join(p.strip("/") for p in [*parts, name] if p and p.strip("/"))
-        try:
-            runner.client("s3").put_object(Bucket=artifacts["location"], Key=key,
-                                           Body=next(iter(outputs.values())).read_bytes())
-        except Exception as exc:
-            raise BuildError("UPLOAD_ARTIFACTS", "CLIENT_ERROR",
-                             f"could not upload the artifact to s3://{artifacts.get('location')}/{key}: {exc}") from exc
-        build["artifacts"] = {"location": f"arn:aws:s3:::{artifacts['location']}/{key}"}
-
-    def on_start(build: dict[str, Any]) -> None:
-        record.update(id=build["id"])
-        started.set()
-
-    request = BuildRequest(project=project["name"], initiator="root", primary_input=None,
-                           source_version=source_version or "", resolved_source_version=source_version or "",
-                           output_artifacts=["primary"] if artifacts.get("type") == "S3" else [],
-                           on_start=on_start, fetch_source=fetch, store_artifacts=store)
-    threading.Thread(target=runner.run, args=(request,), name=f"sdlf-build-{project['name']}", daemon=True).start()
-    started.wait(timeout=30)
-    return runner.records[record["id"]].snapshot()
-
-
-# --- moto patches ------------------------------------------------------------------------------------------------
-_runner: dict[str, CodeBuildRunner] = {}
-
-
-def _batch_get_builds(original: Any) -> Any:
-    def batch_get_builds(self: Any, ids: list[str]) -> list[dict[str, Any]]:
-        runner = _runner.get("runner")
-        ours = {i: runner.records[i] for i in ids if runner is not None and i in runner.records}
-        others = [i for i in ids if i not in ours]
-        found = {b["id"]: b for b in (original(self, others) if others else [])}
-        found.update({i: r.snapshot() for i, r in ours.items()})
-        return [found[i] for i in ids if i in found]
-
-    return batch_get_builds
-
-
-def _stop_build(original: Any) -> Any:
-    def stop_build(self: Any, build_id: str) -> Any:
-        runner = _runner.get("runner")
-        if runner is not None and runner.stop(build_id):
-            return runner.records[build_id].snapshot()
-        return original(self, build_id)
-
-    return stop_build
-
-
-def _start_build(original: Any) -> Any:
-    def start_build(self: Any, project_name: str, source_version: str | None = None,
-                    artifact_override: dict[str, Any] | None = None) -> dict[str, Any]:
-        runner = _runner.get("runner")
-        project = self.codebuild_projects.get(project_name)
-        if project is None:
-            from moto.codebuild.exceptions import ResourceNotFoundException
-
-            raise ResourceNotFoundException(f"Project cannot be found: {project_name}")
-        source_type = (project.project_metadata.get("source") or {}).get("type")
-        if runner is None or source_type not in ("S3", "NO_SOURCE"):
-            return original(self, project_name, source_version, artifact_override)
-        return start_api_build(runner, copy.deepcopy(project.project_metadata), source_version)
-
-    return start_build
-
-
-def install(ctx: EmulatorContext) -> CodeBuildRunner:
-    from moto.codebuild.models import CodeBuildBackend
-
-    from sdlf_cli.local.cfn import _patching
-
-    runner = CodeBuildRunner(ctx)
-    _runner["runner"] = runner
-    _patching.wrap(CodeBuildBackend, "batch_get_builds", "codebuild builds: real phases and status",
-                   _batch_get_builds)
-    _patching.wrap(CodeBuildBackend, "stop_build", "codebuild builds: stop a running build", _stop_build)
-    _patching.wrap(CodeBuildBackend, "start_build", "codebuild builds: StartBuild runs S3 and NO_SOURCE projects",
-                   _start_build)
-    return runner
-
-
-def uninstall(runner: CodeBuildRunner) -> None:
-    if _runner.get("runner") is runner:
-        _runner.pop("runner")
-    runner.close()
-
-
-def active_runner() -> CodeBuildRunner | None:
-    return _runner.get("runner")

@@ -514,7 +514,7 @@ class PipelineExecutor:
                                                      primary_location.revision_id if primary_location else ""))
 
     def _build(self, run: ExecutionRun, action: ActionRun, request: BuildRequest) -> BuildResult:
-        from sdlf_cli.local.runtime.codebuild import BuildError
+        from sdlf_cli.local.runtime.buildspec import BuildError
 
         # The build id shows on the action as soon as the build exists, as the console links it while it runs.
         request.on_start = lambda build: self._show_build(run, action, build)
