@@ -7,9 +7,9 @@
 - stepfunctions: fixes to moto's Step Functions interpreter;
 - glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables;
 - atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS;
-- codepipeline (+ codepipeline_api, cicd_events) / codebuild (+ codebuild_api, buildspec, build_shell,
-  build_python, build_artifacts, build_log):
-  pipeline executions running their stages, CodeBuild actions running their buildspecs.
+- codepipeline (+ codepipeline_api, pipeline_model, pipeline_actions, cicd_events): pipeline executions
+  running their stages; codebuild (+ codebuild_api, buildspec, build_shell, build_python, build_artifacts,
+  build_log): CodeBuild builds running their buildspecs.
 
 `install(ctx)` wires all of them into the running moto server and returns a stop function. It is
 idempotent: a second call for the same emulator returns the first call's stop function.

@@ -16,7 +16,8 @@ import json
 import logging
 from typing import Any
 
-from sdlf_cli.local.runtime.codepipeline import ExecutionRun, PipelineExecutor
+from sdlf_cli.local.runtime.codepipeline import PipelineExecutor
+from sdlf_cli.local.runtime.pipeline_model import ExecutionRun
 
 LOG = logging.getLogger(__name__)
 
