@@ -114,6 +114,8 @@ class LakeConfig:
     account: str | None = None  # deploy refuses any other account when set
     notification_email: str | None = None
     lake_formation: bool = False
+    # Lake Formation data lake administrators; none given: the principal that deploys (see workflows/deploy.py).
+    lake_formation_admins: tuple[str, ...] = ()
     # CloudWatch Logs retention of the lake's functions and state machines.
     log_retention_days: int = 90
     teams: tuple[Team, ...] = ()

@@ -7,6 +7,7 @@ substituted and checked against AWS limits (`name_limits`), so an accepted file 
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sdlf_cli.config.checks import (ACCOUNT_RE, APP_RULE, DATASET_RULE, ENV_RULE, ORG_RULE, PARTITION_RULE,
@@ -25,7 +26,9 @@ from sdlf_cli.errors import ConfigError, Problem
 from sdlf_cli.local.runtime.schedule_expressions import ScheduleError, parse_schedule
 
 
-ROOT_KEYS = ("org", "app", "env", "region", "account", "notification_email", "lake_formation",
+# What a Lake Formation data lake administrator may be (the template parameter's AllowedPattern too).
+LAKE_FORMATION_ADMIN_RE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]+")
+ROOT_KEYS = ("org", "app", "env", "region", "account", "notification_email", "lake_formation", "lake_formation_admins",
              "log_retention_days", "teams", "cicd")
 ROOT_REQUIRED = ("org", "app", "region")
 TEAM_KEYS = ("notification_email", "pipelines", "datasets")
@@ -183,6 +186,25 @@ def _collect_origins(node: Node, path: tuple, origins: dict) -> None:
             _collect_origins(child, path + (i,), origins)
 
 
+def _lake_formation_admins(ck, node) -> tuple[str, ...]:
+    """A list of IAM role or user ARNs (Lake Formation administrators take no groups nor assumed-role ARNs)."""
+    path = ("lake_formation_admins",)
+    if node.kind != "seq":
+        ck.add(node, path, f"expected a list of IAM role or user ARNs, got {_describe(node)}")
+        return ()
+    admins = []
+    for index, item in enumerate(node.value):
+        arn = ck.string(item, path + (index,), "an IAM role or user ARN")
+        if arn is None:
+            continue
+        if not LAKE_FORMATION_ADMIN_RE.fullmatch(arn):
+            ck.add(item, path + (index,), f"expected an IAM role or user ARN (arn:aws:iam::<account>:role/<name> "
+                                          f"or :user/<name>), got {arn!r}")
+            continue
+        admins.append(arn)
+    return tuple(dict.fromkeys(admins))
+
+
 # --- entry point ---------------------------------------------------------------------------------
 def build_config(tree: Node, *, env: str, env_file: str, files: tuple[str, ...],
                  problems: list[Problem] | None = None) -> LakeConfig:
@@ -232,6 +254,7 @@ def build_config(tree: Node, *, env: str, env_file: str, files: tuple[str, ...],
                 account = None
     email = ck.email(root["notification_email"], ("notification_email",)) if "notification_email" in root else None
     lake_formation = ck.boolean(root["lake_formation"], ("lake_formation",)) if "lake_formation" in root else False
+    admins = _lake_formation_admins(ck, root["lake_formation_admins"]) if "lake_formation_admins" in root else ()
     retention = 90
     if "log_retention_days" in root:
         node = root["log_retention_days"]
@@ -258,6 +281,7 @@ def build_config(tree: Node, *, env: str, env_file: str, files: tuple[str, ...],
         cfg = LakeConfig(org=values["org"], app=values["app"], env=env,
                          region=values.get("region") or "us-east-1", account=account,
                          notification_email=email, lake_formation=bool(lake_formation),
+                         lake_formation_admins=admins,
                          log_retention_days=retention, teams=tuple(teams),
                          cicd=cicd, origins=origins, files=files)
         problems.extend(check_names(cfg, env_file))

@@ -141,6 +141,16 @@ def stack_spec(cfg: LakeConfig, template: RenderedTemplate, bucket: str, code: d
                    imports=tuple(imported_exports(body)), upstream=upstream_of(body, params, sources or {}))
 
 
+def deployer_values(lake: Lake, cfn_role_arn: str | None = None) -> dict[str, str]:
+    """Template parameters the deployer fills besides the artifact keys: the Lake Formation administrator when
+    lake_formation is on and the parameters name none - the principal CloudFormation acts as, which must be an
+    administrator to make the team and dataset grants."""
+    cfg = lake.config
+    if not cfg.lake_formation or cfg.lake_formation_admins:
+        return {}
+    return {"pLakeFormationAdmin": cfn_role_arn or lake.identity.principal_arn()}
+
+
 class LayerDeployer:
     """Wires the steps together for one lake and one target."""
 
@@ -185,7 +195,7 @@ class LayerDeployer:
         bucket_exists = "ArtifactsBucket" in boot.outputs
         outcome.uploads = self.lake.storage.upload_artifacts(artifacts, bucket, dry_run=dry_run or not bucket_exists)
 
-        code = parameter_values(artifacts)
+        code = {**parameter_values(artifacts), **deployer_values(self.lake, self.cfn_role_arn)}
         in_run = {t.stack_name for t in rest}
         sources = lake_sources(self._lake_templates(templates), bucket, code)
         specs = []

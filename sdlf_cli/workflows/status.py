@@ -21,7 +21,8 @@ from sdlf_cli.lake import Lake
 from sdlf_cli.package import build_artifacts, parameter_values
 from sdlf_cli.render import render_layer
 from sdlf_cli.results import Listing
-from sdlf_cli.workflows.deploy import all_layers, build_spec, delivery_layers, lake_sources, stack_spec
+from sdlf_cli.workflows.deploy import (all_layers, build_spec, delivery_layers, deployer_values, lake_sources,
+                                       stack_spec)
 
 IN_SYNC = "in sync"
 CHANGED = "changed"
@@ -108,12 +109,14 @@ def orphan_step(cfg: LakeConfig, stack: StackInfo) -> str:
     return f"`sdlf destroy {stack.name} --env {cfg.env}` deletes it (data it retains is kept unless --include-data)"
 
 
-def declared_specs(cfg: LakeConfig, bucket: str, root: Path) -> list[StackSpec]:
+def declared_specs(lake: Lake, bucket: str, root: Path) -> list[StackSpec]:
     """The specs `sdlf deploy --all` would deploy now (bootstrap first), built by deploy's own helpers."""
+    cfg = lake.config
     layers = ["bootstrap", *all_layers(cfg, root), *delivery_layers(cfg)]
     templates = [t for layer in layers for t in render_layer(cfg, layer, root / "templates")]
     bootstrap, rest = templates[0], templates[1:]
-    code = parameter_values(build_artifacts(root, root / ".sdlf" / "build" / cfg.env / "artifacts"))
+    code = {**parameter_values(build_artifacts(root, root / ".sdlf" / "build" / cfg.env / "artifacts")),
+            **deployer_values(lake)}
     in_run = {t.stack_name for t in rest}
     sources = lake_sources(rest, bucket, code)
     return [build_spec(cfg, bootstrap, {}), *(stack_spec(cfg, t, bucket, code, in_run, sources) for t in rest)]
@@ -133,7 +136,7 @@ def lake_status(lake: Lake, root: Path = Path(".")) -> LakeStatus:
 
     resolve = InputResolver(lake.parameters.values, lake.stacks.exports)
     states = []
-    for spec in map(resolve, declared_specs(cfg, bucket, root)):
+    for spec in map(resolve, declared_specs(lake, bucket, root)):
         stack = live.get(spec.name)
         drift, step = classify(cfg, spec.layer, stack, spec.fingerprint())
         states.append(StackState(spec.name, spec.layer, unit_of(spec.tags), stack.status if stack else None,

@@ -154,7 +154,7 @@ defaults: &defaults
 """)
     # 'defaults' is not a known key: anchors must live inside known structure
     assert problems("dev", tmp_path)[0].endswith("unknown key 'defaults'; expected one of: org, app, env, region, "
-                                                 "account, notification_email, lake_formation, log_retention_days, teams, "
+                                                 "account, notification_email, lake_formation, lake_formation_admins, log_retention_days, teams, "
                                                  "cicd")
     write(tmp_path, "dev.yaml", """\
 org: acme
