@@ -257,3 +257,38 @@ def test_seam_delete_pipeline_stops_its_executions(emulator, parked):
     run = installed_part("codepipeline").runs[execution_id]
     cp.delete_pipeline(name=name)
     wait_for(lambda: run.execution.status in ("Stopped", "Failed"), what="the execution to stop")
+
+
+def test_seam_create_pipeline_through_the_api_starts_its_first_execution(emulator):
+    from tests.integration.test_emulator_runtime_helpers import bucket
+
+    iam, s3, cp = client(emulator, "iam"), client(emulator, "s3"), client(emulator, "codepipeline")
+    role = iam.create_role(RoleName=unique("cp"), AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": ["codepipeline.amazonaws.com"]}}]}))["Role"]["Arn"]
+    source, store = bucket(emulator), bucket(emulator)
+    s3.put_bucket_versioning(Bucket=source, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=source, Key="src.zip", Body=zip_bytes({"hello.txt": "hi"}))
+    project = unique("apiproj")
+    client(emulator, "codebuild").create_project(
+        name=project, source={"type": "CODEPIPELINE", "location": "n/a",
+                              "buildspec": "version: 0.2\nphases:\n  build:\n    commands: [cat hello.txt]\n"},
+        artifacts={"type": "CODEPIPELINE", "location": "n/a"}, serviceRole=role,
+        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                     "computeType": "BUILD_GENERAL1_SMALL"})
+    name = unique("apipipe")
+    cp.create_pipeline(pipeline={
+        "name": name, "roleArn": role, "pipelineType": "V2",  # (moto refused a Principal.Service list here)
+        "artifactStore": {"type": "S3", "location": store},
+        "stages": [
+            {"name": "Source", "actions": [{
+                "name": "Zip", "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"S3Bucket": source, "S3ObjectKey": "src.zip", "PollForSourceChanges": "false"},
+                "outputArtifacts": [{"name": "Src"}]}]},
+            {"name": "Build", "actions": [{
+                "name": "Cat", "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild",
+                                                "version": "1"},
+                "configuration": {"ProjectName": project}, "inputArtifacts": [{"name": "Src"}]}]}]})
+    first = wait_new_execution(emulator, name, set())
+    done = wait_status(emulator, name, first)
+    assert done["status"] == "Succeeded" and done["trigger"]["triggerType"] == "CreatePipeline", done

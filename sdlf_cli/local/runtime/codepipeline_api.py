@@ -7,8 +7,8 @@
   `RetryStageExecution`, which moto lacks, answer from the executor;
 - `DeletePipeline` stops the pipeline's running executions;
 - a new object at an S3 source action's bucket/key starts an execution when the action polls;
-- a pipeline created through CloudFormation starts its first execution (trigger CreatePipeline), and an
-  update with `RestartExecutionOnUpdate` starts one too.
+- a pipeline created (through the API or CloudFormation) starts its first execution (trigger
+  CreatePipeline), and a CloudFormation update with `RestartExecutionOnUpdate` starts one too.
 """
 from __future__ import annotations
 
@@ -87,6 +87,33 @@ def _start_pipeline_execution(self: Any, name: str, variables: list[dict[str, st
     if executor is None:
         raise RuntimeError("the emulator's pipeline executor is not installed")
     return executor.start(self, name, variables)
+
+
+def _create_pipeline(self: Any, pipeline: dict[str, Any], tags: list[dict[str, str]] | None) -> tuple[Any, Any]:
+    """moto's CreatePipeline, with the role check AWS makes (a Principal.Service list is fine too) and the
+    first execution AWS starts when a pipeline is created."""
+    from moto.codepipeline.exceptions import InvalidStructureException
+    from moto.codepipeline.models import CodePipeline
+
+    from sdlf_cli.local.cfn.cicd import _trusts
+
+    name = pipeline["name"]
+    if name in self.pipelines:
+        raise InvalidStructureException(f"A pipeline with the name '{name}' already exists in account "
+                                        f"'{self.account_id}'")
+    if not _trusts(self.account_id, self.region_name, pipeline.get("roleArn", ""), "codepipeline.amazonaws.com"):
+        raise InvalidStructureException(
+            f"CodePipeline is not authorized to perform AssumeRole on role {pipeline.get('roleArn')}")
+    if len(pipeline.get("stages") or []) < 2:
+        raise InvalidStructureException(
+            f"Pipeline has only {len(pipeline.get('stages') or [])} stage(s). There should be a minimum of 2 stages "
+            "in a pipeline")
+    created = CodePipeline(self.account_id, self.region_name, pipeline)
+    created.validate_tags(tags or [])
+    created.tags.update({t["key"]: t["value"] for t in tags or []})
+    self.pipelines[name] = created
+    _created(self.account_id, self.region_name, name)
+    return pipeline, sorted(tags or [], key=lambda t: t["key"])
 
 
 def _delete_pipeline(original: Any) -> Any:
@@ -273,6 +300,8 @@ def install(executor: PipelineExecutor) -> None:
                                       "start_pipeline_execution", _start_pipeline_execution))
     _patching.wrap(PipelineExecution, "to_dict", "codepipeline executions: real details", _to_dict)
     _patching.wrap(PipelineExecution, "to_summary_dict", "codepipeline executions: real summaries", _to_summary_dict)
+    _patching.install(_patching.Patch("codepipeline: CreatePipeline starts an execution", CodePipelineBackend,
+                                      "create_pipeline", _create_pipeline))
     _patching.wrap(CodePipelineBackend, "delete_pipeline", "codepipeline: deleting stops executions", _delete_pipeline)
     for operation in (get_pipeline_state, put_approval_result, list_action_executions, stop_pipeline_execution,
                       retry_stage_execution):
