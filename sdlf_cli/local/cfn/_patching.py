@@ -62,3 +62,17 @@ def uninstall_all() -> None:
 
 def installed_names() -> list[str]:
     return list(_installed)
+
+
+def uninstall(name: str) -> None:
+    """Puts back what one named patch replaced (a no-op when it is not installed)."""
+    patch = _installed.pop(name, None)
+    if patch is None:
+        return
+    if patch.original is _ABSENT:
+        try:
+            delattr(patch.owner, patch.attribute)
+        except AttributeError:
+            pass
+    else:
+        setattr(patch.owner, patch.attribute, patch.original)
