@@ -4,7 +4,8 @@ manifest, starts sm-b and only then deletes the messages; a batch below batch.mi
 untouched. See sdlf_datalake.stage_b.routing.BatchRouter.
 
 Environment (read per invocation): STATE_MACHINE_ARN, SSM_PREFIX, STAGE_BUCKET, ANALYTICS_BUCKET,
-QUALITY_TABLE, optional REGISTRATION_TTL_SECONDS.
+QUALITY_TABLE, CATALOG_TABLE (hand-offs already in analytics are recognised there), optional
+REGISTRATION_TTL_SECONDS.
 """
 from __future__ import annotations
 

@@ -452,6 +452,28 @@ def test_post_is_idempotent(lake):
     assert lake.row(CATALOG, outputs[0])["lineage"] == [lake.json_object(execution_input["manifest"])["inputs"][0]["uri"]]
 
 
+def test_a_late_duplicate_of_a_hand_off_already_in_analytics_is_deleted_not_batched_again(lake):
+    sent, execution_input = _started(lake, count=2)
+    transform_b.handler(_step("pre", execution_input), None)
+    _job_ran(lake, execution_input)
+    transform_b.handler(_step("post", execution_input), None)
+    assert lake.row(CATALOG, sent[0]["uri"])["analytics_etag"] == sent[0]["etag"]
+    # SQS delivers the first hand-off again after its batch is done, next to a new object's.
+    lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps(sent[0]))
+    fresh = lake.stage_object("fresh")
+    result = lake.route()
+    assert result["started"] is True and result["already_in_analytics"] == 1 and result["objects"] == 1
+    manifest = lake.json_object(lake.execution_input(result["execution_arn"])["manifest"])
+    assert [i["uri"] for i in manifest["inputs"]] == [fresh["uri"]]
+    assert lake.count(lake.queue_b) == 0
+
+    # Alone, it starts nothing and is deleted all the same; new content of that object is batched.
+    lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps(sent[1]))
+    assert lake.route(force=True)["started"] is False and lake.count(lake.queue_b) == 0
+    lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps({**sent[1], "etag": "new-content"}))
+    assert lake.route()["objects"] == 1
+
+
 def test_post_without_job_result_fails_with_its_uri(lake):
     _, execution_input = _started(lake, count=1)
     with pytest.raises(InvalidInputError, match="result.json does not exist"):

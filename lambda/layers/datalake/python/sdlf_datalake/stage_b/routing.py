@@ -1,4 +1,6 @@
-"""Stage B's routing: a batch of the dataset's stage-B queue to one execution, idempotently (lambda/routing-b)."""
+"""Stage B's routing: a batch of the dataset's stage-B queue to one execution, idempotently (lambda/routing-b).
+A hand-off whose content a batch already put in the analytics table, or is putting there, is deleted
+instead of batched again (see `BatchRouter._already_in_analytics`)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from sdlf_datalake.catalog import CatalogRepository, Status
 from sdlf_datalake.errors import InvalidInputError, TransientError, aws_call, error_code
 from sdlf_datalake.executions import NAME_LIMIT, redrive_marker
 from sdlf_datalake.keys import object_id, parse_object_id
@@ -88,11 +91,12 @@ class RoutingBConfig:
     stage_bucket: str
     analytics_bucket: str
     quality_table: str
+    catalog_table: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "RoutingBConfig":
         env = os.environ if env is None else env
-        names = ("STATE_MACHINE_ARN", "SSM_PREFIX", "STAGE_BUCKET", "ANALYTICS_BUCKET", "QUALITY_TABLE")
+        names = ("STATE_MACHINE_ARN", "SSM_PREFIX", "STAGE_BUCKET", "ANALYTICS_BUCKET", "QUALITY_TABLE", "CATALOG_TABLE")
         return cls(*required_env(env, names, "routing-b"))
 
 
@@ -104,6 +108,7 @@ class BatchRouter:
         sqs: Any = None,
         s3: Any = None,
         sfn: Any = None,
+        dynamodb: Any = None,
         registrations: RegistrationReader | None = None,
         clock: Clock | None = None,
         logger: Any = None,
@@ -113,6 +118,7 @@ class BatchRouter:
         self._clock = clock
         self._logger = logger
         self.registrations = registrations or RegistrationReader(config.ssm_prefix)
+        self.catalog = CatalogRepository(config.catalog_table, client=dynamodb, clock=clock)
 
     sqs = lazy_client("sqs", "_sqs")
     s3 = lazy_client("s3", "_s3")
@@ -127,12 +133,18 @@ class BatchRouter:
         messages = self._receive(queue_url, max_items, team, dataset)
         usable = [m for m in messages if m.problem is None]
         rejected = [m for m in messages if m.problem is not None]
+        done = self._already_in_analytics(usable)
+        if done:
+            self._log("info", "stage-B hand-offs already in analytics deleted", objects=sorted({m.uri for m in done}))
+            self._delete(queue_url, done)
+            usable = [m for m in usable if m not in done]
         for message in rejected:
             # Left invisible: it comes back after the visibility timeout and, after the queue's
             # maxReceiveCount, moves to the stage-B DLQ where an operator sees it.
             self._log("warning", "stage-B message rejected", message_id=message.message_id, problem=message.problem)
         inputs = _inputs(usable)
-        base = {"team": team, "dataset": dataset, "received": len(messages), "rejected": len(rejected)}
+        base = {"team": team, "dataset": dataset, "received": len(messages), "rejected": len(rejected),
+                "already_in_analytics": len(done)}
         if not inputs or (len(inputs) < min_items and not force):
             self._release(queue_url, messages)
             reason = (
@@ -190,6 +202,30 @@ class BatchRouter:
                 seen.add(message.get("MessageId"))
                 messages.append(parse_message(message, team, dataset))
         return messages
+
+    def _already_in_analytics(self, messages: list[StageBMessage]) -> list[StageBMessage]:
+        """Hand-offs of content a batch already turned into analytics rows, or is turning into them: the stage
+        object's catalog row is PROCESSED by stage B with `analytics_etag`, or RUNNING in a batch with
+        `batch_etag`, equal to the hand-off's etag. SQS delivers at least once and a retried send sends
+        twice: batched again, such a hand-off's rows would be in the table twice."""
+        rows: dict[str, dict[str, Any] | None] = {}
+        done = []
+        for message in messages:
+            etag = (message.body or {}).get("etag")
+            if not etag:
+                continue
+            if message.uri not in rows:
+                with aws_call(f"reading the catalog row of {message.uri}"):
+                    rows[message.uri] = self.catalog.get(message.uri)
+            row = rows[message.uri] or {}
+            status = row.get("status")
+            # A replay from the DLQ (it names the failed execution) is never taken for a duplicate of a
+            # running batch: that batch may be the one that failed, its row not yet marked.
+            running = status == Status.RUNNING.value and row.get("batch_id") and not message.redrive_of
+            if (status == Status.PROCESSED.value and row.get("analytics_etag") == etag) or (
+                    running and row.get("batch_etag") == etag):
+                done.append(message)
+        return done
 
     def _write_manifest(self, registration: DatasetRegistration, batch: str, inputs: list[dict[str, Any]]) -> str:
         key = batch_prefix(registration.team, registration.dataset, batch) + MANIFEST

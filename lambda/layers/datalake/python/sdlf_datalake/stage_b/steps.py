@@ -98,10 +98,11 @@ class StageB:
                 extra={"team": ref.team, "batch_id": ref.batch_id, "manifest": ref.manifest, "engine": manifest.get("engine")},
             )
         for item in inputs:
+            # batch_etag: which content of the stage object this batch reads, so routing-b recognises a
+            # duplicate of its hand-off while the batch runs (if the batch fails, its DLQ replays it).
+            extra = {**self._marks(ref), "batch_etag": item.get("etag")}
             with aws_call(f"marking {item['uri']} RUNNING"):
-                written = self.catalog.set_status(
-                    item["uri"], Status.RUNNING, stage="stage", extra=self._marks(ref)
-                )
+                written = self.catalog.set_status(item["uri"], Status.RUNNING, stage="stage", extra=extra)
             if not written:
                 raise InvalidInputError(f"{item['uri']}: the catalog says the stage object was DELETED; batch {ref.batch_id} cannot run")
         return {"status": Status.RUNNING.value, "objects_in": len(inputs)}
@@ -127,10 +128,11 @@ class StageB:
                 self.catalog.add_lineage(uri, sources)
             analytics.append(uri)
         for item in inputs:
+            # analytics_etag: which content of the stage object is in the analytics table, so routing-b
+            # recognises a late duplicate of its hand-off.
+            extra = {**self._marks(ref), "analytics": analytics, "analytics_etag": item.get("etag")}
             with aws_call(f"marking {item['uri']} PROCESSED"):
-                self.catalog.set_status(
-                    item["uri"], Status.PROCESSED, stage="stage", extra={**self._marks(ref), "analytics": analytics}
-                )
+                self.catalog.set_status(item["uri"], Status.PROCESSED, stage="stage", extra=extra)
         rows = _int(result.get("rows"), default=sum(_int(o.get("rows")) for o in outputs))
         with aws_call(f"finishing execution {ref.execution}"):
             self.executions.succeed(
