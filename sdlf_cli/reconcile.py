@@ -91,10 +91,11 @@ class ObjectAudit:
     detail: str = ""
     outputs: list[str] = field(default_factory=list)  # stage and analytics objects it became
     age_seconds: float | None = None  # IN_PROGRESS: since the catalog row last changed (or the upload)
+    step: str | None = None  # IN_PROGRESS: where it waits: catalog | a | b
 
     def to_dict(self) -> dict:
         return {"uri": self.uri, "version_id": self.version_id, "state": self.state, "detail": self.detail,
-                "outputs": self.outputs, "age_seconds": self.age_seconds}
+                "outputs": self.outputs, "age_seconds": self.age_seconds, "step": self.step}
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ class _Reconciler:
                 audit.state, audit.detail = FAILED, f"in the {letter.kind} DLQ: {letter.reason or 'not cataloged yet'}"
             elif self._waiting(upload_age, snap.catalog_pending + snap.stage_a_pending):
                 audit.state, audit.detail, audit.age_seconds = IN_PROGRESS, "not cataloged yet", upload_age
+                audit.step = "catalog"
             else:
                 where = "has no catalog row" if row is None else "is not the version the catalog row describes"
                 audit.detail = f"this version {where}, and no DLQ holds a message for it"
@@ -207,6 +209,7 @@ class _Reconciler:
                 audit.state, audit.detail = FAILED, f"{status}, in the {letter.kind} DLQ: {letter.reason or '?'}"
             elif self._waiting(age, snap.stage_a_pending + snap.catalog_pending):
                 audit.state, audit.detail, audit.age_seconds = IN_PROGRESS, f"{status} in stage A", age
+                audit.step = "a"
             else:
                 audit.detail = f"{status} for {age:.0f} s, nothing queued and no DLQ holds a message for it"
             return audit
@@ -229,7 +232,7 @@ class _Reconciler:
         elif failed:
             audit.state, audit.detail = FAILED, "; ".join(failed)
         elif waiting:
-            audit.state, audit.detail = IN_PROGRESS, "; ".join(d for d, _ in waiting)
+            audit.state, audit.detail, audit.step = IN_PROGRESS, "; ".join(d for d, _ in waiting), "b"
             ages = [a for _, a in waiting if a is not None]
             audit.age_seconds = max(ages) if ages else None
         else:
@@ -340,6 +343,7 @@ def reconcile(snap: DatasetSnapshot, stale_after: float = DEFAULT_STALE_AFTER) -
 
 
 def is_data_key(key: str) -> bool:
-    """Whether a stage-bucket key below <team>/<dataset>/ is data (not the pipeline's metadata)."""
+    """Whether a stage or analytics key below <team>/<dataset>/ is data (not the pipeline's metadata: batch
+    manifests and results, quality results)."""
     parts = key.split("/", 2)
     return len(parts) == 3 and not parts[2].startswith(METADATA_FOLDERS) and not key.endswith("/")

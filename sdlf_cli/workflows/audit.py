@@ -158,7 +158,7 @@ class _Reader:
         raw = [ObjectVersion(self.raw, v.key, v.version_id, v.etag, v.last_modified, v.is_latest, v.delete_marker)
                for v in storage.versions(self.raw, prefix)]
         stage = {f"s3://{self.stage}/{k}" for k in storage.keys(self.stage, prefix) if is_data_key(k)}
-        analytics = {f"s3://{self.analytics}/{k}" for k in storage.keys(self.analytics, prefix)}
+        analytics = {f"s3://{self.analytics}/{k}" for k in storage.keys(self.analytics, prefix) if is_data_key(k)}
         rows = {row["id"]: row for row in self.lake.tables.by_index(self.catalog, DATASET_INDEX, "dataset_id",
                                                                     f"{team}/{dataset}")}
         catalog_dlq = self.url(self.registry.find(keys.CATALOG_DLQ), self.names.dlq("catalog"))

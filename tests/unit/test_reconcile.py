@@ -100,6 +100,7 @@ def test_waiting_for_stage_b_is_in_progress_while_the_queue_holds_messages_then_
     lake.processed("a.json", batch=None)
     waiting = reconcile(lake.snapshot(stage_b_pending=1)).objects[0]
     assert waiting.state == IN_PROGRESS and "waiting for stage B" in waiting.detail and waiting.age_seconds == 7200
+    assert waiting.step == "b"
     stale = reconcile(lake.snapshot(stage_b_pending=0)).objects[0]
     assert stale.state == LOST and "stage-B queue and DLQ are empty" in stale.detail
 
