@@ -187,13 +187,17 @@ def test_replaying_the_batch_does_not_duplicate_rows(lake, good_batch):
     s3 = clients.client("s3")
     manifest = json.loads(s3.get_object(Bucket=stage_bucket, Key=manifest_key)["Body"].read())
 
-    # The same stage objects handed off again: same batch, the execution already exists.
-    queue = clients.client("sqs").get_queue_url(QueueName=cfg.names.queue(TEAM, GOOD, "b"))["QueueUrl"]
+    # The same stage objects handed off again (SQS delivers at least once): their content is in the
+    # table already, so routing-b deletes the hand-offs and starts nothing.
+    sqs = clients.client("sqs")
+    queue = sqs.get_queue_url(QueueName=cfg.names.queue(TEAM, GOOD, "b"))["QueueUrl"]
     for item in manifest["inputs"]:
         body = {"team": TEAM, "dataset": GOOD, "bucket": stage_bucket, "key": item["uri"].split("/", 3)[3], **item}
-        clients.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
     again = run_stage_b(Lake(cfg, clients), TEAM, GOOD, timeout=300)
-    assert again.started and again.batch_id == run.batch_id and again.execution_arn == run.execution_arn
+    assert not again.started, again.to_dict()
+    counts = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
 
     # Running the whole batch again (a new execution of the same manifest) overwrites its files.
     sfn = clients.client("stepfunctions")
@@ -227,6 +231,11 @@ def test_failing_quality_rule_fails_the_batch_and_parks_objects(lake, project):
     bodies = [json.loads(m["Body"]) for m in messages]
     assert [b["uri"] for b in bodies] == [failed[0]["id"]]
     assert bodies[0]["sdlf"]["batch_id"] == run.batch_id and "quality" in bodies[0]["sdlf"]["reason"]
+    # Its Parquet is out of the table (queries and crawls see none of its rows), kept in quarantine.
+    analytics = resources.get("buckets/analytics")
+    assert _parquet_rows(clients, analytics, f"{TEAM}/{STRICT}/{STRICT}/") == ([], 0)
+    quarantined, rows = _parquet_rows(clients, analytics, f"{TEAM}/{STRICT}/_quarantine/{run.batch_id}/")
+    assert len(quarantined) == 1 and rows == 2
 
     execution = clients.client("dynamodb").get_item(
         TableName=resources.get("tables/executions"), Key={"id": {"S": run.execution_arn.rsplit(":", 1)[1]}}

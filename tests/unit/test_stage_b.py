@@ -526,6 +526,53 @@ def test_error_b_fails_rows_parks_replayable_messages_and_notifies(lake):
     assert notes[0]["reason"] == reason and len(notes[0]["objects"]) == 2
 
 
+def _table_keys(lake) -> list[str]:
+    listed = lake.s3.list_objects_v2(Bucket=ANALYTICS, Prefix=f"{TEAM}/{DATASET}/")
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def test_a_failed_batch_is_quarantined_out_of_the_table_and_its_replay_brings_it_back(lake):
+    sent, execution_input = _started(lake)
+    transform_b.handler(_step("pre", execution_input), None)
+    [output] = _job_ran(lake, execution_input, quality_status="FAIL")
+    batch = execution_input["batch_id"]
+    reason = "quality rule(s) failed: uniqueness(id)"
+    result = error_b.handler({**execution_input, "error": _lambda_error(reason)}, None)
+
+    quarantined = f"{TEAM}/{DATASET}/_quarantine/{batch}/ingestion_date=2024-05-01/part-{batch}.parquet"
+    assert result["quarantined"] == [f"s3://{ANALYTICS}/{quarantined}"]
+    assert _table_keys(lake) == [quarantined], "nothing of the batch is left in the table's location"
+    row = lake.row(CATALOG, output)
+    assert row["status"] == "FAILED" and f"quarantined at s3://{ANALYTICS}/{quarantined}" in row["reason"]
+    # Retried, the handler finds the file gone and changes nothing.
+    assert error_b.handler({**execution_input, "error": _lambda_error(reason)}, None)["quarantined"] == result["quarantined"]
+    assert _table_keys(lake) == [quarantined]
+
+    # Fixed and redriven: the same batch runs again and its file is back in the table.
+    for body in lake.messages(lake.dlq_b):
+        lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps(body))
+    replay = lake.route()
+    assert replay["batch_id"] == batch
+    replayed = lake.execution_input(replay["execution_arn"])
+    transform_b.handler(_step("pre", replayed), None)
+    _job_ran(lake, replayed)
+    transform_b.handler(_step("post", replayed), None)
+    assert output.split("/", 3)[3] in _table_keys(lake) and lake.row(CATALOG, output)["status"] == "PROCESSED"
+    assert all(lake.row(CATALOG, m["uri"])["status"] == "PROCESSED" for m in sent)
+
+
+def test_a_batch_that_failed_before_its_result_has_its_written_files_found_and_quarantined(lake):
+    _, execution_input = _started(lake, count=1)
+    batch = execution_input["batch_id"]
+    written = f"{TEAM}/{DATASET}/{DATASET}/country=fr/part-{batch}.parquet"
+    other = f"{TEAM}/{DATASET}/{DATASET}/country=fr/part-another.parquet"
+    for key in (written, other):
+        lake.s3.put_object(Bucket=ANALYTICS, Key=key, Body=b"PAR1")
+    result = error_b.handler({**execution_input, "error": {"Error": "States.TaskFailed", "Cause": "killed"}}, None)
+    assert result["quarantined"] == [f"s3://{ANALYTICS}/{TEAM}/{DATASET}/_quarantine/{batch}/country=fr/part-{batch}.parquet"]
+    assert other in _table_keys(lake) and written not in _table_keys(lake)
+
+
 def test_redriving_the_dlq_replays_the_batch(lake):
     _, execution_input = _started(lake, count=1)
     error_b.handler({**execution_input, "error": {"Error": "Glue.ConcurrentRunsExceededException", "Cause": "busy"}}, None)

@@ -1,5 +1,11 @@
 """Stage B's failures: the failed batch's objects marked FAILED, its messages parked in the dataset's DLQ
 (replayable with sdlf redrive), the team told (lambda/error-b).
+
+A batch that failed after its heavy transform wrote Parquet (the crawler, a `fail` quality rule, the
+post-update) would leave rows in the table that no successful batch accounts for, and its replay would
+write them again. Its files are quarantined: moved (copied, then deleted) out of the table's location to
+`<analytics>/<team>/<dataset>/_quarantine/<batch_id>/<path in the table>`, where no crawler or query looks,
+and their catalog rows say FAILED with where they went. The replay writes them anew.
 """
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from sdlf_datalake.catalog import CatalogRepository, Status
-from sdlf_datalake.errors import TransientError, aws_call
+from sdlf_datalake.errors import TransientError, aws_call, error_code
 from sdlf_datalake.executions import ExecutionsRepository
 from sdlf_datalake.failures import Steps, error_type, failure_reason
 from sdlf_datalake.keys import parse_object_id
@@ -20,6 +26,7 @@ from sdlf_datalake.stage_b import STAGE
 from sdlf_datalake.support import failed_entries, lazy_client, required_env, sqs_chunks
 from sdlf_datalake.timeutil import Clock, now_iso
 
+QUARANTINE = "_quarantine"
 
 @dataclass(frozen=True)
 class ErrorHandlerBConfig:
@@ -91,12 +98,13 @@ class ErrorHandlerB:
         steps = Steps(self._logger)
 
         inputs: list[dict[str, Any]] = []
+        manifest: dict[str, Any] = {}
 
         def load_inputs() -> None:
             if not (team and dataset and batch and manifest_uri):
                 raise ValueError("the input names no team/dataset/batch_id/manifest")
-            manifest = read_json(self.s3, manifest_uri, "$.manifest")
-            inputs.extend(check_manifest(manifest or {}, manifest_uri, team, dataset, batch))
+            manifest.update(read_json(self.s3, manifest_uri, "$.manifest") or {})
+            inputs.extend(check_manifest(manifest, manifest_uri, team, dataset, batch))
 
         steps.run("manifest", load_inputs)
         result["objects"] = [i["uri"] for i in inputs]
@@ -110,9 +118,9 @@ class ErrorHandlerB:
                 lambda item=item: self._mark(item["uri"], "stage", reason, batch, execution, error),
             )
         if manifest_uri and inputs:
-            # A batch that failed after the heavy transform (crawler, quality) has written analytics
-            # files: their rows say FAILED too, so no one mistakes them for checked data.
-            steps.run("analytics", lambda: result.update(analytics=self._mark_outputs(manifest_uri, reason, batch, execution, error)))
+            steps.run("quarantine", lambda: result.update(
+                quarantined=self._quarantine(manifest_uri, manifest, team or "", dataset or "", batch or "", reason,
+                                             execution, error)))
         if execution:
             dataset_id = f"{team}/{dataset}" if team and dataset else None
             steps.run("executions", lambda: self.executions.fail(execution, reason, dataset_id=dataset_id, stage=STAGE))
@@ -162,16 +170,49 @@ class ErrorHandlerB:
         with aws_call(f"marking {uri} FAILED"):
             self.catalog.set_status(uri, Status.FAILED, reason, stage=stage, extra=extra)
 
-    def _mark_outputs(self, manifest_uri: str, reason: str, batch: str | None, execution: str | None, error: Any) -> list[str]:
+    def _quarantine(self, manifest_uri: str, manifest: Mapping[str, Any], team: str, dataset: str, batch: str,
+                    reason: str, execution: str | None, error: Any) -> list[str]:
+        """Move the batch's Parquet files out of the table's location; their rows say FAILED and where they went.
+        The job's result names them; without one (the job failed part-way), the table's location is listed
+        for the batch's file name. Idempotent: a file already moved is only marked."""
+        table = manifest.get("output")
+        if not isinstance(table, str) or not table.startswith("s3://"):
+            raise ValueError(f"manifest {manifest_uri} names no output location")
+        bucket, _, table_prefix = table[len("s3://"):].partition("/")
+        table_prefix = table_prefix.rstrip("/") + "/"
         result = read_json(self.s3, sibling_uri(manifest_uri, RESULT), "job result", required=False)
         outputs = result.get("outputs") if isinstance(result, Mapping) else None
-        marked = []
-        for output in outputs if isinstance(outputs, list) else []:
-            uri = output.get("uri") if isinstance(output, Mapping) else None
-            if isinstance(uri, str) and uri.startswith("s3://"):
-                self._mark(uri, "analytics", reason, batch, execution, error)
-                marked.append(uri)
-        return marked
+        if isinstance(outputs, list):
+            uris = [o["uri"] for o in outputs if isinstance(o, Mapping) and isinstance(o.get("uri"), str)]
+        else:
+            uris = self._batch_files(bucket, table_prefix, batch)
+        moved = []
+        for uri in uris:
+            source_bucket, key = parse_object_id(uri)
+            if source_bucket != bucket or not key.startswith(table_prefix):
+                continue  # never touch anything outside the table's location
+            target = f"{team}/{dataset}/{QUARANTINE}/{batch}/{key[len(table_prefix):]}"
+            try:
+                with aws_call(f"quarantining {uri}"):
+                    self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key})
+            except Exception as exc:
+                if error_code(exc) not in ("NoSuchKey", "404"):
+                    raise
+            else:
+                with aws_call(f"removing {uri} from the table"):
+                    self.s3.delete_object(Bucket=bucket, Key=key)
+            quarantined = f"s3://{bucket}/{target}"
+            self._mark(uri, "analytics", f"{reason} (batch quarantined at {quarantined})", batch, execution, error)
+            moved.append(quarantined)
+        return moved
+
+    def _batch_files(self, bucket: str, prefix: str, batch: str) -> list[str]:
+        name = f"part-{batch}.parquet"
+        found = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            found += [f"s3://{bucket}/{o['Key']}" for o in page.get("Contents", []) if o["Key"].endswith("/" + name)
+                      or o["Key"] == prefix + name]
+        return found
 
     def _notify(
         self,

@@ -1,0 +1,183 @@
+"""The chaos scenario, shared by tests/integration/test_chaos.py and benchmarks/chaos.py (no tests here).
+
+Deploy the sample lake on the in-process emulator, turn faults on, ingest N small JSON-lines files, let the
+lake's own retries run, run stage B, redrive whatever reached a DLQ (again until nothing is left), then turn
+faults off and audit: the answer must be every object PROCESSED once, nothing lost, nothing duplicated, and the
+analytics rows equal to the records put in.
+
+The catalog and stage-A queues get a visibility timeout of a few seconds instead of the templates' minutes, so
+SQS's own retries (a failed batch comes back after the visibility timeout) happen within the run. A receive
+that outlives it is redelivered while still being processed: one more source of duplicates, on purpose.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sdlf_cli.local import faults as fault_injection
+
+ROOT = Path(__file__).resolve().parents[2]
+TEAM, DATASET = "engineering", "legislators"
+FAST_VISIBILITY = "4"
+
+
+@dataclass
+class ChaosOutcome:
+    objects: int
+    records: int
+    faults: dict
+    retries: int
+    redriven: int
+    redrive_rounds: int
+    stage_b_batches: int
+    seconds: float
+    audit: object  # AuditResult
+    rows_queried: int | None = None
+    log: list[dict] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        a = self.audit
+        counts = ", ".join(f"{k} {v}" for k, v in a.to_dict()["counts"].items() if v)
+        by_kind = ", ".join(f"{k} {v}" for k, v in self.faults["faults"].items() if v) or "none"
+        return [
+            f"N (objects) {self.objects}, records {self.records}",
+            f"faults injected {self.faults['total']} ({self.faults['spec']}, seed {self.faults['seed']}): {by_kind}",
+            f"retries {self.retries}, redriven {self.redriven} in {self.redrive_rounds} round(s), "
+            f"stage-B batches {self.stage_b_batches}",
+            f"time {self.seconds:.1f} s",
+            f"audit: {counts}; lost {a.lost}, duplicated {a.duplicated}; analytics rows {self.rows_queried} "
+            f"(catalog rows {a.to_dict()['rows']}, records {a.to_dict()['records']})",
+        ]
+
+
+def prepare_project(dest: Path, env: str) -> Path:
+    for part in ("templates", "lambda", "glue", "parameters"):
+        shutil.copytree(ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__", ".sdlf"))
+    dev = (dest / "parameters" / "dev.yaml").read_text()
+    # Stage B runs when the scenario asks for it, not on a schedule in the middle of the run.
+    dev = dev.replace("env: dev", f"env: {env}", 1).replace("schedule: rate(5 minutes)", "schedule: rate(1 day)")
+    (dest / "parameters" / f"{env}.yaml").write_text(dev)
+    return dest
+
+
+def files(count: int, records: int) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(count):
+        lines = [json.dumps({"id": f"{i:05d}-{j:03d}", "file": i, "line": j, "name": f"person {i}/{j}"})
+                 for j in range(records)]
+        out.append((f"chaos-{i:05d}.jsonl", ("\n".join(lines) + "\n").encode()))
+    return out
+
+
+class Scenario:
+    """The steps, each waiting until the lake is quiet. `ops` are the lake's workflows, as the CLI calls them."""
+
+    def __init__(self, ops: "LakeOps", say: Callable[[str], None] = lambda _: None, timeout: float = 240.0):
+        self.ops = ops
+        self.say = say
+        self.timeout = timeout
+        self.batches = 0
+
+    def settle(self, step: tuple[str, ...] | None = None, stage_b: bool = False) -> object:
+        """Audit until nothing is in progress (at `step`, or anywhere). With `stage_b`, a stage-B batch runs
+        between looks, as the dataset's schedule would run it while stage A is still busy."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            result = self.ops.audit()
+            waiting = [o for d in result.datasets for o in d.objects
+                       if o.state == "IN_PROGRESS" and (step is None or o.step in step)]
+            if not waiting or time.monotonic() > deadline:
+                return result
+            if stage_b and self.ops.run_stage_b():
+                self.batches += 1
+            else:
+                time.sleep(1.0)
+
+    def stage_b(self) -> None:
+        """Run stage B until its queue is empty."""
+        for _ in range(50):
+            started = self.ops.run_stage_b()
+            if started is None:
+                continue  # the router failed (a fault): try again
+            if not started:
+                return
+            self.batches += 1
+
+    def run(self, count: int, records: int, spec: str, seed: int, log_path: Path | None) -> ChaosOutcome:
+        self.ops.fast_retries()
+        started = time.monotonic()
+        redriven = rounds = 0
+        with fault_injection.injected(spec, seed=seed, log_path=log_path) as injected:
+            for name, body in files(count, records):
+                self.ops.put(name, body)
+            self.say(f"put {count} objects")
+            self.settle(("catalog", "a"), stage_b=True)
+            self.stage_b()
+            self.say(f"stage A and B done once: {injected.summary()['faults']}")
+            for rounds in range(1, 8):
+                moved = self.ops.redrive()
+                redriven += moved
+                if moved == 0 and not self._failed():
+                    rounds -= 1
+                    break
+                self.settle(("catalog", "a"), stage_b=True)
+                self.stage_b()
+                self.say(f"redrive round {rounds}: moved {moved}")
+            summary = injected.summary()
+        audit = self.settle()
+        seconds = time.monotonic() - started
+        rows = self.ops.count_rows()
+        return ChaosOutcome(count, count * records, summary, summary["retries"], redriven, rounds, self.batches, seconds,
+                            audit, rows, fault_injection.read_log(log_path) if log_path else [])
+
+    def _failed(self) -> bool:
+        result = self.ops.audit()
+        return result.count("FAILED") > 0 or result.count("IN_PROGRESS") > 0
+
+
+class LakeOps:
+    """What the scenario does to the lake, through the same workflows the CLI runs."""
+
+    def __init__(self, lake, raw_bucket: str):
+        self.lake = lake
+        self.raw_bucket = raw_bucket
+
+    def fast_retries(self) -> None:
+        cfg, queues = self.lake.config, self.lake.queues
+        for name in (cfg.names.queue("catalog"), cfg.names.queue(TEAM, "main", "a")):
+            queues._call("set_queue_attributes", QueueUrl=queues.url_of(name),
+                         Attributes={"VisibilityTimeout": FAST_VISIBILITY})
+
+    def put(self, name: str, body: bytes) -> None:
+        self.lake.storage.put_bytes(self.raw_bucket, f"{TEAM}/{DATASET}/{name}", body)
+
+    def audit(self):
+        from sdlf_cli.workflows.audit import audit
+
+        return audit(self.lake, team=TEAM, dataset=DATASET, stale_after=3600)
+
+    def run_stage_b(self) -> bool | None:
+        from sdlf_cli.errors import SdlfError
+        from sdlf_cli.workflows.stage_b import run_stage_b
+
+        try:
+            run = run_stage_b(self.lake, TEAM, DATASET, timeout=120)
+        except SdlfError:
+            return None
+        return run.started
+
+    def redrive(self) -> int:
+        from sdlf_cli.workflows.redrive import redrive
+
+        return redrive(self.lake, team=TEAM).moved
+
+    def count_rows(self) -> int:
+        from sdlf_cli.workflows.query import run_query
+
+        database = self.lake.config.names.glue_database(TEAM, DATASET)
+        result = run_query(self.lake, f"SELECT count(*) AS n FROM {database}.{DATASET}")
+        return int(result.rows[0][0])
