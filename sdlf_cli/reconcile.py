@@ -30,7 +30,6 @@ PROCESSED, FAILED, IN_PROGRESS, LOST = "PROCESSED", "FAILED", "IN_PROGRESS", "LO
 SUPERSEDED, DELETED = "SUPERSEDED", "DELETED"
 STATES = (PROCESSED, FAILED, IN_PROGRESS, LOST, SUPERSEDED, DELETED)
 DEFAULT_STALE_AFTER = 900.0  # seconds an object may sit RECEIVED/RUNNING with nothing queued before it counts as lost
-METADATA_FOLDERS = ("_batches/", "_quality/")  # pipeline metadata in the stage bucket, not data
 _PART = re.compile(r"part-([A-Za-z0-9_-]+)\.parquet$")
 
 
@@ -343,7 +342,9 @@ def reconcile(snap: DatasetSnapshot, stale_after: float = DEFAULT_STALE_AFTER) -
 
 
 def is_data_key(key: str) -> bool:
-    """Whether a stage or analytics key below <team>/<dataset>/ is data (not the pipeline's metadata: batch
-    manifests and results, quality results)."""
+    """Whether a stage or analytics key below <team>/<dataset>/ is data: not the pipelines' own bookkeeping
+    under `_`-prefixed folders (batch manifests and results, quality results, quarantined batches), as the
+    catalog consumer decides too."""
     parts = key.split("/", 2)
-    return len(parts) == 3 and not parts[2].startswith(METADATA_FOLDERS) and not key.endswith("/")
+    return (len(parts) == 3 and not key.endswith("/")
+            and not any(part.startswith("_") for part in parts[2].split("/")))

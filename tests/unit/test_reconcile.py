@@ -210,4 +210,5 @@ def test_the_json_form_counts_every_state():
 def test_metadata_folders_are_not_data():
     assert is_data_key("eng/ds/a.json.jsonl")
     assert not is_data_key("eng/ds/_batches/x/manifest.json") and not is_data_key("eng/ds/_quality/x.json")
+    assert not is_data_key("eng/ds/_quarantine/b1/part-b1.parquet") and not is_data_key("eng/ds/t/_SUCCESS")
     assert not is_data_key("eng/ds/") and not is_data_key("loose.json")
