@@ -452,6 +452,15 @@ def test_post_is_idempotent(lake):
     assert lake.row(CATALOG, outputs[0])["lineage"] == [lake.json_object(execution_input["manifest"])["inputs"][0]["uri"]]
 
 
+def test_a_duplicate_hand_off_arriving_while_its_batch_runs_is_deleted(lake):
+    sent, execution_input = _started(lake, count=1)
+    transform_b.handler(_step("pre", execution_input), None)
+    assert lake.row(CATALOG, sent[0]["uri"])["batch_etag"] == sent[0]["etag"]
+    lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps(sent[0]))
+    result = lake.route(force=True)
+    assert result["started"] is False and result["already_in_analytics"] == 1 and lake.count(lake.queue_b) == 0
+
+
 def test_a_late_duplicate_of_a_hand_off_already_in_analytics_is_deleted_not_batched_again(lake):
     sent, execution_input = _started(lake, count=2)
     transform_b.handler(_step("pre", execution_input), None)
