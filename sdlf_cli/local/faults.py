@@ -14,7 +14,8 @@ idempotency are exercised instead of assumed:
 |                 |                                         | InternalError (the SDK retries it)                 |
 | throttle        | S3 / DynamoDB / SQS calls from Lambda   | refused with SlowDown / ThrottlingException         |
 | glue_error      | every Glue job run                      | the run FAILS before its script starts             |
-| duplicate       | every SQS send (S3 events included)     | the message is stored twice (at-least-once)         |
+| duplicate       | every SQS send (S3 events included)     | the message is stored twice (at-least-once), the    |
+|                 |                                         | copy visible 0-5 s later                            |
 | delay           | every SQS send                          | the message becomes visible 1-5 s later            |
 
 HTTP faults apply to requests from Lambda functions (recognised by the `exec-env/AWS_Lambda_` part that
@@ -302,9 +303,10 @@ def _send_message(faults: Faults, original: Any) -> Any:
             faults.record("delay", queue=queue_name, seconds=delay)
         message = original(self, queue_name, message_body, *args, **kwargs)
         if not fifo and faults.roll("duplicate"):
+            late = int(round(faults.uniform(0, 5)))
             with faults.suspended():
-                copy = original(self, queue_name, message_body, *args, **kwargs)
-            faults.record("duplicate", queue=queue_name, message=message.id, copy=copy.id)
+                copy = original(self, queue_name, message_body, *args, **{**kwargs, "delay_seconds": late})
+            faults.record("duplicate", queue=queue_name, message=message.id, copy=copy.id, copy_delay=late)
         return message
 
     return send_message
