@@ -40,6 +40,32 @@ class Queues(Gateway):
                           VisibilityTimeout=visibility, WaitTimeSeconds=wait_seconds, MessageAttributeNames=["All"],
                           AttributeNames=["SentTimestamp"]).get("Messages", [])
 
+    def peek(self, url: str, limit: int = 1000, visibility: int = 30) -> list[dict]:
+        """Up to `limit` messages, received and then made visible again: a look that moves nothing. Messages
+        stay hidden from other consumers until released at the end (at most `visibility` seconds)."""
+        waiting, in_flight = self.counts(url)
+        if waiting == 0:
+            return []
+        seen: dict[str, dict] = {}
+        idle = 0
+        try:
+            while len(seen) < min(limit, waiting) and idle < 2:
+                batch = self.receive(url, max_messages=min(BATCH, limit - len(seen)), visibility=visibility,
+                                     wait_seconds=0 if idle == 0 else 1)
+                fresh = [m for m in batch if m["MessageId"] not in seen]
+                seen.update((m["MessageId"], m) for m in fresh)
+                idle = 0 if fresh else idle + 1
+        finally:
+            self.release(url, [m["ReceiptHandle"] for m in seen.values()])
+        return list(seen.values())
+
+    def pending(self, url: str) -> int:
+        """Messages waiting, in flight or delayed (approximate)."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed"]
+        attrs = self._call("get_queue_attributes", QueueUrl=url, AttributeNames=names).get("Attributes", {})
+        return sum(int(attrs.get(name, 0)) for name in names)
+
     def send(self, url: str, body: str, attributes: dict[str, Any] | None = None) -> str:
         kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
         if attributes:

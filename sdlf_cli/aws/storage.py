@@ -1,7 +1,9 @@
 """S3: putting files, listing and reading objects, and emptying and deleting buckets."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sdlf_cli.aws.gateway import Gateway
@@ -21,8 +23,51 @@ class StoredObject:
     size: int
 
 
+@dataclass(frozen=True)
+class Version:
+    """One entry of a bucket's version listing; a delete marker has no etag."""
+
+    key: str
+    version_id: str | None
+    etag: str | None
+    last_modified: datetime
+    is_latest: bool
+    delete_marker: bool = False
+
+
+def _version_id(entry: dict) -> str | None:
+    version = entry.get("VersionId")
+    return None if version in (None, "null") else version
+
+
 class Storage(Gateway):
     service = "s3"
+
+    def versions(self, bucket: str, prefix: str = "", delimiter: str | None = None,
+                 page_size: int = 1000) -> Iterator[Version]:
+        """Every version and delete marker under `prefix`, page by page (a listing: no object is read)."""
+        kwargs: dict = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": {"PageSize": page_size}}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        for page in self._whole_pages("list_object_versions", **kwargs):
+            for entry in page.get("Versions", []):
+                yield Version(entry["Key"], _version_id(entry), str(entry.get("ETag", "")).strip('"'),
+                              entry["LastModified"], bool(entry.get("IsLatest")))
+            for entry in page.get("DeleteMarkers", []):
+                yield Version(entry["Key"], _version_id(entry), None, entry["LastModified"],
+                              bool(entry.get("IsLatest")), True)
+
+    def folders(self, bucket: str, prefix: str = "") -> list[str]:
+        """The "folders" right below `prefix` (common prefixes with the delimiter "/")."""
+        return [p["Prefix"] for p in self._pages("list_objects_v2", "CommonPrefixes", Bucket=bucket, Prefix=prefix,
+                                                   Delimiter="/")]
+
+    def keys(self, bucket: str, prefix: str = "", delimiter: str | None = None) -> list[str]:
+        """The keys under `prefix` (only those right below it with a delimiter)."""
+        kwargs = {"Bucket": bucket, "Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        return [o["Key"] for o in self._pages("list_objects_v2", "Contents", **kwargs)]
 
     def put_file(self, bucket: str, key: str, path: Path) -> Put:
         with path.open("rb") as body:

@@ -32,6 +32,12 @@ class Tables(Gateway):
         item = self._call("get_item", TableName=table, Key={"id": {"S": ident}}, ConsistentRead=True).get("Item")
         return plain(item) if item else None
 
+    def by_index(self, table: str, index: str, attribute: str, value: str) -> list[dict]:
+        """Every row whose `attribute` (the hash key of the index) is `value`, page by page: a query, not a scan."""
+        return [plain(item) for item in self._pages(
+            "query", "Items", TableName=table, IndexName=index, KeyConditionExpression="#k = :v",
+            ExpressionAttributeNames={"#k": attribute}, ExpressionAttributeValues={":v": {"S": value}})]
+
     def scan(self, table: str) -> list[dict]:
         return [plain(item) for item in self._pages("scan", "Items", TableName=table, ConsistentRead=True)]
 
