@@ -37,12 +37,17 @@ def local():
 
 @local.command("up")
 @click.option("--port", type=int, default=None, help="Port (default 4566, or a free one).")
+@click.option("--faults", default=None, metavar="SPEC",
+              help="Fail on purpose at these rates, e.g. lambda_error=0.2,throttle=0.05,duplicate=0.1 "
+                   "(kinds: lambda_error, lambda_timeout, partial_write, throttle, glue_error, duplicate, delay); "
+                   "every fault is logged to .sdlf/local/faults.jsonl.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault injection.")
 @global_options
-def local_up(port, opts):
+def local_up(port, faults, seed, opts):
     """Start the emulator (a no-op when it already runs)."""
     from sdlf_cli.local import process
 
-    return process.up(None, port=port)
+    return process.up(None, port=port, faults=faults, seed=seed)
 
 
 @local.command("down")
@@ -278,16 +283,30 @@ def dead_letters(team, pipeline, dataset, stage, opts, lake):
 
 @cli.command()
 @click.option("--team", default=None)
+@click.option("--pipeline", default=None, help="Only the DLQs of this pipeline (its stage A and its datasets' stage B).")
 @click.option("--dataset", default=None)
 @click.option("--stage", type=click.Choice(["catalog", "a", "b"]), default=None, help="Only this kind of DLQ.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most N messages.")
 @click.option("--dry-run", is_flag=True, help="List what would move; move nothing.")
 @global_options
-def redrive(team, dataset, stage, limit, dry_run, opts, lake):
+def redrive(team, pipeline, dataset, stage, limit, dry_run, opts, lake):
     """Move every message of the selected DLQs back to its stage (send first, then delete); exit 1 if any failed."""
     from sdlf_cli.workflows.redrive import redrive as run
 
-    return run(lake, team=team, dataset=dataset, stage=stage, limit=limit, dry_run=dry_run)
+    return run(lake, team=team, pipeline=pipeline, dataset=dataset, stage=stage, limit=limit, dry_run=dry_run)
+
+
+@cli.command()
+@click.option("--team", default=None)
+@click.option("--dataset", default=None)
+@click.option("--stale-after", type=float, default=900.0, show_default=True,
+              help="Seconds an object may wait with nothing queued for it before it counts as lost.")
+@global_options
+def audit(team, dataset, stale_after, opts, lake):
+    """Reconcile the lake: every raw object version's state; exit 1 if anything is lost or duplicated."""
+    from sdlf_cli.workflows.audit import audit as run
+
+    return run(lake, team=team, dataset=dataset, stale_after=stale_after)
 
 
 @cli.command()

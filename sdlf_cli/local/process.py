@@ -181,8 +181,16 @@ def _log_tail(log_file: Path, lines: int = 15) -> str:
 
 
 def up(state_dir: Path | str | None = None, port: int | None = None,
-       timeout: float = START_TIMEOUT_S) -> EmulatorStatus:
-    """Starts the emulator in the background, or returns the running one's status (no-op)."""
+       timeout: float = START_TIMEOUT_S, faults: str | None = None, seed: int = 0) -> EmulatorStatus:
+    """Starts the emulator in the background, or returns the running one's status (no-op). `faults`
+    (`kind=rate,...`, see `sdlf_cli.local.faults`) makes it fail on purpose, logged to faults.jsonl."""
+    if faults:
+        from sdlf_cli.local.faults import FaultSpec, FaultSpecError
+
+        try:
+            FaultSpec.parse(faults)
+        except FaultSpecError as exc:
+            raise UsageError(str(exc)) from None
     current = status(state_dir)
     if current.running:
         return current
@@ -192,6 +200,8 @@ def up(state_dir: Path | str | None = None, port: int | None = None,
     port = _pick_port(port)
     log_file = state_dir / LOG_FILE
     command = [sys.executable, "-m", SERVER_MODULE, "--host", HOST, "--port", str(port), "--state-dir", str(state_dir)]
+    if faults:
+        command += ["--faults", faults, "--seed", str(seed)]
     with open(log_file, "ab") as log:
         # Own session: the emulator survives the terminal that started it and gets no terminal signals.
         child = subprocess.Popen(

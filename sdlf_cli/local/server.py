@@ -117,6 +117,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--faults", default=None, help="Faults to inject, kind=rate,... (sdlf_cli.local.faults).")
+    parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -142,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         LOG.exception("emulator failed to start")
         return 1
+    if args.faults:
+        from sdlf_cli.local import faults
+
+        faults.install(faults.Faults(faults.FaultSpec.parse(args.faults), args.seed, state_dir / faults.LOG_FILE))
     # `sdlf local up` waits for this file: the port answering is not enough, the fixes must be in too.
     ready = state_dir / READY_FILE
     ready.write_text(f"{args.port}\n")

@@ -17,6 +17,7 @@ from rich.tree import Tree
 from sdlf_cli.config.show import ConfigValues
 from sdlf_cli.local.process import EmulatorStatus
 from sdlf_cli.ui.results import changes_table, outputs_table, results_table
+from sdlf_cli.workflows.audit import AuditResult
 from sdlf_cli.workflows.build import Findings, PackageOutcome, Written
 from sdlf_cli.workflows.demo import DemoResult, Step
 from sdlf_cli.workflows.deploy import DeployOutcome
@@ -290,6 +291,35 @@ def _(result: DestroyResult) -> None:
                           [(r.stack, r.resource_type, r.physical_id, r.action) for r in result.retained]))
     if any(r.action == "retained" for r in result.retained):
         _out.print("data was kept; `sdlf destroy --include-data` deletes it (buckets emptied, keys in 7 days)")
+
+
+@render.register
+def _(result: AuditResult) -> None:
+    columns = ["dataset", "processed", "failed", "in progress", "superseded", "deleted", "lost", "duplicated",
+               "rows", "records"]
+    rows = [(f"{d.team}/{d.dataset}" if d.team else d.dataset, d.count("PROCESSED"), d.count("FAILED"),
+             d.count("IN_PROGRESS"), d.count("SUPERSEDED"), d.count("DELETED"), d.lost, d.duplicated, d.rows,
+             d.records) for d in result.datasets]
+    _out.print(_table("audit", columns, rows))
+    for d in result.datasets:
+        for o in d.objects:
+            if o.state == "LOST":
+                error(f"lost: {o.uri}{f' (version {o.version_id})' if o.version_id else ''}: {o.detail}")
+            elif o.state == "FAILED":
+                _out.print(f"failed: {o.uri}: {o.detail} (replay it with `sdlf redrive`)")
+        for dup in d.duplicates:
+            error(f"duplicated: {dup.uri}: {dup.detail}")
+        for m in d.batch_mismatches:
+            error(f"batch {m['batch_id']} of {d.team}/{d.dataset}: {m['rows']} analytics rows for {m['records']} "
+                  f"input records")
+    waiting = [o for d in result.datasets for o in d.objects if o.state == "IN_PROGRESS"]
+    if waiting:
+        oldest = max((o.age_seconds or 0 for o in waiting), default=0)
+        _out.print(f"{len(waiting)} object(s) in progress, the oldest for {oldest:.0f} s")
+    for note in result.notes:
+        _out.print(note)
+    verdict = "ok" if result.ok else "NOT OK"
+    _out.print(f"audit {verdict}: {result.objects} object version(s), lost {result.lost}, duplicated {result.duplicated}")
 
 
 # The delivery pipeline's results (`sdlf cicd`) register their renderings in their own module.

@@ -97,6 +97,7 @@ def test_unreachable_endpoint_is_one_clear_line_and_exit_1(project):
     (["query", "  "], "the query is empty"),
     (["run-stage-b", "--team", "engineering", "--dataset", "nope"], "no dataset engineering/nope"),
     (["destroy", "teams", "--yes"], "unknown layer or stack teams in env 'dev'"),
+    (["audit", "--stale-after", "0"], "--stale-after must be more than 0 seconds"),
 ])
 def test_arguments_are_checked_before_the_emulator_is_needed(project, args, expected):
     dev = project / "parameters" / "dev.yaml"
@@ -116,3 +117,12 @@ def test_verbose_logs_the_aws_calls_and_shows_the_traceback_at_vv(project):
     assert "DEBUG sdlf.aws: glue get_databases" in loud.stderr
     assert "Traceback" in loud.stderr
     assert loud.stderr.rstrip().splitlines()[-1].startswith("error: AWS call failed: Could not connect")
+
+
+def test_local_up_refuses_an_unknown_fault_before_starting_anything(project):
+    state = project / "emulator-state"
+    result = sdlf("local", "up", "--faults", "lambda_error=0.2,gremlins=0.1", "--seed", "7",
+                  cwd=project, env={"SDLF_LOCAL_STATE_DIR": str(state)})
+    assert result.returncode == 2, result.stderr
+    assert "unknown fault 'gremlins'" in result.stderr and "lambda_error" in result.stderr
+    assert not (state / "emulator.pid").exists()
