@@ -147,10 +147,10 @@ class LakeOps:
         self.raw_bucket = raw_bucket
 
     def fast_retries(self) -> None:
-        cfg, queues = self.lake.config, self.lake.queues
-        for name in (cfg.names.queue("catalog"), cfg.names.queue(TEAM, "main", "a")):
-            queues._call("set_queue_attributes", QueueUrl=queues.url_of(name),
-                         Attributes={"VisibilityTimeout": FAST_VISIBILITY})
+        names, sqs = self.lake.config.names, self.lake.clients.client("sqs")
+        for name in (names.queue("catalog"), names.queue(TEAM, "main", "a")):
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": FAST_VISIBILITY})
 
     def put(self, name: str, body: bytes) -> None:
         self.lake.storage.put_bytes(self.raw_bucket, f"{TEAM}/{DATASET}/{name}", body)
