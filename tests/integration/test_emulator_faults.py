@@ -102,13 +102,18 @@ def test_a_partial_write_is_applied_then_answered_as_failed(emulator):
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "1"
 
 
-def test_duplicate_stores_a_message_twice_and_delay_hides_it_for_a_while(emulator):
+def test_duplicate_stores_a_message_twice_and_delay_hides_it_for_a_while(emulator, tmp_path):
     sqs = client(emulator, "sqs")
     queue = sqs.create_queue(QueueName=unique("faults-q"))["QueueUrl"]
-    with faults.injected("duplicate=1", seed=4) as injected:
+    with faults.injected("duplicate=1", seed=4, log_path=tmp_path / "f.jsonl") as injected:
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"n": 1}))
         assert injected.counts["duplicate"] == 1
-    bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]]
+    [entry] = faults.read_log(tmp_path / "f.jsonl")
+    assert entry["kind"] == "duplicate" and 0 <= entry["copy_delay"] <= 5  # the copy comes a little later
+    bodies: list[str] = []
+    wait_for(lambda: bodies.extend(m["Body"] for m in sqs.receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", [])) or len(bodies) >= 2,
+        timeout=8)
     assert bodies == ['{"n": 1}', '{"n": 1}']
 
     delayed = sqs.create_queue(QueueName=unique("faults-q"))["QueueUrl"]
