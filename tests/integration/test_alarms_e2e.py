@@ -1,5 +1,5 @@
-"""Alarms that really notify, on the emulator: the metrics AWS publishes for queues and state machines are
-published, every metric alarm is evaluated, and a state change is published to the alarm's SNS topic.
+"""Alarms that really notify, on the emulator: the metrics AWS publishes for queues, state machines and
+functions are published, every metric alarm is evaluated, and a state change is published to the alarm's SNS topic.
 
 First the seam (a queue, an alarm on its depth, a topic with a queue subscribed), then the lake: a broken
 object raises its pipeline's alarms on the team topic, an object no dataset claims raises the catalog DLQ
@@ -102,7 +102,8 @@ def test_a_failing_object_raises_its_alarms_on_the_team_and_lake_topics(lake, em
     ingest_files(Lake(cfg, clients), [SAMPLES / "persons-1.json"], TEAM, "unregistered")
 
     team_seen: list[dict] = []
-    wanted = {names.resource(TEAM, "main", "stage-a-failed"), names.resource(TEAM, "main", "dlq-a-not-empty")}
+    wanted = {names.resource(TEAM, "main", "stage-a-failed"), names.resource(TEAM, "main", "dlq-a-not-empty"),
+              names.resource(TEAM, "main", "transform-a-errors")}
     assert wait_for(lambda: wanted <= {n["AlarmName"] for n in _alarm_notifications(emulator, team_inbox, team_seen)},
                     60), team_seen
     lake_seen: list[dict] = []

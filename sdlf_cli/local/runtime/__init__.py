@@ -54,6 +54,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         scheduler = Scheduler(ctx.account_id)
         scheduler.start()
         alarm_engine = alarms.AlarmEngine(alarms.endpoint_clients(ctx.endpoint_url, ctx.region), ctx.region)
+        stop_observing = alarm_engine.observe_lambda(runtime)
         alarm_engine.start()
 
         def stop() -> None:
@@ -61,6 +62,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
                 if _installed.get("stop") is not stop:
                     return
                 _installed.pop("stop")
+            stop_observing()
             alarm_engine.stop()
             scheduler.stop()
             poller.stop()

@@ -3,8 +3,10 @@ AWS/SQS or AWS/States metrics at all.
 
 One thread, on an injectable clock, does what AWS does in the background:
 - samples the service metrics the lake's alarms watch: `AWS/SQS ApproximateNumberOfMessagesVisible` per
-  queue, and `AWS/States ExecutionsFailed` / `ExecutionsTimedOut` per state machine (one data point per
-  execution that ended so, at its stop time);
+  queue, `AWS/States ExecutionsSucceeded` / `ExecutionsFailed` / `ExecutionsTimedOut` per state machine
+  (one data point per execution that ended so, at its stop time), and `AWS/Lambda Invocations` / `Errors` /
+  `Duration` per function, from every invocation the emulator's Lambda runtime runs (`observe_lambda`; the
+  emulator never throttles, so `Throttles` has no data and its alarms stay OK);
 - evaluates every metric alarm over its last `Period x EvaluationPeriods` seconds (statistic, comparison,
   `TreatMissingData`), moves its state, and on a change publishes AWS's alarm notification (JSON, subject
   `ALARM: "<name>" in <region>`) to the SNS topics of the matching actions - so subscribers really get it.
@@ -62,6 +64,8 @@ class AlarmEngine:
         self.clock = clock
         self.tick_s = tick_s
         self._seen_executions: set[str] = set()
+        self._invocations: list[dict] = []  # Lambda data points waiting for the next tick
+        self._invocations_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.notifications: list[tuple[str, str, str]] = []  # (alarm, new state, topic arn), most recent last
@@ -83,8 +87,35 @@ class AlarmEngine:
             except Exception:  # the emulator may be shutting down; the next tick tries again
                 LOG.debug("alarm tick failed", exc_info=True)
 
+    def observe_lambda(self, runtime: Any) -> Callable[[], None]:
+        """Record every invocation `runtime.run(fn, event)` makes; returns the function that stops recording."""
+        original = runtime.run
+
+        def run(fn: Any, event: Any):
+            result = original(fn, event)
+            self.record_invocation(fn.function_name, bool(result.errored), float(getattr(result, "duration_ms", 0) or 0),
+                                   self.clock())
+            return result
+
+        runtime.run = run
+        return lambda: runtime.__dict__.pop("run", None)
+
+    def record_invocation(self, function_name: str, errored: bool, duration_ms: float, when: datetime) -> None:
+        dimensions = [{"Name": "FunctionName", "Value": function_name}]
+        with self._invocations_lock:
+            self._invocations += [
+                {"MetricName": "Invocations", "Timestamp": when, "Unit": "Count", "Value": 1.0, "Dimensions": dimensions},
+                {"MetricName": "Errors", "Timestamp": when, "Unit": "Count", "Value": float(errored),
+                 "Dimensions": dimensions},
+                {"MetricName": "Duration", "Timestamp": when, "Unit": "Milliseconds", "Value": duration_ms,
+                 "Dimensions": dimensions},
+            ]
+
     def tick(self) -> None:
         now = self.clock()
+        with self._invocations_lock:
+            invocations, self._invocations = self._invocations, []
+        self._put("AWS/Lambda", invocations)
         self.sample_queues(now)
         self.sample_executions(now)
         self.evaluate(now)
@@ -102,7 +133,8 @@ class AlarmEngine:
     def sample_executions(self, now: datetime) -> None:
         sfn, data = self.client("stepfunctions"), []
         for machine in sfn.list_state_machines().get("stateMachines", []):
-            for status, metric in (("FAILED", "ExecutionsFailed"), ("TIMED_OUT", "ExecutionsTimedOut")):
+            for status, metric in (("SUCCEEDED", "ExecutionsSucceeded"), ("FAILED", "ExecutionsFailed"),
+                                   ("TIMED_OUT", "ExecutionsTimedOut")):
                 for execution in sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
                                                      statusFilter=status).get("executions", []):
                     if execution["executionArn"] in self._seen_executions:

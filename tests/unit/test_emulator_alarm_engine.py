@@ -1,0 +1,93 @@
+"""The emulator's alarm evaluation on fakes: statistic over the window, TreatMissingData, notification on a
+state change only, the AWS/Lambda data points of observed invocations."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+from sdlf_cli.local.runtime.alarms import AlarmEngine
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+TOPIC = "arn:aws:sns:us-east-1:123456789012:team"
+
+
+class FakeCloudWatch:
+    def __init__(self, alarm: dict):
+        self.alarm = alarm
+        self.points: list[tuple[str, dict]] = []
+
+    def describe_alarms(self):
+        return {"MetricAlarms": [dict(self.alarm)]}
+
+    def put_metric_data(self, Namespace, MetricData):
+        self.points += [(Namespace, d) for d in MetricData]
+
+    def get_metric_statistics(self, Namespace, MetricName, Dimensions, StartTime, EndTime, Period, Statistics):
+        values = [d["Value"] for ns, d in self.points if ns == Namespace and d["MetricName"] == MetricName
+                  and d["Dimensions"] == Dimensions and StartTime <= d["Timestamp"] <= EndTime]
+        if not values:
+            return {"Datapoints": []}
+        return {"Datapoints": [{"Sum": sum(values), "Maximum": max(values), "SampleCount": len(values)}]}
+
+    def set_alarm_state(self, AlarmName, StateValue, StateReason):
+        self.alarm["StateValue"] = StateValue
+
+
+class FakeSns:
+    def __init__(self):
+        self.published: list[dict] = []
+
+    def publish(self, TopicArn, Subject, Message):
+        self.published.append({"TopicArn": TopicArn, "Subject": Subject, "Message": json.loads(Message)})
+
+
+class Quiet:  # no queues, no state machines
+    def list_queues(self):
+        return {}
+
+    def list_state_machines(self):
+        return {"stateMachines": []}
+
+
+def _engine(alarm: dict):
+    cloudwatch, sns = FakeCloudWatch(alarm), FakeSns()
+    clients = {"cloudwatch": cloudwatch, "sns": sns, "sqs": Quiet(), "stepfunctions": Quiet()}
+    clock = SimpleNamespace(now=NOW)
+    return AlarmEngine(clients.__getitem__, "us-east-1", clock=lambda: clock.now), cloudwatch, sns, clock
+
+
+def _errors_alarm(**extra) -> dict:
+    return {"AlarmName": "fn-errors", "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:fn-errors",
+            "Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum", "Period": 300,
+            "EvaluationPeriods": 1, "Threshold": 0, "ComparisonOperator": "GreaterThanThreshold",
+            "Dimensions": [{"Name": "FunctionName", "Value": "fn"}], "StateValue": "INSUFFICIENT_DATA",
+            "AlarmActions": [TOPIC], "OKActions": [TOPIC], **extra}
+
+
+def test_an_error_raises_the_alarm_once_and_it_recovers_when_the_window_has_passed():
+    engine, cloudwatch, sns, clock = _engine(_errors_alarm(TreatMissingData="notBreaching"))
+    engine.tick()
+    assert cloudwatch.alarm["StateValue"] == "OK" and [p["Subject"] for p in sns.published] == ['OK: "fn-errors" in us-east-1']
+
+    runtime = SimpleNamespace(run=lambda fn, event: SimpleNamespace(errored=True, duration_ms=12.5))
+    stop = engine.observe_lambda(runtime)
+    runtime.run(SimpleNamespace(function_name="fn"), {})
+    stop()
+    clock.now = NOW + timedelta(seconds=10)
+    engine.tick()
+    engine.tick()  # no new state: no second notification
+    assert [p["Message"]["NewStateValue"] for p in sns.published] == ["OK", "ALARM"]
+    alarm = sns.published[1]["Message"]
+    assert alarm["AlarmName"] == "fn-errors" and alarm["Trigger"]["MetricName"] == "Errors"
+    assert {d["MetricName"] for ns, d in cloudwatch.points if ns == "AWS/Lambda"} == {"Invocations", "Errors", "Duration"}
+
+    clock.now = NOW + timedelta(seconds=400)
+    engine.tick()
+    assert cloudwatch.alarm["StateValue"] == "OK" and len(sns.published) == 3
+
+
+def test_missing_data_treated_as_breaching_raises_the_alarm():
+    engine, cloudwatch, sns, _ = _engine(_errors_alarm(TreatMissingData="breaching"))
+    engine.tick()
+    assert cloudwatch.alarm["StateValue"] == "ALARM" and sns.published[0]["Subject"].startswith("ALARM")
