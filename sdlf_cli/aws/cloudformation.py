@@ -56,6 +56,7 @@ class StackInfo:
     outputs: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
     last_updated: datetime | None = None
+    termination_protection: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ def _stack_info(raw: dict) -> StackInfo:
         outputs={o["OutputKey"]: o.get("OutputValue", "") for o in raw.get("Outputs") or []},
         parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in raw.get("Parameters") or []},
         last_updated=raw.get("LastUpdatedTime") or raw.get("CreationTime"),
+        termination_protection=bool(raw.get("EnableTerminationProtection")),
     )
 
 
@@ -185,6 +187,12 @@ class CloudFormationGateway:
         if raw["StackStatus"] == "DELETE_COMPLETE":
             return None
         return _stack_info(raw)
+
+    def update_termination_protection(self, name_or_id: str, enabled: bool) -> None:
+        try:
+            self._client.update_termination_protection(StackName=name_or_id, EnableTerminationProtection=enabled)
+        except (ClientError, *_BOTO_ERRORS) as err:
+            raise _client_error("UpdateTerminationProtection", name_or_id, err) from err
 
     def outputs(self, name_or_id: str) -> dict[str, str]:
         stack = self.describe_stack(name_or_id)

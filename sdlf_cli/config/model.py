@@ -116,6 +116,8 @@ class LakeConfig:
     lake_formation: bool = False
     # Lake Formation data lake administrators; none given: the principal that deploys (see workflows/deploy.py).
     lake_formation_admins: tuple[str, ...] = ()
+    # CloudFormation termination protection of every stack of the environment; None leaves stacks as they are.
+    termination_protection: bool | None = None
     # CloudWatch Logs retention of the lake's functions and state machines.
     log_retention_days: int = 90
     teams: tuple[Team, ...] = ()

@@ -46,7 +46,7 @@ def show_rows(cfg: LakeConfig) -> ConfigValues:
         rows.append((path, format_value(value), str(origin) if origin else DEFAULT_ORIGIN))
 
     for key in ("org", "app", "env", "region", "account", "notification_email", "lake_formation",
-                "lake_formation_admins", "log_retention_days"):
+                "lake_formation_admins", "termination_protection", "log_retention_days"):
         row(key, getattr(cfg, key))
     for team in cfg.teams:
         t = f"teams.{team.name}"

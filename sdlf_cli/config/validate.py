@@ -29,7 +29,7 @@ from sdlf_cli.local.runtime.schedule_expressions import ScheduleError, parse_sch
 # What a Lake Formation data lake administrator may be (the template parameter's AllowedPattern too).
 LAKE_FORMATION_ADMIN_RE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]+")
 ROOT_KEYS = ("org", "app", "env", "region", "account", "notification_email", "lake_formation", "lake_formation_admins",
-             "log_retention_days", "teams", "cicd")
+             "termination_protection", "log_retention_days", "teams", "cicd")
 ROOT_REQUIRED = ("org", "app", "region")
 TEAM_KEYS = ("notification_email", "pipelines", "datasets")
 PIPELINE_KEYS = ("description",)
@@ -255,6 +255,8 @@ def build_config(tree: Node, *, env: str, env_file: str, files: tuple[str, ...],
     email = ck.email(root["notification_email"], ("notification_email",)) if "notification_email" in root else None
     lake_formation = ck.boolean(root["lake_formation"], ("lake_formation",)) if "lake_formation" in root else False
     admins = _lake_formation_admins(ck, root["lake_formation_admins"]) if "lake_formation_admins" in root else ()
+    protection = (ck.boolean(root["termination_protection"], ("termination_protection",))
+                  if "termination_protection" in root else None)
     retention = 90
     if "log_retention_days" in root:
         node = root["log_retention_days"]
@@ -282,7 +284,7 @@ def build_config(tree: Node, *, env: str, env_file: str, files: tuple[str, ...],
                          region=values.get("region") or "us-east-1", account=account,
                          notification_email=email, lake_formation=bool(lake_formation),
                          lake_formation_admins=admins,
-                         log_retention_days=retention, teams=tuple(teams),
+                         termination_protection=protection, log_retention_days=retention, teams=tuple(teams),
                          cicd=cicd, origins=origins, files=files)
         problems.extend(check_names(cfg, env_file))
     if problems:

@@ -82,6 +82,9 @@ class StackSpec:
     # CloudFormation's execution role (RoleARN of the change sets); None: the caller's credentials.
     # Not part of the fingerprint: who deploys does not change what is deployed.
     role_arn: str | None = None
+    # CloudFormation's termination protection, set after each deploy; None leaves the stack's as it is.
+    # A stack attribute, not part of the template: not in the fingerprint.
+    termination_protection: bool | None = None
 
     def fingerprint(self) -> str:
         """sha256 over template body, parameters and tags (not the fingerprint tag itself), and the

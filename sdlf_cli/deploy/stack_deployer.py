@@ -102,6 +102,8 @@ class StackDeployer:
             if self.resolve is not None:
                 spec = self.resolve(spec)
             result = self._deploy(spec, execute) if execute else self._plan(spec)
+            if execute and result.ok and spec.termination_protection is not None:
+                self._protect(spec)
         except _Failed as failed:
             result = StackResult(spec.name, spec.layer, "failed", failure=failed.failure, message=failed.message)
         except DeployError as err:
@@ -237,6 +239,13 @@ class StackDeployer:
         raise _Failed(f"delete failed, stack is {final.status}: {failure}" + (f"; {hint}" if hint else ""), failure)
 
     # --- steps ---------------------------------------------------------------------------
+    def _protect(self, spec: StackSpec) -> None:
+        """Termination protection as the spec asks (change sets cannot set it)."""
+        stack = self.cfn.describe_stack(spec.name)
+        if stack is not None and stack.termination_protection != spec.termination_protection:
+            self.cfn.update_termination_protection(stack.stack_id, bool(spec.termination_protection))
+            self.reporter.status(spec.name, "termination protection " + ("on" if spec.termination_protection else "off"))
+
     @staticmethod
     def _same_fingerprint(stack: StackInfo | None, fingerprint: str) -> bool:
         return (

@@ -110,6 +110,7 @@ def build_spec(cfg: LakeConfig, template: RenderedTemplate, params: dict,
         parameters=params,
         tags=cfg.names.tags(template.layer, **unit_tags(template)),
         depends_on=depends_on,
+        termination_protection=cfg.termination_protection,
     )
 
 

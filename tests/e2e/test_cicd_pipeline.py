@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 from sdlf_cli.delivery.archive import tracked_files
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_COMMAND = "python -m pytest tests/unit/test_cicd_templates.py -q -p no:cacheprovider"
 SMALL_LAKE = """env: {env}
 log_retention_days: {retention}
+{protection}
 teams:
   engineering:
     notification_email: engineering@example.com
@@ -43,8 +45,9 @@ def repo(tmp_path_factory):
     text = base.read_text()
     assert "test_command: python -m pytest tests/unit -q" in text
     base.write_text(text.replace("test_command: python -m pytest tests/unit -q", f"test_command: {TEST_COMMAND}"))
-    for env, retention in (("dev", 90), ("prod", 365)):
-        (root / "parameters" / f"{env}.yaml").write_text(SMALL_LAKE.format(env=env, retention=retention))
+    for env, retention, protection in (("dev", 90, ""), ("prod", 365, "termination_protection: true")):
+        (root / "parameters" / f"{env}.yaml").write_text(SMALL_LAKE.format(env=env, retention=retention,
+                                                                           protection=protection))
     git = ["git", "-c", "user.name=sdlf", "-c", "user.email=sdlf@example.com"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
@@ -98,6 +101,13 @@ def test_push_validates_deploys_dev_waits_for_prod_approval_then_deploys_prod(re
     stacks = {s["layer"]: s for s in prod["stacks"]}
     assert set(stacks) == {"bootstrap", "foundations", "team", "cicd-target"}
     assert {name: s["drift"] for name, s in stacks.items()} == dict.fromkeys(stacks, "in sync")
+    # prod's parameters turn termination protection on: the pipeline's deploy set it on every stack it deployed
+    endpoint = sdlf(repo, "local", "status")["endpoint_url"]
+    cfn = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    protected = {s["StackName"]: s.get("EnableTerminationProtection") for s in cfn.describe_stacks()["Stacks"]}
+    assert protected["acme-lake-prod-foundations"] is True and protected["acme-lake-prod-team-engineering"] is True
+    assert protected["acme-lake-dev-foundations"] is not True
 
 
 def test_a_second_push_with_nothing_changed_finds_every_stack_unchanged(repo):

@@ -39,8 +39,10 @@ def test_the_shipped_parameters_declare_dev_then_prod_with_approval():
     assert dev.cicd.tooling_env == "dev" and dev.cicd.source.provider == "s3"
     prod = load_config("prod", ROOT / "parameters")
     assert prod.log_retention_days == 365 and dev.log_retention_days == 90
+    assert prod.termination_protection is True and dev.termination_protection is None
     rows = {path: (value, origin) for path, value, origin in show_rows(prod)}
-    assert rows["log_retention_days"] == ("365", f"{ROOT / 'parameters' / 'prod.yaml'}:12")
+    assert rows["termination_protection"] == ("true", f"{ROOT / 'parameters' / 'prod.yaml'}:12")
+    assert rows["log_retention_days"] == ("365", f"{ROOT / 'parameters' / 'prod.yaml'}:15")
     assert rows["cicd.stages[1].approval"][0] == "true"
     assert rows["cicd.stages[0].approval"] == ("false", "default")
 

@@ -28,10 +28,11 @@ LOWER12 = "expected lowercase letters and digits starting with a letter, 2-12 ch
 def test_unknown_keys_suggest_the_closest_known_key():
     assert found("typos")[:4] == [
         (2, "teems", "unknown key 'teems' (did you mean 'teams'?); expected one of: org, app, env, region, account, "
-                     "notification_email, lake_formation, lake_formation_admins, log_retention_days, teams, cicd"),
+                     "notification_email, lake_formation, lake_formation_admins, termination_protection, "
+                     "log_retention_days, teams, cicd"),
         (3, "notification_emial", "unknown key 'notification_emial' (did you mean 'notification_email'?); expected "
                                   "one of: org, app, env, region, account, notification_email, lake_formation, "
-                                  "lake_formation_admins, log_retention_days, teams, cicd"),
+                                  "lake_formation_admins, termination_protection, log_retention_days, teams, cicd"),
         (6, "teams.engineering.pipeline", "unknown key 'pipeline' (did you mean 'pipelines'?); expected one of: "
                                           "notification_email, pipelines, datasets"),
         (10, "teams.engineering.datasets.legislators.pipline", "unknown key 'pipline' (did you mean 'pipeline'?); "

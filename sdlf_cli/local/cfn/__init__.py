@@ -42,6 +42,7 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     from sdlf_cli.local.cfn.stacks import install_stack_fixes
     from sdlf_cli.local.cfn.statemachines import install_state_machine_fixes
     from sdlf_cli.local.cfn.tables import install_table_fixes
+    from sdlf_cli.local.cfn.termination_protection import install_termination_protection_fixes
     from sdlf_cli.local.cfn.updates import install_update_fixes
 
     install_stack_fixes()
@@ -55,6 +56,7 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     install_role_fixes()
     install_key_fixes()
     install_ssm_parameter_fixes()
+    install_termination_protection_fixes()
     registered = providers()
     _clear_model_caches()
     known = _model_types()
