@@ -404,7 +404,7 @@ def cicd_report(action, results, otherwise, succeeded, build_succeeding, topic_a
 
     if succeeded is None:
         succeeded = build_succeeding != "0"
-    topic = Topic.at(topic_arn, opts.profile, opts.endpoint_url) if topic_arn and not succeeded else None
+    topic = Topic.at(topic_arn, opts.profile, opts.endpoint_url) if topic_arn else None
     return report(action, list(results), succeeded=succeeded, otherwise=otherwise, topic_arn=topic_arn, topic=topic)
 
 

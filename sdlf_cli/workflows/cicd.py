@@ -276,6 +276,7 @@ def report(action: str, results: list[Path], *, succeeded: bool, otherwise: str 
     topic: the first problem the result files report, else `otherwise` (the command after them failed)."""
     lines: list[str] = []
     cause = None
+    reported = False  # a result itself names a problem (a failure whatever the build's flag says)
     # The commands ran in this order and a build stops at the first failing one: the first result that is
     # missing or reports a problem names it.
     for path in results:
@@ -285,8 +286,9 @@ def report(action: str, results: list[Path], *, succeeded: bool, otherwise: str 
             continue
         lines.extend(summary_lines(data))
         found = root_cause(data)
-        cause = cause or found
-    if succeeded:
+        if found and cause is None:
+            cause, reported = found, True
+    if succeeded and not reported:
         return Report(action, True, lines)
     cause = cause or otherwise or "failed (no result file named the problem; see the log)"
     result = Report(action, False, lines, cause)

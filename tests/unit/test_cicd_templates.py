@@ -172,7 +172,8 @@ def test_projects_point_at_buildspec_files_that_run_only_sdlf_and_tests(pipeline
         spec = yaml.safe_load((ROOT / path).read_text())
         assert spec["version"] == 0.2
         build = spec["phases"]["build"]
-        commands = build["commands"] + build["finally"]
+        post = spec["phases"]["post_build"]["commands"]
+        commands = build["commands"] + post
         for command in commands:
             first = command.split()[0]
             assert first in ("sdlf", "export", "bash"), command
@@ -180,4 +181,4 @@ def test_projects_point_at_buildspec_files_that_run_only_sdlf_and_tests(pipeline
                 assert "$(sdlf " in command or command == 'export SDLF_PLAN_LINK="$CODEBUILD_BUILD_URL"', command
             if first == "bash":
                 assert command == 'bash -c "$SDLF_TEST_COMMAND"'
-        assert any(c.startswith("sdlf cicd report") for c in build["finally"])
+        assert [c for c in post if c.startswith("sdlf cicd report")] == post

@@ -337,6 +337,15 @@ def test_report_publishes_the_root_cause_of_a_failed_build(tmp_path):
     assert "failed    acme-lake-prod-foundations  rolled back" in result.lines
 
 
+def test_a_result_naming_a_problem_is_a_failure_whatever_the_build_flag_says(tmp_path):
+    lint = tmp_path / "lint.json"
+    lint.write_text(json.dumps(LINT_FAILED))
+    topic = FakeTopic()
+    result = wf.report("Validate", [lint], succeeded=True, otherwise=None, topic_arn="arn:t", topic=topic)
+    assert not result.succeeded and result.root_cause.startswith("foundations/acme-lake-dev-foundations.yaml:40 E3012")
+    assert len(topic.sent) == 1
+
+
 def test_report_names_a_missing_result_or_the_command_after_them(tmp_path):
     empty = tmp_path / "lint.json"
     empty.write_text("")
