@@ -61,7 +61,7 @@ def report(result, out: IO[str] | None = None) -> None:
     if result.succeeded:
         print(f"{result.action}: succeeded", file=out)
         return
-    print(f"ROOT CAUSE: {result.action}: {result.root_cause}", file=out)
+    print(f"ROOT CAUSE: {result.root_cause}", file=out)
     if result.published:
         print(f"published to the lake topic (message {result.published})", file=out)
     elif result.publish_error:

@@ -68,6 +68,12 @@ def sdlf(repo, *args, ok: bool = True, timeout: int = 900) -> dict:
     return json.loads(done.stdout) if done.stdout.strip() else {}
 
 
+def aws(repo, service: str):
+    endpoint = sdlf(repo, "local", "status")["endpoint_url"]
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
 def actions(status: dict) -> dict[tuple[str, str], dict]:
     return {(a["stage"], a["action"]): a for a in status["actions"]}
 
@@ -102,9 +108,7 @@ def test_push_validates_deploys_dev_waits_for_prod_approval_then_deploys_prod(re
     assert set(stacks) == {"bootstrap", "foundations", "team", "cicd-target"}
     assert {name: s["drift"] for name, s in stacks.items()} == dict.fromkeys(stacks, "in sync")
     # prod's parameters turn termination protection on: the pipeline's deploy set it on every stack it deployed
-    endpoint = sdlf(repo, "local", "status")["endpoint_url"]
-    cfn = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    cfn = aws(repo, "cloudformation")
     protected = {s["StackName"]: s.get("EnableTerminationProtection") for s in cfn.describe_stacks()["Stacks"]}
     assert protected["acme-lake-prod-foundations"] is True and protected["acme-lake-prod-team-engineering"] is True
     assert protected["acme-lake-dev-foundations"] is not True
@@ -125,6 +129,14 @@ def test_a_push_that_breaks_a_template_fails_validate_with_the_lint_finding(repo
     text = template.read_text()
     assert "EnforceWorkGroupConfiguration: true" in text
     template.write_text(text.replace("EnforceWorkGroupConfiguration: true", "EnforceWorkGroupConfiguration: maybe", 1))
+    # what the lake topic receives
+    sqs, sns = aws(repo, "sqs"), aws(repo, "sns")
+    inbox = sqs.create_queue(QueueName="lake-topic-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    account = aws(repo, "sts").get_caller_identity()["Account"]
+    sns.subscribe(TopicArn=f"arn:aws:sns:us-east-1:{account}:acme-lake-dev-notifications", Protocol="sqs",
+                  Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
+
     status = sdlf(repo, "cicd", "push", "--follow", ok=False)["status"]
     assert status["status"] == "Failed"
     validate = actions(status)[("Validate", "Validate")]
@@ -133,3 +145,5 @@ def test_a_push_that_breaks_a_template_fails_validate_with_the_lint_finding(repo
     assert "maybe" in validate["root_cause"] and validate["log"]
     assert status["root_cause"] == validate["root_cause"]
     assert actions(status)[("Deploy-dev", "Plan")]["status"] == "not run"
+    published = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+    assert [m["Body"] for m in published] == [f"Validate failed: {validate['root_cause']}"]
