@@ -1,6 +1,6 @@
 """A V2 pipeline deployed through CloudFormation runs for real on the emulator: S3 source, CodeBuild
 builds with their logs, variables and artifacts, a manual approval that waits, and failures with their
-details. The tests share one pipeline (QUEUED executions) and run in file order."""
+details. The tests share one pipeline (QUEUED executions); each ends the executions it starts."""
 from __future__ import annotations
 
 import io
@@ -256,6 +256,9 @@ def test_the_aws_cli_shows_real_statuses_and_output(emulator, pipeline):
     from pathlib import Path
 
     name, out = pipeline
+    execution_id = _push(emulator, pipeline, source_zip("seen by the cli"))
+    _approve(emulator, name, execution_id)
+    wait_status(emulator, name, execution_id)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1"}
     aws = str(Path(sys.executable).parent / "aws")
@@ -269,7 +272,8 @@ def test_the_aws_cli_shows_real_statuses_and_output(emulator, pipeline):
     state = cli("codepipeline", "get-pipeline-state", "--name", name)
     assert [s["stageName"] for s in state["stageStates"]] == ["Source", "Build", "Approve", "Deploy"]
     latest = cli("codepipeline", "list-pipeline-executions", "--pipeline-name", name)["pipelineExecutionSummaries"][0]
-    assert latest["status"] in ("Succeeded", "Failed") and latest["trigger"]["triggerType"] == "PollForSourceChanges"
+    assert latest["pipelineExecutionId"] == execution_id
+    assert latest["status"] == "Succeeded" and latest["trigger"]["triggerType"] == "PollForSourceChanges"
     actions = cli("codepipeline", "list-action-executions", "--pipeline-name", name, "--filter",
                   f"pipelineExecutionId={latest['pipelineExecutionId']}")["actionExecutionDetails"]
     build_id = next(a for a in actions if a["actionName"] == "Compile")["output"]["executionResult"][
@@ -278,4 +282,4 @@ def test_the_aws_cli_shows_real_statuses_and_output(emulator, pipeline):
     assert build["buildStatus"] == "SUCCEEDED" and build["currentPhase"] == "COMPLETED"
     events = cli("logs", "get-log-events", "--log-group-name", build["logs"]["groupName"], "--log-stream-name",
                  build["logs"]["streamName"], "--start-from-head")["events"]
-    assert "newer" in [e["message"] for e in events]
+    assert "seen by the cli" in [e["message"] for e in events]
