@@ -481,3 +481,13 @@ def test_rendered_layer_matches_snapshot(file_name):
             f"`.venv/bin/python scripts/update_snapshots.py` and review the diff:\n{diff}",
             pytrace=False,
         )
+
+
+def test_a_team_without_pipelines_lints_clean():
+    """The smallest lake a delivery pipeline promotes (a team not yet given a pipeline)."""
+    from dataclasses import replace
+
+    cfg = replace(lake(), teams=(Team(name="eng"),))
+    templates = render_layer(cfg, "team", TEMPLATES_DIR)
+    findings = lint_templates(templates)
+    assert findings == [], "\n".join(str(f) for f in findings)
