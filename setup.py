@@ -26,9 +26,11 @@ setup(
         "cuallee==0.13.2",
         "pandas==2.2.3",  # cuallee's DuckDB results come back as pandas frames
         "numpy==1.26.4",
+        "sqlglot==30.30.0",  # parses and translates datasets' SQL heavy transforms (validation only)
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "awscli==1.46.3", "pyspark==3.5.4"],
+        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "awscli==1.46.3", "pyspark==3.5.4", "vermin==1.9.2",
+                 "packaging==26.4"],
         "spark": ["pyspark==3.5.4"],  # Glue 5.0 runs Spark 3.5.4; local runs need Java 17
     },
     entry_points={"console_scripts": ["sdlf=sdlf_cli.cli:main"]},

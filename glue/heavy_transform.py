@@ -32,6 +32,11 @@ created_at date) is added as a column when the data has none. Then `result.json`
   {"batch_id", "outputs": [{"uri", "rows", "partition"}], "rows", "columns": [{"name", "type"}],
    "partition_keys": [{"name", "type"}], "engine"}
 
+The dataset's own heavy transform (`--transform`, `--transform-script`, `--tables`; see the section
+below and docs/heavy-transforms.md) runs SQL (DuckDB / Spark SQL) or a glue/transforms script over the
+batch and writes each output table the same way under <dataset>/<table>/; result.json then also lists
+"tables": [{"name", "output", "rows", "columns", "partition_keys"}] and each output names its "table".
+
 Bad input (a line that is not a JSON object, an unreadable object) fails the job with a message naming
 the object and the line. The message is the last line on stderr (what the job run's ErrorMessage shows).
 
@@ -676,8 +681,8 @@ def infer_inputs(s3: Any, uris: Sequence[str], scratch: str) -> List[FileRead]:
     return reads
 
 
-def batch_tables(plan: "Plan", reads: Sequence[FileRead]) -> Iterator[Any]:
-    """Pass two: each object's rows as an Arrow table of the plan's columns (final names and types)."""
+def batch_tables(plan: "Plan", reads: Sequence[FileRead]) -> Iterator[Tuple[str, Any]]:
+    """Pass two: (uri, rows as an Arrow table of the plan's columns, final names and types) per object."""
     import pyarrow as pa
 
     schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.columns])
@@ -704,11 +709,11 @@ def batch_tables(plan: "Plan", reads: Sequence[FileRead]) -> Iterator[Any]:
                 columns.append(column)
         read.table = None
         if columns is not None:
-            yield pa.Table.from_arrays(columns, schema=schema)
+            yield read.uri, pa.Table.from_arrays(columns, schema=schema)
             continue
         records = read_exact(read.uri, body if body is not None else read_location(None, read.uri, read.location))
         rows = [{name: convert(record.get(key), kind) for name, key, kind in plan.columns} for record in records]
-        yield pa.Table.from_pylist(rows, schema=schema)
+        yield read.uri, pa.Table.from_pylist(rows, schema=schema)
 
 
 def partition_text_array(column: Any, kind: Any) -> Any:
@@ -797,7 +802,7 @@ def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
         plan.require_columns(sum(read.rows for read in reads))
         schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.data_columns])
         files = PartitionFiles(schema, scratch)
-        for table in batch_tables(plan, reads):
+        for _, table in batch_tables(plan, reads):
             for values, part in split_partitions(plan, table):
                 files.add(values, part)
         outputs = []
@@ -811,6 +816,297 @@ def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
 
 def _sort_key(values: Sequence[Optional[str]]) -> Tuple:
     return tuple((v is None, v or "") for v in values)
+
+
+# --- the dataset's own heavy transform: SQL or a script, one or more output tables -----------------
+# --transform {"kind": "none"}                      the batch as it is, one table (the manifest's output)
+# --transform {"kind": "sql", "sql": {table: SQL}}  DuckDB (python) or Spark SQL (spark) over `input`;
+#                                                   `sdlf` checked and translated the SQL for the engine
+# --transform {"kind": "script"} --transform-script s3://.../<name>.py
+#     the script's transform(batch, context) gets the batch (pyarrow.Table on python, DataFrame on spark)
+#     and returns {table name: pyarrow.Table | DataFrame}, one entry per declared table
+# --tables [{"name", "partition_by"}]               the output tables, each under <dataset>/<name>/
+# `input` holds the batch's columns (as without a transform) and SOURCE_COLUMN, the stage object each
+# row came from. Outputs are written like the batch: names normalised, Parquet per hive partition.
+SOURCE_COLUMN = "_source_object"
+TRANSFORM_KINDS = ("none", "sql", "script")
+
+
+class TransformContext:
+    """What a script's transform(batch, context) may use besides the batch."""
+
+    def __init__(self, engine: str, manifest: Dict[str, Any], spark: Any = None):
+        self.engine = engine
+        self.spark = spark
+        self.batch_id = manifest["batch_id"]
+        self.team = manifest.get("team")
+        self.dataset = manifest.get("dataset")
+        self.created_at = manifest.get("created_at")
+
+    def sql(self, query: str, **tables: Any) -> Any:
+        """Run `query` over the given tables (name=table): DuckDB on python (returns a pyarrow.Table),
+        Spark SQL on spark (returns a DataFrame). Write SQL both engines read alike."""
+        if self.engine == "spark":
+            for name, frame in tables.items():
+                frame.createOrReplaceTempView(name)
+            return self.spark.sql(query)
+        import duckdb
+
+        connection = duckdb.connect()
+        try:
+            for name, table in tables.items():
+                connection.register(name, table)
+            return connection.execute(query).arrow()
+        finally:
+            connection.close()
+
+
+class OutputTable:
+    """One output table: where it goes and how it is partitioned."""
+
+    def __init__(self, manifest: Dict[str, Any], name: str, partition_by: Sequence[str]):
+        self.name = name
+        base = manifest["output"].rstrip("/").rsplit("/", 1)[0]
+        self.output = f"{base}/{name}/"
+        self.manifest = {**manifest, "output": self.output}
+        self.partition_by = [normalise_name(p) for p in partition_by]
+        self.ingestion_date = ingestion_date(manifest)
+
+
+def parse_transform(text: Optional[str], script: Optional[str]) -> Dict[str, Any]:
+    if not text:
+        return {"kind": "none"}
+    try:
+        transform = json.loads(text)
+    except ValueError as exc:
+        raise JobError(f"--transform is not JSON: {exc}") from None
+    if not isinstance(transform, dict) or transform.get("kind") not in TRANSFORM_KINDS:
+        raise JobError(f"--transform must be an object with kind {', '.join(TRANSFORM_KINDS)}, got {text!r}")
+    if transform["kind"] == "sql" and not (isinstance(transform.get("sql"), dict) and transform["sql"]):
+        raise JobError("--transform: kind sql needs {\"sql\": {table: statement}}")
+    if transform["kind"] == "script":
+        if not script:
+            raise JobError("--transform: kind script needs --transform-script s3://.../<name>.py")
+        parse_s3_uri(script)
+        transform = {**transform, "script": script}
+    return transform
+
+
+def parse_tables(text: Optional[str], manifest: Dict[str, Any], transform: Dict[str, Any]) -> List[OutputTable]:
+    if not text:
+        name = manifest["output"].rstrip("/").rsplit("/", 1)[-1]
+        entries = [{"name": name, "partition_by": manifest_partition_by(manifest)}]
+    else:
+        try:
+            entries = json.loads(text)
+        except ValueError as exc:
+            raise JobError(f"--tables is not JSON: {exc}") from None
+    if not isinstance(entries, list) or not entries or not all(
+            isinstance(e, dict) and isinstance(e.get("name"), str) and re.fullmatch(r"[a-z][a-z0-9_]*", e["name"])
+            for e in entries):
+        raise JobError(f"--tables must be a list of {{\"name\", \"partition_by\"}} with lowercase names, got {text!r}")
+    tables = [OutputTable(manifest, e["name"], e.get("partition_by") or []) for e in entries]
+    if transform["kind"] == "sql" and sorted(transform["sql"]) != sorted(t.name for t in tables):
+        raise JobError(f"--transform has SQL for {', '.join(sorted(transform['sql']))} but --tables lists "
+                       f"{', '.join(t.name for t in tables)}")
+    return tables
+
+
+def load_script(s3: Any, uri: str, scratch: str) -> Any:
+    import importlib.util
+
+    path = os.path.join(scratch, "transform_script.py")
+    with open(path, "wb") as handle:
+        handle.write(read_object(s3, uri, "transform script"))
+    spec = importlib.util.spec_from_file_location("sdlf_dataset_transform", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise JobError(f"transform script {uri} failed to load: {type(exc).__name__}: {exc}") from None
+    if not callable(getattr(module, "transform", None)):
+        raise JobError(f"transform script {uri} defines no transform(batch, context)")
+    return module
+
+
+def call_script(module: Any, uri: str, batch: Any, context: TransformContext, tables: Sequence[OutputTable]) -> Dict[str, Any]:
+    try:
+        produced = module.transform(batch, context)
+    except JobError:
+        raise
+    except Exception as exc:
+        raise JobError(f"transform script {uri} failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(produced, dict):
+        raise JobError(f"transform script {uri} must return {{table name: table}}, got {type(produced).__name__}")
+    expected = sorted(t.name for t in tables)
+    if sorted(produced) != expected:
+        raise JobError(f"transform script {uri} returned tables {', '.join(sorted(map(str, produced))) or 'none'}; "
+                       f"the dataset declares {', '.join(expected)}")
+    return produced
+
+
+def arrow_hive_type(arrow: Any) -> str:
+    """The Glue/Hive type of an Arrow type, spelled as Spark's simpleString spells it."""
+    import pyarrow as pa
+
+    named = [(pa.types.is_int64, "bigint"), (pa.types.is_int32, "int"), (pa.types.is_int16, "smallint"),
+             (pa.types.is_int8, "tinyint"), (pa.types.is_float64, "double"), (pa.types.is_float32, "float"),
+             (pa.types.is_boolean, "boolean"), (pa.types.is_string, "string"), (pa.types.is_large_string, "string"),
+             (pa.types.is_date32, "date"), (pa.types.is_timestamp, "timestamp"), (pa.types.is_binary, "binary")]
+    for test, name in named:
+        if test(arrow):
+            return name
+    if pa.types.is_decimal(arrow):
+        return f"decimal({arrow.precision},{arrow.scale})"
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        return f"array<{arrow_hive_type(arrow.value_type)}>"
+    if pa.types.is_struct(arrow):
+        return "struct<" + ",".join(f"{f.name}:{arrow_hive_type(f.type)}" for f in arrow) + ">"
+    if pa.types.is_null(arrow):
+        return "string"
+    raise JobError(f"an output column has type {arrow}, which Glue tables cannot hold")
+
+
+def _portable_arrow(table: Any) -> Any:
+    """An output table as both engines write it: unique normalised names, null-typed columns as
+    strings, DuckDB's 128-bit sums as bigint (Spark's type for them), other decimals as double."""
+    import pyarrow as pa
+
+    columns, fields = [], []
+    for name, column in zip(dedupe(table.column_names), table.columns):
+        kind = column.type
+        if pa.types.is_null(kind):
+            column, kind = column.cast(pa.string()), pa.string()
+        elif pa.types.is_decimal(kind) and kind.precision == 38 and kind.scale == 0:
+            column, kind = column.cast(pa.int64()), pa.int64()
+        elif pa.types.is_decimal(kind):
+            column, kind = column.cast(pa.float64()), pa.float64()
+        columns.append(column)
+        fields.append(pa.field(name, kind))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _partition_text(column: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column.cast(pa.string()))
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_date32(kind):
+        return column.cast(pa.string())
+    raise JobError(f"partition column is {arrow_hive_type(kind)}; partition by a string, integer, boolean or date column")
+
+
+def write_arrow_output(s3: Any, out: OutputTable, table: Any, scratch: str) -> Dict[str, Any]:
+    """Partition and write one output table (python engine); its entry for result.json."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = _portable_arrow(table)
+    keys: Dict[str, Any] = {}
+    added = []
+    for name in out.partition_by:
+        if name in table.column_names:
+            try:
+                keys[name] = _partition_text(table.column(name))
+            except JobError as exc:
+                raise JobError(f"table {out.name}: {name}: {exc}") from None
+        elif name == INGESTION_DATE:
+            added.append(name)
+        else:
+            raise JobError(f"table {out.name}: partition column {name!r} is not in its columns "
+                           f"({', '.join(table.column_names) or 'none'})")
+    data = table.drop_columns(list(keys))
+    if table.num_rows and not data.num_columns:
+        raise JobError(f"table {out.name}: no columns besides the partition columns")
+    folder = os.path.join(scratch, f"table-{out.name}")
+    os.makedirs(folder, exist_ok=True)
+    files = PartitionFiles(data.schema, folder)
+    if keys:
+        frame = pa.table(keys)
+        for combo in frame.group_by(list(keys), use_threads=False).aggregate([]).to_pylist():
+            mask = None
+            for name, value in combo.items():
+                test = pc.is_null(frame.column(name)) if value is None else \
+                    pc.fill_null(pc.equal(frame.column(name), value), False)
+                mask = test if mask is None else pc.and_(mask, test)
+            files.add(tuple(out.ingestion_date if n in added else combo[n] for n in out.partition_by), data.filter(mask))
+    else:
+        files.add(tuple(out.ingestion_date for _ in out.partition_by), data)
+    outputs = []
+    for values, (path, rows) in sorted(files.close().items(), key=lambda item: _sort_key(item[0])):
+        uri = output_uri(out.manifest, list(zip(out.partition_by, values)))
+        with open(path, "rb") as handle:
+            write_object(s3, uri, handle.read(), "application/vnd.apache.parquet")
+        outputs.append({"uri": uri, "rows": rows, "partition": dict(zip(out.partition_by, values)), "table": out.name})
+    columns = [{"name": f.name, "type": arrow_hive_type(f.type)} for f in data.schema]
+    partition_keys = [{"name": n, "type": "string" if n in added else arrow_hive_type(table.schema.field(n).type)}
+                      for n in out.partition_by]
+    return _table_entry(out, outputs, columns, partition_keys)
+
+
+def _table_entry(out: OutputTable, outputs: List[Dict[str, Any]], columns: List[Dict[str, str]],
+                 partition_keys: List[Dict[str, str]]) -> Dict[str, Any]:
+    return {"name": out.name, "output": out.output, "rows": sum(o["rows"] for o in outputs),
+            "outputs": outputs, "columns": columns, "partition_keys": partition_keys}
+
+
+def write_tables_result(s3: Any, manifest_uri: str, manifest: Dict[str, Any], entries: List[Dict[str, Any]],
+                        engine: str) -> Dict[str, Any]:
+    """result.json of a transformed batch: every table, and (as for one table) all outputs and the
+    first table's columns at the top."""
+    outputs = sorted((o for e in entries for o in e["outputs"]), key=lambda o: o["uri"])
+    result = {
+        "batch_id": manifest["batch_id"],
+        "engine": engine,
+        "outputs": outputs,
+        "rows": sum(o["rows"] for o in outputs),
+        "columns": entries[0]["columns"],
+        "partition_keys": entries[0]["partition_keys"],
+        "tables": [{k: v for k, v in e.items() if k != "outputs"} for e in entries],
+    }
+    write_object(s3, sibling_uri(manifest_uri, "result.json"),
+                 json.dumps(result, indent=2, sort_keys=True).encode("utf-8"), "application/json")
+    return result
+
+
+def run_python_transform(manifest_uri: str, s3: Any, manifest: Dict[str, Any], transform: Dict[str, Any],
+                         tables: List[OutputTable]) -> Dict[str, Any]:
+    import pyarrow as pa
+
+    with tempfile.TemporaryDirectory(prefix="sdlf-heavy-") as scratch:
+        reads = infer_inputs(s3, input_uris(manifest), scratch)
+        raw_schema: tuple = ("struct", ())
+        for read in reads:
+            raw_schema = merge(raw_schema, read.kind)
+        plan = Plan({**manifest, "partition_by": []}, raw_schema)
+        if SOURCE_COLUMN in plan.kinds:
+            raise JobError(f"the batch has a column {SOURCE_COLUMN!r}, the name the transform's input gives the "
+                           "stage object of each row; rename it in stage A")
+        schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.columns]
+                           + [pa.field(SOURCE_COLUMN, pa.string())])
+        pieces = [table.append_column(SOURCE_COLUMN, pa.array([uri] * table.num_rows, pa.string()))
+                  for uri, table in batch_tables(plan, reads)]
+        batch = pa.concat_tables(pieces) if pieces else schema.empty_table()
+        context = TransformContext("python", manifest)
+        if transform["kind"] == "sql":
+            produced = {}
+            for out in tables:
+                try:
+                    produced[out.name] = context.sql(transform["sql"][out.name], input=batch)
+                except Exception as exc:
+                    raise JobError(f"table {out.name}: the SQL failed: {type(exc).__name__}: {exc}") from None
+        else:
+            module = load_script(s3, transform["script"], scratch)
+            produced = call_script(module, transform["script"], batch, context, tables)
+        entries = []
+        for out in tables:
+            table = produced[out.name]
+            if not isinstance(table, pa.Table):
+                raise JobError(f"table {out.name}: expected a pyarrow.Table, got {type(table).__name__}")
+            entries.append(write_arrow_output(s3, out, table, scratch))
+    return write_tables_result(s3, manifest_uri, manifest, entries, "python")
 
 
 # --- engine: spark -------------------------------------------------------------------------------
@@ -862,7 +1158,76 @@ def _infer_task(items: Iterable[Tuple[int, str, str]]) -> Iterator[Tuple[int, Op
             yield index, None, str(exc), 0
 
 
-def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Optional[bool] = None) -> Dict[str, Any]:
+def _portable_spark(frame: Any) -> Any:
+    """An output DataFrame as both engines write it: unique normalised names, every field nullable
+    (DuckDB's Arrow output always is), void as string, decimals as double."""
+    from pyspark.sql import types as T
+
+    def loosen(kind: Any) -> Any:
+        if isinstance(kind, T.StructType):
+            return T.StructType([T.StructField(f.name, loosen(f.dataType), True) for f in kind.fields])
+        if isinstance(kind, T.ArrayType):
+            return T.ArrayType(loosen(kind.elementType), True)
+        if isinstance(kind, T.MapType):
+            return T.MapType(loosen(kind.keyType), loosen(kind.valueType), True)
+        if isinstance(kind, T.NullType):
+            return T.StringType()
+        if isinstance(kind, T.DecimalType):
+            return T.DoubleType()
+        return kind
+
+    frame = frame.toDF(*dedupe(frame.columns))
+    return frame.select(*[frame[f.name].cast(loosen(f.dataType)).alias(f.name) for f in frame.schema.fields]) \
+        .to(loosen(frame.schema))
+
+
+def write_spark_output(s3: Any, out: "OutputTable", frame: Any, scratch: str, glue: bool,
+                       manifest_uri: str) -> Dict[str, Any]:
+    """Partition and write one output table (spark engine); its entry for result.json."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    frame = _portable_spark(frame)
+    names = frame.columns
+    fields = {f.name: f.dataType for f in frame.schema.fields}
+    partition_types = {}
+    for name in out.partition_by:
+        if name in names:
+            kind = fields[name]
+            if isinstance(kind, T.StringType):
+                value = F.when(F.col(name) == "", F.lit(None)).otherwise(F.col(name))
+            elif isinstance(kind, (T.IntegralType, T.BooleanType, T.DateType)):
+                value = F.col(name).cast("string")
+            else:
+                raise JobError(f"table {out.name}: {name}: partition column is {kind.simpleString()}; partition by "
+                               "a string, integer, boolean or date column")
+            partition_types[name] = kind.simpleString()
+        elif name == INGESTION_DATE:
+            value = F.lit(out.ingestion_date)
+            partition_types[name] = "string"
+        else:
+            raise JobError(f"table {out.name}: partition column {name!r} is not in its columns ({', '.join(names) or 'none'})")
+        frame = frame.withColumn(name, value.cast(T.StringType()))
+    data = [name for name in names if name not in out.partition_by]
+    if not data:
+        raise JobError(f"table {out.name}: no columns besides the partition columns")
+    columns = [{"name": name, "type": fields[name].simpleString()} for name in data]
+    pcols = list(out.partition_by)
+    frame = frame.select(*data, *pcols)
+    frame = frame.repartition(*pcols).sortWithinPartitions(*pcols) if pcols else frame.coalesce(1)
+    frame.persist()
+    counts = {tuple(r[c] for c in pcols): r["count"] for r in frame.groupBy(*pcols).count().collect()} \
+        if pcols else {(): frame.count()}
+    counts = {k: v for k, v in counts.items() if v}
+    staging = sibling_uri(manifest_uri, f"_spark_output/{out.name}/") if glue else os.path.join(scratch, "out", out.name)
+    frame.write.mode("overwrite").option("compression", "snappy").partitionBy(*pcols).parquet(staging)
+    frame.unpersist()
+    outputs = [{**o, "table": out.name} for o in _publish_spark_files(s3, out.manifest, out, staging, glue, counts)]
+    return _table_entry(out, outputs, columns, [{"name": n, "type": partition_types[n]} for n in pcols])
+
+
+def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Optional[bool] = None,
+              transform: Optional[Dict[str, Any]] = None, tables: Optional[List["OutputTable"]] = None) -> Dict[str, Any]:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -888,7 +1253,7 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
         raw_schema: tuple = ("struct", ())
         for _, kind, _, _ in inferred:
             raw_schema = merge(raw_schema, kind)
-        plan = Plan(manifest, raw_schema)
+        plan = Plan({**manifest, "partition_by": []} if transform else manifest, raw_schema)
         plan.require_columns(sum(rows for _, _, _, rows in inferred))
         pcols = list(plan.partition_by)
         paths = [location if glue else "file://" + location for location in locations]
@@ -905,6 +1270,9 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
                 F.monotonically_increasing_id().alias(ORDER_COLUMNS[1]),
             )
         )
+        if transform:
+            return _spark_transform(s3, spark, manifest_uri, manifest, plan, parsed, uris, transform, tables,
+                                    scratch, glue)
         record = [F.col("record").getField(name).alias(name) for name, _, _ in plan.data_columns]
         partition_values = []
         for name in pcols:
@@ -934,6 +1302,42 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
         shutil.rmtree(scratch, ignore_errors=True)
         if own_session and not glue:
             spark.stop()
+
+
+def _spark_transform(s3: Any, spark: Any, manifest_uri: str, manifest: Dict[str, Any], plan: Plan, parsed: Any,
+                     uris: List[str], transform: Dict[str, Any], tables: List["OutputTable"], scratch: str,
+                     glue: bool) -> Dict[str, Any]:
+    from pyspark.sql import functions as F
+
+    if SOURCE_COLUMN in plan.kinds:
+        raise JobError(f"the batch has a column {SOURCE_COLUMN!r}, the name the transform's input gives the "
+                       "stage object of each row; rename it in stage A")
+    if glue:
+        source = F.input_file_name()
+    else:  # staged as <index>.jsonl: back to the stage object's uri
+        index = F.regexp_extract(F.input_file_name(), r"([0-9]{6})\.jsonl$", 1).cast("int")
+        source = F.element_at(F.array(*[F.lit(uri) for uri in uris]), index + 1)
+    batch = parsed.select(*[F.col("record").getField(name).alias(name) for name, _, _ in plan.columns],
+                          source.alias(SOURCE_COLUMN))
+    context = TransformContext("spark", manifest, spark)
+    if transform["kind"] == "sql":
+        batch.createOrReplaceTempView("input")
+        produced = {}
+        for out in tables:
+            try:
+                produced[out.name] = spark.sql(transform["sql"][out.name])
+            except Exception as exc:
+                raise JobError(f"table {out.name}: the SQL failed: {type(exc).__name__}: {exc}") from None
+    else:
+        module = load_script(s3, transform["script"], scratch)
+        produced = call_script(module, transform["script"], batch, context, tables)
+    entries = []
+    for out in tables:
+        frame = produced[out.name]
+        if not hasattr(frame, "toDF"):
+            raise JobError(f"table {out.name}: expected a Spark DataFrame, got {type(frame).__name__}")
+        entries.append(write_spark_output(s3, out, frame, scratch, glue, manifest_uri))
+    return write_tables_result(s3, manifest_uri, manifest, entries, "spark")
 
 
 def _pickle_by_value() -> None:
@@ -1036,22 +1440,41 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="sdlf stage-B heavy transform")
     parser.add_argument("--engine", required=True, choices=ENGINES)
     parser.add_argument("--manifest", required=True)
+    parser.add_argument("--transform", default=None, help='{"kind": "none" | "sql" | "script", ...}')
+    parser.add_argument("--transform-script", default=None, help="s3:// location of a glue/transforms script")
+    parser.add_argument("--tables", default=None, help='[{"name", "partition_by"}]: the output tables')
     arguments, _ = parser.parse_known_args(list(argv))  # Glue adds its own (--JOB_ID, --TempDir, ...)
     return arguments
 
 
-def run(engine: str, manifest_uri: str, s3: Any = None, spark: Any = None) -> Dict[str, Any]:
+def run(engine: str, manifest_uri: str, s3: Any = None, spark: Any = None, transform: Optional[str] = None,
+        tables: Optional[str] = None, transform_script: Optional[str] = None) -> Dict[str, Any]:
+    """One batch. `transform` and `tables` are the job arguments' JSON text (None: the batch as it is,
+    into the manifest's output)."""
+    if engine not in ENGINES:
+        raise JobError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    spec = parse_transform(transform, transform_script)
+    s3 = s3 or s3_client()
+    if spec["kind"] == "none":
+        if tables:
+            manifest = load_manifest(s3, manifest_uri)
+            outputs = parse_tables(tables, manifest, spec)
+            if len(outputs) != 1:
+                raise JobError("without a transform the batch is one table; --tables lists "
+                               f"{', '.join(t.name for t in outputs)}")
+        return run_python(manifest_uri, s3) if engine == "python" else run_spark(manifest_uri, s3, spark)
+    manifest = load_manifest(s3, manifest_uri)
+    outputs = parse_tables(tables, manifest, spec)
     if engine == "python":
-        return run_python(manifest_uri, s3)
-    if engine == "spark":
-        return run_spark(manifest_uri, s3, spark)
-    raise JobError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        return run_python_transform(manifest_uri, s3, manifest, spec, outputs)
+    return run_spark(manifest_uri, s3, spark, transform=spec, tables=outputs)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
-    result = run(arguments.engine, arguments.manifest)
+    result = run(arguments.engine, arguments.manifest, transform=arguments.transform, tables=arguments.tables,
+                 transform_script=arguments.transform_script)
     print(json.dumps({"batch_id": result["batch_id"], "engine": arguments.engine, "rows": result["rows"],
                       "files": len(result["outputs"]), "seconds": round(time.monotonic() - started, 3)}))
     return 0

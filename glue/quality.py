@@ -441,13 +441,13 @@ def store(s3: Any, manifest_uri: str, manifest: Dict[str, Any], report: Dict[str
                             ("created_at", pa.string()), ("rule", pa.string()), ("column", pa.string()),
                             ("severity", pa.string()), ("status", pa.string()), ("observed", pa.float64()),
                             ("threshold", pa.string()), ("pass_rate", pa.float64()), ("rows", pa.int64()),
-                            ("message", pa.string())])
+                            ("message", pa.string()), ("table", pa.string())])
         rows = [{
             "run_id": report["run_id"], "team": manifest.get("team"), "dataset": manifest.get("dataset"),
             "created_at": report["created_at"], "rule": r["rule"], "column": r["column"], "severity": r["severity"],
             "status": r["status"], "observed": None if r["observed"] is None else float(r["observed"]),
             "threshold": json.dumps(r["threshold"]), "pass_rate": r["pass_rate"], "rows": r["rows"],
-            "message": r["message"],
+            "message": r["message"], "table": r.get("table"),
         } for r in report["rules"]]
         buffer = io.BytesIO()
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer, compression="snappy")
@@ -458,8 +458,40 @@ def store(s3: Any, manifest_uri: str, manifest: Dict[str, Any], report: Dict[str
                  json.dumps(report, indent=2, sort_keys=True).encode("utf-8"), "application/json")
 
 
+def table_batches(manifest: Dict[str, Any], manifest_uri: str, result: Dict[str, Any],
+                  tables: Optional[str]) -> List[Tuple[str, List[Dict[str, Any]], "Batch"]]:
+    """(table, its rules, its output) for each output table. Rules come from --tables
+    ([{"name", "quality"}], one entry per table) or, without it, from the manifest for the one table."""
+    default = str(manifest.get("table") or "")
+    if tables:
+        try:
+            entries = json.loads(tables)
+        except ValueError as exc:
+            raise JobError(f"--tables is not JSON: {exc}") from None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
+                                                    and isinstance(e.get("quality", []), list) for e in entries):
+            raise JobError(f"--tables must be a list of {{\"name\", \"quality\": [rules]}}, got {tables!r}")
+    else:
+        specs = manifest.get("quality") or []
+        if not isinstance(specs, list):
+            raise JobError(f"manifest {manifest_uri}: 'quality' must be a list of rules")
+        entries = [{"name": default, "quality": specs}]
+    described = {t.get("name"): t for t in result.get("tables") or []}
+    out = []
+    for entry in entries:
+        name = entry["name"]
+        if described:
+            if name not in described:
+                raise JobError(f"job result has no table {name!r} (tables: {', '.join(described)})")
+            table = {**described[name], "outputs": [o for o in result.get("outputs", []) if o.get("table") == name]}
+        else:  # the batch as it is: one table
+            table = result
+        out.append((name, list(entry.get("quality") or []), Batch(manifest, table)))
+    return out
+
+
 def run(engine: str, manifest_uri: str, s3: Any = None, spark: Any = None, now: Optional[datetime] = None,
-        dynamodb: Any = None) -> Dict[str, Any]:
+        dynamodb: Any = None, tables: Optional[str] = None) -> Dict[str, Any]:
     """Evaluate, store, and raise JobError when a `fail` rule failed (after storing everything)."""
     if engine not in ENGINES:
         raise JobError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -469,12 +501,16 @@ def run(engine: str, manifest_uri: str, s3: Any = None, spark: Any = None, now: 
         s3 = boto3.client("s3")
     now = now or datetime.now(timezone.utc)
     manifest = read_json(s3, manifest_uri, "manifest")
-    specs = manifest.get("quality") or []
-    if not isinstance(specs, list):
-        raise JobError(f"manifest {manifest_uri}: 'quality' must be a list of rules")
-    rules = [Rule(index, spec) for index, spec in enumerate(specs)]
-    batch = Batch(manifest, read_json(s3, sibling_uri(manifest_uri, "result.json"), "job result"))
-    results = evaluate(rules, batch, engine, now, s3, spark) if rules else []
+    result = read_json(s3, sibling_uri(manifest_uri, "result.json"), "job result")
+    results: List[Dict[str, Any]] = []
+    batches = table_batches(manifest, manifest_uri, result, tables)
+    for name, specs, batch in batches:
+        rules = [Rule(index, spec) for index, spec in enumerate(specs)]
+        for outcome_ in (evaluate(rules, batch, engine, now, s3, spark) if rules else []):
+            if len(batches) > 1 and outcome_["message"]:
+                outcome_["message"] = f"{name}: {outcome_['message']}"
+            results.append({**outcome_, "table": name})
+    batch = Batch(manifest, result)
     created_at = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     batch_id = str(manifest.get("batch_id"))
     report = {
@@ -503,8 +539,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--engine", required=True, choices=ENGINES)
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--now", default=None, help="evaluate freshness as of this ISO time (replays, tests)")
+    parser.add_argument("--tables", default=None, help='[{"name", "quality": [rules]}]: rules per output table')
     arguments, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-    report = run(arguments.engine, arguments.manifest, now=parse_now(arguments.now))
+    report = run(arguments.engine, arguments.manifest, now=parse_now(arguments.now), tables=arguments.tables)
     print(json.dumps({"batch_id": report["batch_id"], "status": report["status"],
                       "rules": [(r["rule"], r["column"], r["status"], r["observed"]) for r in report["rules"]]}))
     return 0

@@ -8,7 +8,9 @@ requirements and the vendoring target), so unchanged code keeps its key and is n
 
 Glue job scripts `glue/<name>.py` (top level only; not files starting with '_' or '.') are artifacts of
 kind "glue": the file as is (Glue runs one script), key `glue/<name>/<hash[:20]>.py`, template parameter
-`pGlue<Camel>Key` (glue/heavy_transform.py -> pGlueHeavyTransformKey).
+`pGlue<Camel>Key` (glue/heavy_transform.py -> pGlueHeavyTransformKey). Datasets' heavy-transform scripts
+`glue/transforms/<name>.py` are glue artifacts named `transform_<name>` (glue/transforms/legislators.py ->
+pGlueTransformLegislatorsKey), which the dataset stacks that use them declare.
 
 A layer's `requirements.txt` (every line `name==version`; pip runs with --no-deps, so it must list
 the whole dependency closure) is vendored into `python/` with pip for the Lambda platform, once
@@ -52,6 +54,8 @@ PIP_TARGET = (
 )
 
 REQUIREMENTS_FILE = "requirements.txt"
+TRANSFORMS_FOLDER = "transforms"
+TRANSFORM_PREFIX = "transform_"  # as sdlf_cli.config.heavy_transform.SCRIPT_ARTIFACT_PREFIX
 EXCLUDED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".git"}
 EXCLUDED_FILES = {".DS_Store", "Thumbs.db"}
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
@@ -130,6 +134,11 @@ def discover(root: Path) -> list[_Source]:
         for script in sorted(glue.iterdir()):
             if script.is_file() and script.suffix == GLUE_SUFFIX and _visible(script.name):
                 sources.append(_Source(script.stem, "glue", script))
+        transforms = glue / TRANSFORMS_FOLDER
+        if transforms.is_dir():  # datasets' heavy-transform scripts: artifact transform_<name>
+            for script in sorted(transforms.iterdir()):
+                if script.is_file() and script.suffix == GLUE_SUFFIX and _visible(script.name):
+                    sources.append(_Source(TRANSFORM_PREFIX + script.stem, "glue", script))
     names: dict[str, Path] = {}
     for source in sources:
         parameter = parameter_name(source.kind, source.name)

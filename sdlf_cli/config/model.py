@@ -55,6 +55,9 @@ class DatasetSettings(Mapping):
     batch: Batch = field(default_factory=Batch)
     partition_by: tuple[str, ...] = ("ingestion_date",)
     quality: tuple[dict, ...] = ()  # data-quality rules as validated: {"rule": ..., "severity": ..., ...}
+    # Stage B as resolved by config/heavy_transform.py: transform kind and script, output tables, Glue
+    # settings; None: the batch as it is, one table named after the dataset, default Glue settings.
+    stage_b: Mapping[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "DatasetSettings":
@@ -73,7 +76,8 @@ class DatasetSettings(Mapping):
     def to_dict(self) -> dict[str, Any]:
         return {"transform": self.transform, "engine": self.engine, "schedule": self.schedule,
                 "batch": {"min_items": self.batch.min_items, "max_items": self.batch.max_items},
-                "partition_by": list(self.partition_by), "quality": [dict(rule) for rule in self.quality]}
+                "partition_by": list(self.partition_by), "quality": [dict(rule) for rule in self.quality],
+                "stage_b": self.stage_b}
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
@@ -85,7 +89,7 @@ class DatasetSettings(Mapping):
         return len(SETTING_NAMES)
 
 
-SETTING_NAMES = ("transform", "engine", "schedule", "batch", "partition_by", "quality")
+SETTING_NAMES = ("transform", "engine", "schedule", "batch", "partition_by", "quality", "stage_b")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sdlf_cli.config import heavy_transform
 from sdlf_cli.config.checks import (ACCOUNT_RE, APP_RULE, DATASET_RULE, ENV_RULE, ORG_RULE, PARTITION_RULE,
                                     PIPELINE_RULE, TEAM_RULE, TRANSFORM_RULE, known_regions)
 from sdlf_cli.config.checks import Checker as _Checker
@@ -33,7 +34,8 @@ ROOT_KEYS = ("org", "app", "env", "region", "account", "notification_email", "la
 ROOT_REQUIRED = ("org", "app", "region")
 TEAM_KEYS = ("notification_email", "pipelines", "datasets")
 PIPELINE_KEYS = ("description",)
-DATASET_KEYS = ("pipeline", "description", "transform", "engine", "schedule", "batch", "partition_by", "quality")
+DATASET_KEYS = ("pipeline", "description", "transform", "engine", "schedule", "batch", "partition_by", "quality",
+                *heavy_transform.KEYS)
 BATCH_KEYS = ("min_items", "max_items")
 ENGINES = ("python", "spark")
 MAX_BATCH = 10000
@@ -100,7 +102,7 @@ def _check_dataset(ck: _Checker, node: Node, path: tuple, team: str, name: str,
     if entries is None:
         return None
     ok = "pipeline" in entries
-    pipeline = description = None
+    pipeline = description = transform = glue = None
     settings = dataset_defaults()
     for key, child in entries.items():
         p = path + (key,)
@@ -125,13 +127,21 @@ def _check_dataset(ck: _Checker, node: Node, path: tuple, team: str, name: str,
             value = _check_batch(ck, child, p)
         elif key == "partition_by":
             value = _check_columns(ck, child, p)
+        elif key == "heavy_transform":
+            value = transform = heavy_transform.check_transform(
+                ck, child, p, _check_columns, _check_quality, heavy_transform.project_root(ck.env_file))
+        elif key == "glue":
+            value = glue = heavy_transform.check_glue(ck, child, p)
         else:
             value = _check_quality(ck, child, p)
         if value is None:
             ok = False
-        elif key not in ("pipeline", "description"):
+        elif key not in ("pipeline", "description", *heavy_transform.KEYS):
             settings[key] = value
     if not ok:
+        return None
+    settings["stage_b"] = heavy_transform.resolve(ck, node, path, name, settings, transform, glue, "quality" in entries)
+    if settings["stage_b"] is None:
         return None
     return Dataset(name=name, team=team, pipeline=pipeline, description=description or "",
                    settings=DatasetSettings.from_dict(settings))

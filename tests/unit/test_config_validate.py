@@ -36,7 +36,7 @@ def test_unknown_keys_suggest_the_closest_known_key():
         (6, "teams.engineering.pipeline", "unknown key 'pipeline' (did you mean 'pipelines'?); expected one of: "
                                           "notification_email, pipelines, datasets"),
         (10, "teams.engineering.datasets.legislators.pipline", "unknown key 'pipline' (did you mean 'pipeline'?); "
-         "expected one of: pipeline, description, transform, engine, schedule, batch, partition_by, quality"),
+         "expected one of: pipeline, description, transform, engine, schedule, batch, partition_by, quality, heavy_transform, glue"),
     ]
 
 

@@ -491,3 +491,53 @@ def test_a_team_without_pipelines_lints_clean():
     templates = render_layer(cfg, "team", TEMPLATES_DIR)
     findings = lint_templates(templates)
     assert findings == [], "\n".join(str(f) for f in findings)
+
+
+# --- a dataset's own heavy transform, output tables and Glue settings ----------------------------------
+def _transform_lake() -> LakeConfig:
+    sql = {"name": "members", "partition_by": ["org"], "quality": [{"rule": "uniqueness", "column": "id", "severity": "fail"}],
+           "sql": {"python": "SELECT id, org FROM input", "spark": "SELECT id, org FROM input"}}
+    totals = {"name": "totals", "partition_by": [], "quality": [], "sql": {"python": "SELECT 1 AS n", "spark": "SELECT 1 AS n"}}
+    spark_sql = {**SETTINGS, "engine": "spark", "stage_b": {
+        "kind": "sql", "script": None, "script_artifact": None, "tables": [sql, totals],
+        "glue": {"worker_type": "G.2X", "workers": 10, "timeout": 120, "max_concurrency": 5,
+                 "arguments": {"--enable-metrics": "true"}}}}
+    script = {**SETTINGS, "stage_b": {
+        "kind": "script", "script": "glue/transforms/legislators.py", "script_artifact": "transform_legislators",
+        "tables": [{"name": "history", "partition_by": ["org_name"], "quality": [], "sql": None},
+                   {"name": "persons", "partition_by": [], "quality": [], "sql": None}],
+        "glue": {"dpu": 1, "timeout": 30, "max_concurrency": 1, "arguments": {}}}}
+    return LakeConfig(org="acme", app="lake", env="dev", region="eu-west-1", teams=(
+        Team("eng", pipelines=(Pipeline("main", "eng"),), datasets=(
+            Dataset("sums", "eng", "main", settings=spark_sql), Dataset("history", "eng", "main", settings=script))),
+    ))
+
+
+def test_dataset_transforms_tables_and_glue_settings_render_and_lint_clean():
+    templates = render_layer(_transform_lake(), "dataset", TEMPLATES_DIR)
+    assert [f for f in lint_templates(templates)] == []
+    bodies = {t.name: load_yaml(t.body) for t in templates}
+    sums, history = bodies["eng/sums"], bodies["eng/history"]
+
+    job = sums["Resources"]["rJob"]["Properties"]
+    assert (job["WorkerType"], job["NumberOfWorkers"], job["Timeout"]) == ("G.2X", 10, 120)
+    assert job["ExecutionProperty"] == {"MaxConcurrentRuns": 5}
+    arguments = job["DefaultArguments"]
+    assert json.loads(arguments["--transform"]) == {"kind": "sql", "sql": {"members": "SELECT id, org FROM input",
+                                                                          "totals": "SELECT 1 AS n"}}
+    assert json.loads(arguments["--tables"]) == [{"name": "members", "partition_by": ["org"]},
+                                                 {"name": "totals", "partition_by": []}]
+    assert arguments["--enable-metrics"] == "true"
+    quality = json.loads(sums["Resources"]["rQualityJob"]["Properties"]["DefaultArguments"]["--tables"])
+    assert quality == [{"name": "members", "quality": [{"rule": "uniqueness", "column": "id", "severity": "fail"}]},
+                       {"name": "totals", "quality": []}]
+    targets = sums["Resources"]["rCrawler"]["Properties"]["Targets"]["S3Targets"]
+    assert [sub_text(t["Path"]) for t in targets] == ["s3://${pAnalyticsBucket}/eng/sums/members/",
+                                                      "s3://${pAnalyticsBucket}/eng/sums/totals/"]
+
+    job = history["Resources"]["rJob"]["Properties"]
+    assert (job["MaxCapacity"], job["Timeout"], job["ExecutionProperty"]["MaxConcurrentRuns"]) == (1, 30, 1)
+    assert json.loads(job["DefaultArguments"]["--transform"]) == {"kind": "script"}
+    assert sub_text(job["DefaultArguments"]["--transform-script"]) == "s3://${pArtifactsBucket}/${pGlueTransformLegislatorsKey}"
+    assert "pGlueTransformLegislatorsKey" in history["Parameters"]
+    assert "pGlueTransformLegislatorsKey" not in sums["Parameters"]

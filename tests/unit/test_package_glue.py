@@ -28,9 +28,12 @@ def _glue(artifacts):
 
 def test_the_repository_scripts_are_discovered_with_the_contract_parameters():
     glue = {s.name: s for s in discover(ROOT) if s.kind == "glue"}
-    assert set(glue) == {"heavy_transform", "quality"}
+    assert set(glue) == {"heavy_transform", "quality", "transform_legislators"}
     assert parameter_name("glue", "heavy_transform") == "pGlueHeavyTransformKey"
     assert parameter_name("glue", "quality") == "pGlueQualityKey"
+    # a dataset's heavy-transform script: the parameter its dataset template declares
+    assert glue["transform_legislators"].folder == ROOT / "glue" / "transforms" / "legislators.py"
+    assert parameter_name("glue", "transform_legislators") == "pGlueTransformLegislatorsKey"
 
 
 def test_only_top_level_visible_scripts_are_packaged_as_is(tmp_path):
