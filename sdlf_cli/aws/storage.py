@@ -85,6 +85,17 @@ class Storage(Gateway):
     def read(self, bucket: str, key: str) -> bytes:
         return self._call("get_object", Bucket=bucket, Key=key)["Body"].read()
 
+    def object_exists(self, bucket: str, key: str, version_id: str | None = None) -> bool:
+        """Whether the object (that version of it, when given) is there: one HEAD request, nothing read."""
+        kwargs = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            self._call("head_object", **kwargs)
+        except NotFound:
+            return False
+        return True
+
     def bucket_exists(self, bucket: str) -> bool:
         try:
             self._call("head_bucket", Bucket=bucket)

@@ -121,6 +121,7 @@ class _DeadLetters:
         self.cfg = lake.config
         self.names = self.cfg.names
         self.sqs: Queues = lake.queues
+        self.storage = lake.storage
         self.registry = lake.registry
         self._urls: dict[str, str | None] = {}
 
@@ -267,6 +268,29 @@ def _marked(body: dict, now: str) -> str:
 
 
 def _plan(lake: _DeadLetters, queue: DeadLetterQueue, text: str, team, dataset, now: str) -> _Plan:
+    """Where the message goes, if the object it replays is still there: a replay of a deleted object could
+    only fail again (and a stage-B batch with it)."""
+    plan = _route(lake, queue, text, team, dataset, now)
+    if plan.action != "move" or not plan.object:
+        return plan
+    version = _version_of(plan.body or "") if queue.kind != "b" else None
+    bucket, _, key = plan.object[len("s3://"):].partition("/")
+    if lake.storage.object_exists(bucket, key, version):
+        return plan
+    which = f" (version {version})" if version else ""
+    return _Plan("skip", plan.object, reason=f"{plan.object}{which} no longer exists: there is nothing to replay; "
+                                             "inspect and delete the message")
+
+
+def _version_of(body_text: str) -> str | None:
+    try:
+        version = json.loads(body_text)["detail"]["object"].get("version-id")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return version if isinstance(version, str) and version and version != "null" else None
+
+
+def _route(lake: _DeadLetters, queue: DeadLetterQueue, text: str, team, dataset, now: str) -> _Plan:
     try:
         body = json.loads(text)
     except ValueError as exc:

@@ -19,6 +19,7 @@ from sdlf_cli.workflows.redrive import list_dead_letters, redrive
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = "acme-lake-dev-us-east-1-123456789012-raw"
+STAGE = "acme-lake-dev-us-east-1-123456789012-stage"
 T, P, D = "engineering", "main", "legislators"
 
 
@@ -50,8 +51,16 @@ class Queues:
         self.lake = Lake(cfg, clients)
         self.sqs = clients.client("sqs")
 
-    def put(self, queue: str, *bodies) -> None:
+    def put(self, queue: str, *bodies, objects: bool = True) -> None:
+        """Messages into a queue; with `objects`, the objects they replay are put in their buckets first."""
+        s3 = self.clients.client("s3")
         for body in bodies:
+            if objects and isinstance(body, dict):
+                detail = body.get("detail") if isinstance(body.get("detail"), dict) else {}
+                bucket = (detail.get("bucket") or {}).get("name") or body.get("bucket")
+                key = (detail.get("object") or {}).get("key") or body.get("key")
+                if bucket and key:
+                    s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
             self.sqs.send_message(QueueUrl=self.q[queue], MessageBody=body if isinstance(body, str) else json.dumps(body))
 
     def bodies(self, queue: str) -> list:
@@ -86,6 +95,8 @@ def lake(monkeypatch):
         names = {"catalog": n.queue("catalog"), "catalog-dlq": n.dlq("catalog"), "a": n.queue(T, P, "a"),
                  "a-dlq": n.dlq(T, P, "a"), "b": n.queue(T, D, "b"), "b-dlq": n.dlq(T, D, "b")}
         queues = {k: sqs.create_queue(QueueName=v)["QueueUrl"] for k, v in names.items()}
+        for bucket in (RAW, STAGE):
+            clients.client("s3").create_bucket(Bucket=bucket)
         published = {
             "buckets/raw": RAW,
             "queues/catalog": queues["catalog"], "queues/catalog-dlq": queues["catalog-dlq"],
@@ -285,3 +296,15 @@ def test_replays_that_fail_again_during_the_run_are_left_for_the_next_run(lake):
     del sqs.send_message
     left = lake.bodies("a-dlq")
     assert len(left) == 12 and all(b["sdlf"]["execution"].startswith("replay-of-") for b in left)
+
+
+def test_a_message_whose_object_is_gone_is_skipped_and_kept(lake):
+    lake.put("a-dlq", s3_event(f"{T}/{D}/gone.json"), objects=False)
+    lake.put("a-dlq", s3_event(f"{T}/{D}/here.json"))
+    lake.put("b-dlq", hand_off(f"{T}/{D}/gone.jsonl"), objects=False)
+    result = run(lake)
+    assert result.ok and result.moved == 1 and result.skipped == 2
+    reasons = sorted(m.reason for q in result.queues for m in q.skipped)
+    assert reasons[0].startswith(f"s3://{RAW}/{T}/{D}/gone.json no longer exists")
+    assert reasons[1].startswith(f"s3://{STAGE}/{T}/{D}/gone.jsonl no longer exists")
+    assert (lake.count("a-dlq"), lake.count("b-dlq"), lake.count("a")) == (1, 1, 1)
