@@ -14,6 +14,9 @@ setup(
         "cfn-flip==1.3.0",
         "jinja2==3.1.6",
         "cfn-lint==1.58.0",
+        # checkov==3.3.30 (the second scanner of `sdlf lint`) is not listed: it pins boto3==1.35.49,
+        # networkx<2.7 and packaging<24, which conflict with the pins here and pytest's, so it lives in
+        # its own environment: requirements-checkov.txt, installed by scripts/install_checkov.sh.
         "PyYAML==6.0.3",
         "rich==15.0.0",
         "networkx==3.6.1",

@@ -96,12 +96,13 @@ def render(layer, build_dir, opts, lake):
 
 @cli.command()
 @click.argument("layer", required=False)
+@click.option("--show-skips", is_flag=True, help="List every check the templates skip, with its reason.")
 @global_options
-def lint(layer, opts, lake):
-    """Run cfn-lint on every rendered template; exit 1 on any finding."""
+def lint(layer, show_skips, opts, lake):
+    """Run cfn-lint and checkov on every rendered template; exit 1 on any finding."""
     from sdlf_cli.workflows.build import lint_layers
 
-    return lint_layers(lake.config, layer)
+    return lint_layers(lake.config, layer, show_skips=show_skips)
 
 
 @cli.command()

@@ -44,7 +44,7 @@ LAYERS = ("bootstrap", "foundations", "team", "pipeline", "dataset", "cicd", "ci
 CICD_BUILDS = ("validate", "plan", "deploy")
 
 # Bucket kinds of the foundations layer (plus the bootstrap artifact bucket).
-BUCKET_KINDS = ("raw", "stage", "analytics", "athena", "logs", "artifacts")
+BUCKET_KINDS = ("raw", "stage", "analytics", "athena", "logs", "artifacts", "boot-logs")
 DATA_BUCKET_KINDS = ("raw", "stage", "analytics")
 
 

@@ -27,7 +27,7 @@ LAKE_KEYS = (
 )
 TEAM_KEYS = (
     "kms-key-arn", "lambda-role-arn", "states-role-arn", "glue-role-arn", "topic-arn", "workgroup", "glue-database",
-    "permissions-boundary-arn",
+    "permissions-boundary-arn", "glue-security-configuration",
 )
 PIPELINE_KEYS = (
     "queue-a-url", "queue-a-arn", "dlq-a-url", "state-machine-a-arn", "routing-b-arn", "state-machine-b-arn",

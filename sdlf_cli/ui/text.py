@@ -18,7 +18,7 @@ from sdlf_cli.config.show import ConfigValues
 from sdlf_cli.local.process import EmulatorStatus
 from sdlf_cli.ui.results import changes_table, outputs_table, results_table
 from sdlf_cli.workflows.audit import AuditResult
-from sdlf_cli.workflows.build import Findings, PackageOutcome, Written
+from sdlf_cli.workflows.build import Findings, LintOutcome, PackageOutcome, Written
 from sdlf_cli.workflows.demo import DemoResult, Step
 from sdlf_cli.workflows.deploy import DeployOutcome
 from sdlf_cli.workflows.destroy import DestroyPlan, DestroyResult
@@ -78,6 +78,19 @@ def _(found: Findings) -> None:
     for f in found:
         _out.print(str(f))
     _out.print("lint: clean" if not found else f"lint: {len(found)} finding(s)")
+
+
+@render.register
+def _(outcome: LintOutcome) -> None:
+    for f in outcome.findings:
+        _out.print(str(f))
+    if outcome.show_skips:
+        for s in outcome.skips:
+            _out.print(f"skipped {s}")
+    verdict = "clean" if outcome.ok else f"{len(outcome.findings)} finding(s)"
+    hint = "" if outcome.show_skips or not outcome.skips else " (--show-skips lists them with their reasons)"
+    _out.print(f"lint: {verdict}; checkov: {outcome.passed_checks} check(s) passed, "
+               f"{len(outcome.skips)} skipped with a written reason{hint}")
 
 
 @render.register

@@ -1,9 +1,11 @@
 """The build steps on their own: render, lint, package (what `sdlf render|lint|package` run)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdlf_cli.checkov_scan import Skip, find_checkov, scan_templates
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.lake import Lake
 from sdlf_cli.lint import lint_templates
@@ -43,8 +45,31 @@ def render_to(cfg: LakeConfig, layer: str | None, build_dir: Path, root: Path = 
     return Written(write_rendered(render_templates(cfg, layer, root), build_dir))
 
 
-def lint_layers(cfg: LakeConfig, layer: str | None, root: Path = Path(".")) -> Findings:
-    return Findings(lint_templates(render_templates(cfg, layer, root)))
+@dataclass
+class LintOutcome:
+    """cfn-lint's and checkov's findings, and the checks the templates skip with their reasons.
+
+    Not ok when either scanner found anything; the skips are counted, and listed with `show_skips`."""
+
+    findings: list[Finding]
+    skips: list[Skip]
+    passed_checks: int
+    show_skips: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_dict(self) -> dict:
+        return {"findings": [dataclasses.asdict(f) for f in self.findings], "passed_checks": self.passed_checks,
+                "skips": [dataclasses.asdict(s) for s in self.skips]}
+
+
+def lint_layers(cfg: LakeConfig, layer: str | None, root: Path = Path("."), show_skips: bool = False) -> LintOutcome:
+    """cfn-lint, then checkov, on every rendered template of LAYER (or of the whole lake)."""
+    templates = render_templates(cfg, layer, root)
+    scan = scan_templates(templates, find_checkov(root))
+    return LintOutcome(lint_templates(templates) + scan.findings, scan.skips, scan.passed, show_skips)
 
 
 @dataclass

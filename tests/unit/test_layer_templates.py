@@ -23,6 +23,7 @@ from tests.snapshots.layers import LAYER_CASES, SETTINGS, WITH_CICD, cicd, lake,
 
 SSM_TYPE = "AWS::SSM::Parameter::Value<String>"
 TEAM_PUBLISHED = ("kms-key-arn", "lambda-role-arn", "states-role-arn", "glue-role-arn", "topic-arn", "workgroup",
+                  "glue-security-configuration",
                   "glue-database", "permissions-boundary-arn")
 PIPELINE_PUBLISHED = ("queue-a-url", "queue-a-arn", "dlq-a-url", "state-machine-a-arn", "routing-b-arn",
                       "state-machine-b-arn")
@@ -325,7 +326,7 @@ def test_state_machine_logging_and_role():
     assert props["StateMachineName"] == NAMES.state_machine("eng", "main", "sm-a")
     assert ssm_default(template, props["RoleArn"]) == NAMES.ssm("teams", "eng", "states-role-arn")
     logging = props["LoggingConfiguration"]
-    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is True
+    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is False
     (destination,) = logging["Destinations"]
     group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     group = template["Resources"][group_id]["Properties"]
