@@ -13,11 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def sdlf(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+def sdlf(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "CI": "1", **(env or {})}
     full_env.pop("SDLF_LOCAL", None)
     return subprocess.run([sys.executable, "-m", "sdlf_cli.cli", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# `sdlf lint` starts checkov, a large program, in its own environment: give it time on a busy machine.
+LINT_TIMEOUT = 600
 
 
 @pytest.fixture()
@@ -53,18 +57,23 @@ def test_render_writes_templates_and_lint_is_clean(project):
     written = sorted(p.relative_to(project).as_posix() for p in (project / ".sdlf" / "build").rglob("*.yaml"))
     assert ".sdlf/build/dev/foundations/acme-lake-dev-foundations.yaml" in written
     assert ".sdlf/build/dev/bootstrap/acme-lake-dev-bootstrap.yaml" in written
-    lint = sdlf("lint", "--env", "dev", cwd=project)
+    lint = sdlf("lint", "--env", "dev", cwd=project, timeout=LINT_TIMEOUT)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "lint: clean" in lint.stdout
+    assert "skipped with a written reason (--show-skips lists them" in lint.stdout
 
 
 def test_lint_reports_template_line_rule_and_exits_1(project):
     main = project / "templates" / "bootstrap" / "bootstrap.yaml.j2"
     main.write_text(main.read_text().replace("Type: AWS::S3::Bucket", "Type: AWS::S3::Bukket", 1))
-    result = sdlf("lint", "bootstrap", "--env", "dev", cwd=project)
+    result = sdlf("lint", "bootstrap", "--env", "dev", "--show-skips", cwd=project, timeout=LINT_TIMEOUT)
     assert result.returncode == 1
     line = next(l for l in result.stdout.splitlines() if "E3006" in l or "Bukket" in l)
     assert line.startswith("bootstrap/acme-lake-dev-bootstrap.yaml:")
+    # --show-skips: each check the template skips, where, and the reason written there.
+    skipped = next(l for l in result.stdout.splitlines() if l.startswith("skipped "))
+    assert skipped.startswith("skipped bootstrap/acme-lake-dev-bootstrap.yaml:")
+    assert "CKV_AWS_18 AWS::S3::Bucket.rArtifactsLogsBucket: This is the access-log bucket itself" in skipped
 
 
 def test_unknown_layer_is_a_usage_error(project):

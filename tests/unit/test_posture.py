@@ -12,7 +12,7 @@ from cfn_tools import load_yaml
 
 from sdlf_cli.policy import actions
 from sdlf_cli.policy.documents import as_list, documents, statements
-from sdlf_cli.policy.exceptions import ROLES_WITHOUT_TEAM_BOUNDARY, UNSCOPED_ACTIONS
+from sdlf_cli.policy.exceptions import ROLES_WITHOUT_BOUNDARY, UNSCOPED_ACTIONS
 from tests.unit.security_lakes import all_rendered
 
 STATEFUL = ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::Logs::LogGroup", "AWS::SQS::Queue",
@@ -145,8 +145,8 @@ def test_stateful_resources_have_explicit_deletion_and_replacement_policies():
     for where, _, resource, _ in resources(*STATEFUL):
         assert resource.get("DeletionPolicy") in ("Retain", "Delete", "Snapshot", "RetainExceptOnCreate"), where
         assert resource.get("UpdateReplacePolicy") in ("Retain", "Delete", "Snapshot"), where
-    for where, _, resource, _ in resources("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::KMS::Key"):
-        assert resource["DeletionPolicy"] == "Retain", where  # data and the keys that read it stay
+    for where, _, resource, _ in resources("AWS::S3::Bucket", "AWS::DynamoDB::Table"):
+        assert resource["DeletionPolicy"] == "Retain", where  # data stays
 
 
 # --- IAM -------------------------------------------------------------------------------------------
@@ -174,15 +174,17 @@ def test_listed_unscoped_actions_truly_have_no_resource_level_permission(action)
     assert len(UNSCOPED_ACTIONS[action]) > 30
 
 
-def test_every_role_carries_the_team_boundary_or_a_written_reason():
+def test_every_role_carries_its_team_or_lake_boundary_or_a_written_reason():
     roles = list(resources("AWS::IAM::Role"))
     assert roles
     for where, logical_id, resource, props in roles:
-        if logical_id in ROLES_WITHOUT_TEAM_BOUNDARY:
-            assert "PermissionsBoundary" not in props, where
-            continue
-        assert props["PermissionsBoundary"] == {"Ref": "rBoundary"}, where
         assert not [arn for arn in props.get("ManagedPolicyArns", []) if ":aws:policy/" in str(arn)], where
+        if logical_id in ROLES_WITHOUT_BOUNDARY:
+            assert "PermissionsBoundary" not in props and len(ROLES_WITHOUT_BOUNDARY[logical_id]) > 40, where
+            continue
+        layer = where.split("/")[1]
+        expected = {"team": "rBoundary", "foundations": "rLakeBoundary"}[layer]
+        assert props["PermissionsBoundary"] == {"Ref": expected}, where
 
 
 def test_action_names_are_checked_against_real_data():
