@@ -7,6 +7,10 @@ is what cfn-lint sees; the rendered file is one `sdlf render` away.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,23 +46,50 @@ def lint_template(template: RenderedTemplate) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.line, f.rule, f.message))
 
 
-def lint_templates(templates: list[RenderedTemplate], cache_dir: Path | None = None) -> list[Finding]:
+def lint_templates(templates: list[RenderedTemplate], cache_dir: Path | None = None,
+                   processes: int | None = None,
+                   check: Callable[[RenderedTemplate], list[Finding]] | None = None) -> list[Finding]:
     """Findings of all templates, template by template (in the order given), each in line order.
 
     With `cache_dir`, a template whose exact text (and region, and cfn-lint version) was linted
-    clean before is not linted again: linting is the slowest step of a no-change deploy.
+    clean before is not linted again: linting is the slowest step of a no-change deploy. The
+    templates left are linted in `processes` worker processes (default: one per usable core), since
+    cfn-lint is pure-Python CPU work that threads would only queue on the GIL. `check` replaces
+    `lint_template` (it must be picklable to run in workers).
     """
+    markers = [_clean_marker(t, cache_dir) if cache_dir else None for t in templates]
+    pending = [t for t, marker in zip(templates, markers) if marker is None or not marker.exists()]
+    found = dict(zip(map(id, pending), _fan_out(check or lint_template, pending, processes)))
     findings: list[Finding] = []
-    for template in templates:
-        marker = _clean_marker(template, cache_dir) if cache_dir else None
-        if marker is not None and marker.exists():
+    for template, marker in zip(templates, markers):
+        if id(template) not in found:
             continue
-        found = lint_template(template)
-        findings.extend(found)
-        if marker is not None and not found:
+        findings.extend(found[id(template)])
+        if marker is not None and not found[id(template)]:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(template.output_name + "\n")
     return findings
+
+
+def _fan_out(check: Callable[[RenderedTemplate], list[Finding]], templates: list[RenderedTemplate],
+             processes: int | None) -> list[list[Finding]]:
+    """`check` of each template, in order; in worker processes when there is more than one template and core."""
+    processes = min(len(templates), processes or _usable_cores())
+    if processes < 2:
+        return [check(t) for t in templates]
+    # forkserver, not fork: the caller may run threads (the embedded emulator, a deploy's workers), and a
+    # forked child can inherit a lock one of them held. The server imports cfn-lint once; workers fork from it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        return list(pool.map(check, templates))
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _clean_marker(template: RenderedTemplate, cache_dir: Path) -> Path:

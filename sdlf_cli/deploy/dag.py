@@ -14,6 +14,14 @@ from sdlf_cli.deploy.model import StackResult, StackSpec
 from sdlf_cli.errors import UsageError
 
 
+# Stacks in flight at once. Wide enough for a level of a lake's datasets to provision together (the minutes
+# go to remote provisioning, not to this process), narrow enough for CloudFormation's API: each stack in
+# flight polls DescribeStacks and DescribeStackEvents every `StackDeployer.poll_interval` (3 s), so 12 stay
+# near 4 DescribeStacks/s, under the ~5/s CloudFormation allows an account; beyond that the clients' adaptive
+# retry mode (aws/session.py) backs the whole process off together, since every thread shares one client.
+DEFAULT_MAX_WORKERS = 12
+
+
 class DependencyCycleError(UsageError):
     """The stacks' depends_on form a cycle; the message shows it as "a -> b -> a"."""
 
@@ -47,7 +55,7 @@ def build_graph(specs: list[StackSpec]) -> nx.DiGraph:
 def run_stacks(
     specs: list[StackSpec],
     action: Callable[[StackSpec], StackResult],
-    max_workers: int = 4,
+    max_workers: int = DEFAULT_MAX_WORKERS,
     reporter=None,
 ) -> list[StackResult]:
     """Results in the order of `specs`. `reporter.stack_finished` (when given) hears about the

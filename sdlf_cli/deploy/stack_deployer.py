@@ -57,7 +57,7 @@ class StackDeployer:
         reporter: Reporter,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        poll_interval: float = 2.0,
+        poll_interval: float = 3.0,
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         resolve: Callable[[StackSpec], StackSpec] | None = None,

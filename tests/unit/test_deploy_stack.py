@@ -45,8 +45,8 @@ def test_create_path_streams_only_new_events_oldest_first():
     assert h.reporter.calls[0] == ("started", STACK)
     assert h.reporter.calls[-1] == ("finished", STACK, "created")
     # One poll for the pending change set, one while the stack was in progress.
-    assert h.clock.sleeps == [2.0, 2.0]
-    assert result.duration == 4.0
+    assert h.clock.sleeps == [3.0, 3.0]
+    assert result.duration == 6.0
     assert json.loads(json.dumps(result.to_dict()))["status"] == "created"
 
 

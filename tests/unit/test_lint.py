@@ -81,7 +81,7 @@ def test_clean_templates_add_nothing_to_a_broken_ones_findings():
     assert {f.template for f in findings} == {"foundations/acme-lake-dev-foundations.yaml"}
 
 
-def test_clean_templates_are_not_linted_twice_with_a_cache(tmp_path, monkeypatch):
+def test_clean_templates_are_not_linted_twice_with_a_cache(tmp_path):
     import sdlf_cli.lint as lint_module
     from sdlf_cli.render import RenderedTemplate
 
@@ -90,12 +90,32 @@ def test_clean_templates_are_not_linted_twice_with_a_cache(tmp_path, monkeypatch
     broken = RenderedTemplate("team", "t", "t", Path("y.yaml.j2"), body.replace("AWS::SNS::Topic", "AWS::SNS::Topik"))
     calls = []
     real = lint_module.lint_template
-    monkeypatch.setattr(lint_module, "lint_template", lambda t: calls.append(t.stack_name) or real(t))
 
-    first = lint_module.lint_templates([clean, broken], cache_dir=tmp_path)
-    second = lint_module.lint_templates([clean, broken], cache_dir=tmp_path)
+    def lint(templates, **kwargs):
+        check = lambda t: calls.append(t.stack_name) or real(t)  # noqa: E731 - in this process only
+        return lint_module.lint_templates(templates, cache_dir=tmp_path, processes=1, check=check, **kwargs)
+
+    first = lint([clean, broken])
+    second = lint([clean, broken])
     assert calls == ["s", "t", "t"]  # the clean one once; the broken one every time
     assert first == second and first and all(f.template == broken.output_name for f in first)
     changed = RenderedTemplate("foundations", "foundations", "s", Path("x.yaml.j2"), body + "# changed\n")
-    lint_module.lint_templates([changed], cache_dir=tmp_path)
+    lint([changed])
     assert calls[-1] == "s"
+
+
+def test_worker_processes_find_what_one_process_finds_in_the_same_order():
+    clean = render_layer(FULL, "bootstrap", TEMPLATES_DIR)
+    templates = [broken(BROKEN), *clean, broken(BROKEN.replace("BucketNme", "BucketNom"))]
+    assert lint_templates(templates, processes=2) == lint_templates(templates, processes=1)
+    assert [f.rule for f in lint_templates(templates, processes=2)].count("E3002") == 2
+
+
+def test_only_templates_changed_since_a_clean_lint_are_linted_again(tmp_path):
+    clean = render_layer(FULL, "bootstrap", TEMPLATES_DIR)
+    assert lint_templates(clean, cache_dir=tmp_path, processes=2) == []
+    markers = sorted(tmp_path.glob("*.clean"))
+    assert len(markers) == len(clean)
+    changed = [replace(clean[0], body=clean[0].body + "\n# edited\n"), *clean[1:]]
+    assert lint_templates(changed, cache_dir=tmp_path, processes=2) == []
+    assert len(list(tmp_path.glob("*.clean"))) == len(clean) + 1  # only the edited text was linted anew
