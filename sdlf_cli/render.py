@@ -12,6 +12,7 @@ Jinja's compiled code tells the user nothing.
 """
 from __future__ import annotations
 
+import functools
 import json
 import traceback
 from dataclasses import dataclass
@@ -206,10 +207,18 @@ def _template_frame(exc: BaseException, source: Path) -> str:
     return where or str(source)
 
 
+@functools.lru_cache(maxsize=512)
+def parse_template(body: str) -> Any:
+    """A rendered template's text parsed as CloudFormation YAML, once per text: render checks it and deploy
+    reads its parameters, SSM inputs and exports from it, and the pure-Python parse is a deploy's slowest step
+    after cfn-lint. Shared between callers, so read it, never change it."""
+    return load_yaml(body)
+
+
 def check_cloudformation_yaml(body: str, source: Path, stack_name: str) -> dict:
     """Parse rendered output as CloudFormation YAML (short-form tags included); return the template."""
     try:
-        parsed = load_yaml(body)
+        parsed = parse_template(body)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0

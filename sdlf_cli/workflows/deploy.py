@@ -21,7 +21,7 @@ from sdlf_cli.errors import SdlfError, UsageError
 from sdlf_cli.lake import Lake
 from sdlf_cli.lint import Finding, lint_templates
 from sdlf_cli.package import UploadResult, build_artifacts, parameter_values
-from sdlf_cli.render import RenderedTemplate, render_layer
+from sdlf_cli.render import RenderedTemplate, parse_template, render_layer
 
 log = logging.getLogger("sdlf.deploy")
 
@@ -75,7 +75,7 @@ def render_and_lint(cfg: LakeConfig, layers: list[str], root: Path) -> list[Rend
 
 
 def parsed(template: RenderedTemplate) -> dict:
-    return load_yaml(template.body) or {}
+    return parse_template(template.body) or {}
 
 
 def parent_stacks(cfg: LakeConfig, template: RenderedTemplate) -> tuple[str, ...]:
