@@ -10,14 +10,21 @@ import csv
 import gzip
 import io
 import json
+import sys
 import zlib
 from typing import Any, Iterator
 
 from sdlf_datalake.errors import InvalidInputError
 
 GZIP_MAGIC = b"\x1f\x8b"
-# A gzip bomb must not exhaust the function's memory: refuse to inflate beyond this.
+# A gzip bomb must not exhaust the function's memory: refuse to inflate beyond this, and beyond
+# MAX_INFLATION_RATIO times the compressed size once past MIN_INFLATION_ALLOWANCE (text compresses 5-20x;
+# a bomb thousands of times). Inflation stops at the limit: the bomb is never held in memory whole.
 MAX_INFLATED_BYTES = 2 * 1024**3
+MAX_INFLATION_RATIO = 100
+MIN_INFLATION_ALLOWANCE = 64 * 1024**2
+_INFLATE_CHUNK = 8 * 1024**2
+_UTF16_BOMS = {b"\xff\xfe": "FF FE", b"\xfe\xff": "FE FF"}
 _BOM = "\ufeff"
 _CSV_DELIMITERS = (",", "\t", ";", "|")
 
@@ -30,24 +37,41 @@ def gunzip_if_needed(data: bytes, limit: int = MAX_INFLATED_BYTES) -> bytes:
     """Inflate gzip data (all members); return other data unchanged."""
     if not is_gzip(data):
         return data
+    cap = min(limit, max(MIN_INFLATION_ALLOWANCE, MAX_INFLATION_RATIO * len(data)))
+    chunks, size = [], 0
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            inflated = stream.read(limit + 1)
+            while True:
+                chunk = stream.read(min(_INFLATE_CHUNK, cap + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > cap:
+                    raise InvalidInputError(
+                        f"gzip data inflates beyond {cap} bytes from {len(data)} compressed (more than "
+                        f"{MAX_INFLATION_RATIO}x past {MIN_INFLATION_ALLOWANCE} bytes, or past {limit}): a zip bomb, "
+                        "or too large for stage A; expected at most that")
     except (OSError, EOFError, zlib.error) as exc:
         raise InvalidInputError(f"corrupt gzip data: {exc}") from None
-    if len(inflated) > limit:
-        raise InvalidInputError(f"gzip data inflates beyond {limit} bytes; too large for stage A")
-    return inflated
+    return b"".join(chunks)
 
 
 def decode_text(data: bytes) -> str:
     """UTF-8 text, or InvalidInputError naming the first byte that is not text."""
     if not data.strip():
         raise InvalidInputError("empty file")
+    bom = _UTF16_BOMS.get(data[:2])
+    if bom:
+        raise InvalidInputError(f"binary content (not UTF-8 text) at byte 0: UTF-16 text (byte-order mark {bom}); "
+                                "expected UTF-8, re-encode the file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"binary content (not UTF-8 text) at byte {exc.start}") from None
+        hint = ""
+        if all(b >= 0x20 or b in (0x09, 0x0A, 0x0D) for b in data[:4096]):
+            hint = " (text in an 8-bit encoding such as Latin-1?)"
+        raise InvalidInputError(f"binary content (not UTF-8 text) at byte {exc.start}{hint}; expected UTF-8") from None
     # NUL is valid UTF-8 but never appears in text files; it marks binary data.
     nul = data.find(b"\x00")
     if nul != -1:
@@ -59,12 +83,19 @@ def _malformed(line: int, column: int, msg: str) -> InvalidInputError:
     return InvalidInputError(f"malformed JSON at line {line} column {column}: {msg}")
 
 
+def _too_deep() -> InvalidInputError:
+    return InvalidInputError(f"JSON nested deeper than {sys.getrecursionlimit()} levels; expected shallower "
+                             "documents (flatten the structure)")
+
+
 def read_json_document(text: str) -> Any:
     """One JSON value; InvalidInputError with its line/column when malformed or followed by more data."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise _malformed(exc.lineno, exc.colno, exc.msg) from None
+    except RecursionError:
+        raise _too_deep() from None
 
 
 def read_json_lines(text: str) -> Iterator[Any]:
@@ -76,6 +107,8 @@ def read_json_lines(text: str) -> Iterator[Any]:
             yield json.loads(line)
         except json.JSONDecodeError as exc:
             raise _malformed(number, exc.colno, exc.msg) from None
+        except RecursionError:
+            raise _too_deep() from None
 
 
 def read_json_auto(text: str) -> tuple[str, Any]:
@@ -87,6 +120,8 @@ def read_json_auto(text: str) -> tuple[str, Any]:
     stripped = text.lstrip()
     try:
         value, end = json.JSONDecoder().raw_decode(stripped)
+    except RecursionError:
+        raise _too_deep() from None
     except json.JSONDecodeError:
         first, newline, rest = stripped.partition("\n")
         if newline and rest.strip() and _parses(first):
@@ -103,7 +138,7 @@ def read_json_auto(text: str) -> tuple[str, Any]:
 def _parses(line: str) -> bool:
     try:
         json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
     return True
 
