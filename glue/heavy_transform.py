@@ -638,10 +638,11 @@ def conform(array: Any, have: tuple, want: Any) -> Any:
 
 
 def read_location(s3: Any, uri: str, location: str) -> bytes:
-    if location.startswith("s3://"):
-        return read_object(s3 or s3_client(), location, "input")
-    with open(location, "rb") as handle:
-        return handle.read()
+    """A stage object's bytes from where pass one left them: a local copy, else S3 (read again)."""
+    if not location.startswith("s3://") and os.path.exists(location):
+        with open(location, "rb") as handle:
+            return handle.read()
+    return read_object(s3 or s3_client(), location if location.startswith("s3://") else uri, "input")
 
 
 # --- engine: python (pyarrow) --------------------------------------------------------------------
@@ -668,20 +669,24 @@ def iter_lines(uri: str, body: bytes) -> Iterator[Tuple[int, str]]:
 
 
 def infer_inputs(s3: Any, uris: Sequence[str], scratch: str) -> List[FileRead]:
-    """Pass one: every stage object downloaded to `scratch`, checked and inferred, in input order."""
+    """Pass one: every stage object read, checked and inferred, in input order; one whose table is not
+    kept is saved to `scratch` for pass two."""
     reads, kept = [], 0
     for index, uri in enumerate(uris):
-        location = _stage_input(s3, uri, os.path.join(scratch, "in", f"{index:06d}.jsonl"))
-        with open(location, "rb") as handle:
-            body = handle.read()
+        body = read_object(s3, uri, "input")
+        location = os.path.join(scratch, "in", f"{index:06d}.jsonl")
         read = infer_file(uri, location, body, keep=kept < KEEP_BYTES)
         if read.table is not None:
             kept += read.table.nbytes
+        elif read.rows:
+            os.makedirs(os.path.dirname(location), exist_ok=True)
+            with open(location, "wb") as handle:
+                handle.write(body)
         reads.append(read)
     return reads
 
 
-def batch_tables(plan: "Plan", reads: Sequence[FileRead]) -> Iterator[Tuple[str, Any]]:
+def batch_tables(plan: "Plan", reads: Sequence[FileRead], s3: Any = None) -> Iterator[Tuple[str, Any]]:
     """Pass two: (uri, rows as an Arrow table of the plan's columns, final names and types) per object."""
     import pyarrow as pa
 
@@ -692,7 +697,7 @@ def batch_tables(plan: "Plan", reads: Sequence[FileRead]) -> Iterator[Tuple[str,
         table, kind = read.table, read.kind
         body = None
         if table is None:
-            body = read_location(None, read.uri, read.location)
+            body = read_location(s3, read.uri, read.location)
             native = arrow_read(body)
             if native is not None:
                 table, kind = native
@@ -711,7 +716,7 @@ def batch_tables(plan: "Plan", reads: Sequence[FileRead]) -> Iterator[Tuple[str,
         if columns is not None:
             yield read.uri, pa.Table.from_arrays(columns, schema=schema)
             continue
-        records = read_exact(read.uri, body if body is not None else read_location(None, read.uri, read.location))
+        records = read_exact(read.uri, body if body is not None else read_location(s3, read.uri, read.location))
         rows = [{name: convert(record.get(key), kind) for name, key, kind in plan.columns} for record in records]
         yield read.uri, pa.Table.from_pylist(rows, schema=schema)
 
@@ -802,7 +807,7 @@ def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
         plan.require_columns(sum(read.rows for read in reads))
         schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.data_columns])
         files = PartitionFiles(schema, scratch)
-        for _, table in batch_tables(plan, reads):
+        for _, table in batch_tables(plan, reads, s3):
             for values, part in split_partitions(plan, table):
                 files.add(values, part)
         outputs = []
@@ -1087,7 +1092,7 @@ def run_python_transform(manifest_uri: str, s3: Any, manifest: Dict[str, Any], t
         schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.columns]
                            + [pa.field(SOURCE_COLUMN, pa.string())])
         pieces = [table.append_column(SOURCE_COLUMN, pa.array([uri] * table.num_rows, pa.string()))
-                  for uri, table in batch_tables(plan, reads)]
+                  for uri, table in batch_tables(plan, reads, s3)]
         batch = pa.concat_tables(pieces) if pieces else schema.empty_table()
         context = TransformContext("python", manifest)
         if transform["kind"] == "sql":
