@@ -5,7 +5,7 @@ The rules, for the version S3 holds as the object's current one:
 
 - PROCESSED: the raw row is PROCESSED, every stage output it names exists with its own row, and each of
   those went through stage B (its row names analytics outputs that all exist). An output missing from its
-  bucket, or a row missing for it, is LOST.
+  bucket, a row missing for it, or an output another raw object wrote over later, is LOST.
 - FAILED: a row FAILED with a reason, and a message naming the object in a DLQ (catalog or stage A for the
   raw object, stage B for one of its stage outputs): it can be replayed. FAILED with no message is LOST.
 - IN_PROGRESS: RECEIVED/RUNNING, or waiting for stage B, while the stage's queue still holds messages or for
@@ -222,7 +222,7 @@ class _Reconciler:
         states: list[tuple[str, str, float | None]] = []
         for output in row.get("outputs") or []:
             audit.outputs.append(output)
-            states.append(self._stage_output(output, audit))
+            states.append(self._overwritten(output, audit.uri, row) or self._stage_output(output, audit))
         lost = [detail for state, detail, _ in states if state == LOST]
         failed = [detail for state, detail, _ in states if state == FAILED]
         waiting = [(detail, age) for state, detail, age in states if state == IN_PROGRESS]
@@ -238,6 +238,15 @@ class _Reconciler:
             audit.state = PROCESSED
             audit.detail = "stage B done" if snap.stage_b and audit.outputs else "stage A done"
         return audit
+
+    def _overwritten(self, output: str, uri: str, row: dict) -> tuple[str, str, None] | None:
+        """LOST when another raw object wrote the same stage object after this one (two files whose outputs
+        share a name): the stage object, and so the table, holds only the other's rows."""
+        stage_row = self.snap.rows.get(output) or {}
+        others = [s for s in stage_row.get("lineage") or [] if s != uri]
+        if others and row.get("execution") and stage_row.get("execution") not in (None, row.get("execution")):
+            return LOST, f"stage output {output} was overwritten by {others[0]}'s: its rows are not in it", None
+        return None
 
     def _stage_output(self, output: str, audit: ObjectAudit) -> tuple[str, str, float | None]:
         snap = self.snap

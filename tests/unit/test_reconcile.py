@@ -212,3 +212,16 @@ def test_metadata_folders_are_not_data():
     assert not is_data_key("eng/ds/_batches/x/manifest.json") and not is_data_key("eng/ds/_quality/x.json")
     assert not is_data_key("eng/ds/_quarantine/b1/part-b1.parquet") and not is_data_key("eng/ds/t/_SUCCESS")
     assert not is_data_key("eng/ds/") and not is_data_key("loose.json")
+
+
+def test_a_stage_object_another_raw_object_wrote_over_loses_the_first_ones_rows():
+    lake = Lake()
+    first, stage_uri = lake.processed("people.csv")
+    lake.rows[first]["execution"] = "x-first"
+    lake.raw.append(version("people.json", "e2"))
+    second = f"s3://{RAW}/eng/ds/people.json"
+    lake.rows[second] = {**lake.rows[first], "id": second, "etag": "e2", "execution": "x-second"}
+    lake.rows[stage_uri].update(lineage=[first, second], execution="x-second")
+    states = {o.uri.rsplit("/", 1)[1]: (o.state, o.detail) for o in reconcile(lake.snapshot()).objects}
+    assert states["people.json"][0] == PROCESSED
+    assert states["people.csv"][0] == LOST and "overwritten by" in states["people.csv"][1]

@@ -594,3 +594,23 @@ def test_s3_events_for_stage_outputs_keep_the_rows_processed_even_after_a_replay
     row = lake.row(CATALOG, first[0]["uri"])
     assert (row["status"], row["version_id"], row["lineage"]) == ("PROCESSED", replay[0]["version_id"], [state["object"]["uri"]])
     assert lake.row(CATALOG, state["object"]["uri"])["status"] == "PROCESSED"
+
+
+def test_two_raw_objects_whose_outputs_share_a_name_never_overwrite_each_other(lake):
+    first = routed_input(lake, lake.upload("persons.csv", key=f"{TEAM}/{DATASET}/people.csv",
+                                           body=b"id,name\n1,Ada\n"))
+    for action in ("pre", "transform"):
+        outputs = step(action, first)
+    step("post", first, outputs=outputs)
+    stage_key = f"{TEAM}/{DATASET}/people.jsonl"
+    # people.json and a/../people.csv would be written to the same stage object.
+    for key in (f"{TEAM}/{DATASET}/people.json", f"{TEAM}/{DATASET}/a/../people.csv"):
+        assert route(lake.upload("x", key=key, body=b'{"id": 2, "name": "Grace"}\n'
+                                 if key.endswith(".json") else b"id,name\n2,Grace\n")) == []
+        [second] = [state for state in map(lake.execution_input, (e["name"] for e in lake.executions()))
+                    if state["object"]["key"] == key]
+        step("pre", second)
+        with pytest.raises(Exception, match=f"already the output of s3://{RAW}/{TEAM}/{DATASET}/people.csv"):
+            step("transform", second)
+    body = lake.s3.get_object(Bucket=STAGE, Key=stage_key)["Body"].read()
+    assert [json.loads(line) for line in body.splitlines()] == [{"id": "1", "name": "Ada"}]

@@ -124,10 +124,25 @@ class StageA:
                 f"transform {registration.transform!r} failed on {ref.uri}: {type(exc).__name__}: {exc}"
             ) from exc
         names = _check_outputs(stage_objects, registration.transform)
+        for relative in names:
+            self._check_not_taken(ref, relative)
         outputs = []
         for stage_object, relative in zip(stage_objects, names):
             outputs.append(self._write(ref, name, relative, stage_object))
         return outputs
+
+    def _check_not_taken(self, ref: ObjectRef, relative: str) -> None:
+        """Two raw objects whose outputs get one name (`persons.csv` and `persons.json`, `a/../b.json` and
+        `b.json`) would overwrite each other's rows: the later one fails instead, saying which object holds
+        the name."""
+        uri = object_id(self.config.stage_bucket, f"{ref.team}/{ref.dataset}/{relative}")
+        with aws_call(f"reading the catalog row of {uri}"):
+            row = self.catalog.get(uri) or {}
+        others = [source for source in row.get("lineage") or [] if source != ref.uri]
+        if others and row.get("status") != Status.DELETED.value:
+            raise InvalidInputError(
+                f"{ref.uri}: its stage output {uri} is already the output of {others[0]}; expected one raw object "
+                "per output name: rename one of them (outputs are named after the file without its extension)")
 
     # post: stage rows PROCESSED with lineage, hand-off to stage B, raw row PROCESSED, execution done
     def post(self, event: Mapping[str, Any]) -> dict[str, Any]:
