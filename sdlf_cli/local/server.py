@@ -80,7 +80,7 @@ def start(ctx: EmulatorContext) -> RunningEmulator:
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
-    from sdlf_cli.local import cfn
+    from sdlf_cli.local import cfn, request_log
 
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     default_user_config["lambda"]["use_docker"] = False
@@ -93,6 +93,7 @@ def start(ctx: EmulatorContext) -> RunningEmulator:
     running = RunningEmulator(ctx, server, stops)
     try:
         stops.append(cfn.install(ctx))
+        stops.append(request_log.install())
         runtime_stop = _install_runtime(ctx)
         if runtime_stop is not None:
             stops.append(runtime_stop)
