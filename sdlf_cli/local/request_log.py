@@ -5,6 +5,8 @@ from the Step Functions interpreter calling Lambda), which is what AWS would bil
 request was signed for (SigV4 credential scope); the operation is the JSON protocols' X-Amz-Target, the query
 protocols' Action, or for the REST services (S3, Lambda) the operation their method and path stand for.
 `snapshot()` returns the counts so far; the difference of two snapshots is what happened in between.
+Requests the emulator makes to itself standing in for AWS's own work (publishing queue and execution metrics,
+evaluating alarms; their clients' user agent carries EMULATOR_AGENT) are counted apart: `snapshot(internal=True)`.
 """
 from __future__ import annotations
 
@@ -25,14 +27,18 @@ _S3_OPERATIONS = {("GET", True): "GetObject", ("PUT", True): "PutObject", ("HEAD
                   ("PUT", False): "CreateBucket", ("HEAD", False): "HeadBucket", ("DELETE", False): "DeleteBucket",
                   ("POST", False): "DeleteObjects"}
 
+EMULATOR_AGENT = "sdlf-emulator-internal"
+
 _lock = threading.Lock()
 _counts: Counter = Counter()
+_internal: Counter = Counter()
 
 
-def snapshot() -> Counter:
-    """(service, operation) -> requests answered since the emulator started in this process."""
+def snapshot(internal: bool = False) -> Counter:
+    """(service, operation) -> requests answered since the emulator started in this process (with `internal`,
+    the ones the emulator made to itself in AWS's stead)."""
     with _lock:
-        return Counter(_counts)
+        return Counter(_internal if internal else _counts)
 
 
 def describe(environ: dict[str, Any]) -> tuple[str, str]:
@@ -73,8 +79,9 @@ def _form_action(environ: dict[str, Any]) -> list[str]:
 def _counting(original: Callable) -> Callable:
     def __call__(self, environ, start_response):
         key = describe(environ)
+        counts = _internal if EMULATOR_AGENT in environ.get("HTTP_USER_AGENT", "") else _counts
         with _lock:
-            _counts[key] += 1
+            counts[key] += 1
         return original(self, environ, start_response)
     return __call__
 

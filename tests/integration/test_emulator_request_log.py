@@ -51,3 +51,15 @@ def test_the_patch_is_named_and_comes_out_again(emulator):
         assert DomainDispatcherApplication.__call__ is not counting
     finally:
         request_log.install()
+
+
+def test_the_emulators_own_requests_in_awss_stead_are_counted_apart(emulator):
+    from botocore.config import Config
+
+    before, internal_before = request_log.snapshot(), request_log.snapshot(internal=True)
+    own = boto3.client("cloudwatch", endpoint_url=emulator.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing",
+                       config=Config(user_agent_extra=request_log.EMULATOR_AGENT))
+    own.describe_alarms()
+    assert (request_log.snapshot(internal=True) - internal_before)[("monitoring", "DescribeAlarms")] == 1
+    assert ("monitoring", "DescribeAlarms") not in request_log.snapshot() - before

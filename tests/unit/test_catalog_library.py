@@ -224,3 +224,11 @@ def test_unknown_stage_is_rejected(repo):
 def test_repository_module_imports_without_aws():
     # The client is only made on first use.
     assert CatalogRepository("t")._client is None
+
+
+def test_one_source_is_appended_once_in_order(repo):
+    assert repo.add_lineage(OID, ["s3://raw/a"]) == ["s3://raw/a"]
+    assert repo.add_lineage(OID, ["s3://raw/a"]) == ["s3://raw/a"]  # already there: unchanged
+    assert repo.add_lineage(OID, ["s3://raw/b"]) == ["s3://raw/a", "s3://raw/b"]
+    assert repo.add_lineage(OID, ["s3://raw/b", "s3://raw/c"]) == ["s3://raw/a", "s3://raw/b", "s3://raw/c"]
+    assert repo.get(OID)["lineage"] == ["s3://raw/a", "s3://raw/b", "s3://raw/c"]

@@ -49,8 +49,14 @@ def endpoint_clients(endpoint_url: str, region: str) -> Callable[[str], Any]:
     def client(service: str):
         with lock:
             if service not in made:
+                # The request log tells CloudWatch's own metric and alarm work from the lake's requests.
+                from botocore.config import Config
+
+                from sdlf_cli.local.request_log import EMULATOR_AGENT
+
                 made[service] = boto3.client(service, endpoint_url=endpoint_url, region_name=region,
-                                             aws_access_key_id="testing", aws_secret_access_key="testing")
+                                             aws_access_key_id="testing", aws_secret_access_key="testing",
+                                             config=Config(user_agent_extra=EMULATOR_AGENT))
             return made[service]
 
     return client

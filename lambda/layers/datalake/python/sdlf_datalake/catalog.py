@@ -230,6 +230,10 @@ class CatalogRepository:
     def add_lineage(self, object_id: str, sources: Iterable[str]) -> list[str]:
         """Add source ids to the row's lineage (a list without duplicates, order kept). Returns it."""
         new = [s for s in dict.fromkeys(sources) if s]
+        if len(new) == 1:
+            appended = self._append_lineage(object_id, new[0])
+            if appended is not None:
+                return appended
         for _ in range(_LINEAGE_RETRIES):
             row = self.get(object_id) or {}
             current = list(row.get("lineage") or [])
@@ -254,6 +258,29 @@ class CatalogRepository:
             ):
                 return merged
         raise RuntimeError(f"add_lineage({object_id!r}): lineage kept changing under us; gave up")
+
+    def _append_lineage(self, object_id: str, source: str) -> list[str] | None:
+        """One source (a stage object and the object it came from) is appended in one conditional write,
+        without reading the row first. Returns the lineage, or None when it holds the source already."""
+        bucket, key = parse_object_id(object_id)
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": object_id}},
+                UpdateExpression="SET lineage = list_append(if_not_exists(lineage, :empty), :new), updated_at = :now,"
+                " #bucket = if_not_exists(#bucket, :bucket), #key = if_not_exists(#key, :key),"
+                " created_at = if_not_exists(created_at, :now)",
+                ConditionExpression="attribute_not_exists(lineage) OR NOT contains(lineage, :source)",
+                ExpressionAttributeNames={"#bucket": "bucket", "#key": "key"},
+                ExpressionAttributeValues={
+                    ":empty": {"L": []}, ":new": to_attr([source]), ":source": to_attr(source),
+                    ":now": to_attr(now_iso(self._clock)), ":bucket": to_attr(bucket), ":key": to_attr(key),
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return from_item(response["Attributes"])["lineage"]
 
     # --- internals --------------------------------------------------------------------------
     def _event_fields(self, event: S3ObjectEvent, stage: str, now: str) -> tuple[list[str], dict[str, Any]]:
