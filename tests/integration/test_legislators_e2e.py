@@ -4,7 +4,9 @@ organizations ingested through stage A, then stage B runs the dataset's own heav
 crawled and checked by its own quality rules; both engines give the same tables and rows."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import textwrap
 import time
 from pathlib import Path
 
@@ -24,6 +26,11 @@ SAMPLE = ROOT / "samples" / "engineering" / "legislators_history"
 ENV = "legs"
 TEAM = "engineering"
 ENGINES = ("python", "spark")
+# The script's join as SQL in the parameters file (validated and translated by sdlf, run by DuckDB).
+_SPEC = importlib.util.spec_from_file_location("legislators_transform", ROOT / "glue" / "transforms" / "legislators.py")
+_SCRIPT = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_SCRIPT)
+HISTORY_SQL = _SCRIPT.HISTORY
 ENV_FILE = f"""# the legislators sample, on both engines
 org: acme
 app: lake
@@ -51,7 +58,17 @@ teams:
               quality:
                 - {{rule: uniqueness, column: id}}
                 - {{rule: row_count, min: 8, max: 8}}
-""" for engine in ENGINES)
+""" for engine in ENGINES) + f"""      legislators_sql:
+        pipeline: main
+        schedule: rate(1 day)
+        batch: {{min_items: 3, max_items: 100}}
+        heavy_transform:
+          sql:
+            history: |
+{textwrap.indent(HISTORY_SQL.strip(), " " * 14)}
+          tables:
+            history: {{partition_by: [org_name]}}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +84,7 @@ def batches(emulator, tmp_path_factory):
                          root=project).ok
     files = [SAMPLE / f"{name}.json" for name in ("persons", "memberships", "organizations")]
     runs = {}
-    for engine in ENGINES:
+    for engine in (*ENGINES, "sql"):
         dataset = f"legislators_{engine}"
         for ingested in ingest_files(Lake(cfg, clients), files, TEAM, dataset):
             _wait_processed(cfg, clients, ingested.uri)
@@ -88,8 +105,21 @@ def _wait_processed(cfg, clients, uri, timeout=60.0):
 
 def test_the_sample_runs_its_transform_on_both_engines(batches):
     _, _, runs = batches
+    assert set(runs) == {"python", "spark", "sql"}
     for engine, run in runs.items():
         assert run.started and run.status == "SUCCEEDED", (engine, run.to_dict())
+
+
+def test_the_same_join_as_sql_in_the_parameters_file_gives_the_same_rows(batches):
+    cfg, clients, _ = batches
+    rows = {}
+    for dataset in ("legislators_python", "legislators_sql"):
+        database = cfg.names.glue_database(TEAM, dataset)
+        result = run_query(Lake(cfg, clients), f"SELECT * FROM {database}.history "
+                                               "ORDER BY person_id, legislative_period_id, org_name")
+        rows[dataset] = [dict(zip(result.columns, r)) for r in result.rows]
+    assert len(rows["legislators_sql"]) == 46
+    assert rows["legislators_sql"] == rows["legislators_python"]
 
 
 def test_both_engines_give_the_same_tables_and_rows(batches):
