@@ -1,12 +1,15 @@
 """Helpers shared by the benchmark scripts (not a test module; nothing here asserts on time)."""
 from __future__ import annotations
 
+import collections
 import math
 import os
 import platform
 import shutil
 import statistics
 import sys
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -70,3 +73,55 @@ def table(rows: list[list[str]], align: str | None = None) -> None:
         print("  ".join(cells).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
+
+
+class ThreadSampler:
+    """A sampling profile of this process's threads: every `interval` s, each other thread's innermost frame in
+    project or moto code (and the call it is in), counted; `stop()` prints the most frequent. Lambda and Glue code
+    runs in worker processes and shows up as the threads waiting on them."""
+
+    KEEP = ("sdlf_cli", "moto", "sdlf_datalake", "werkzeug", "botocore")
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.samples: collections.Counter = collections.Counter()
+        self.threads: collections.Counter = collections.Counter()
+        self.ticks = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        names = {}
+        while not self._done.wait(self.interval):
+            self.ticks += 1
+            names.update({t.ident: t.name for t in threading.enumerate()})
+            for ident, frame in sys._current_frames().items():
+                if ident in (me, threading.main_thread().ident):
+                    continue
+                where = self._where(frame)
+                if where is None:
+                    continue
+                self.samples[where] += 1
+                self.threads[names.get(ident, "?").rstrip("0123456789-_ ")] += 1
+
+    def _where(self, frame) -> str | None:
+        leaf = f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}"
+        while frame is not None:
+            path = frame.f_code.co_filename
+            if any(f"/{k}/" in path for k in self.KEEP):
+                if leaf.startswith(("threading.py:wait", "selectors.py:select", "socket.py:")) or "wait" in leaf:
+                    return None if "socketserver" in path else f"waiting in {Path(path).name}:{frame.f_code.co_name}"
+                return f"{Path(path).parent.name}/{Path(path).name}:{frame.f_code.co_name} (leaf {leaf})"
+            frame = frame.f_back
+        return None
+
+    def stop(self, top: int = 25) -> None:
+        self._done.set()
+        self._thread.join()
+        total = sum(self.samples.values()) or 1
+        print(f"thread samples during the burst: {self.ticks} ticks, {total} busy-or-waiting thread samples")
+        for where, n in self.samples.most_common(top):
+            print(f"  {100 * n / total:5.1f} %  {where}")
+        print("by thread:", ", ".join(f"{name} {100 * n / total:.0f} %" for name, n in self.threads.most_common(8)))

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, copy_project, header, pct, ratio, summary, table  # noqa: E402
+from _common import ROOT, ThreadSampler, copy_project, header, pct, ratio, summary, table  # noqa: E402
 
 import yaml  # noqa: E402
 
@@ -137,7 +137,7 @@ def wait_processed(ddb, table_name: str, pending: dict[str, float], timeout: flo
     return out
 
 
-def bench_e2e(files: int, file_records: int, timeout: float, poll: float) -> None:
+def bench_e2e(files: int, file_records: int, timeout: float, poll: float, profile: bool = False) -> None:
     from sdlf_cli.aws.session import AwsTarget, Clients
     from sdlf_cli.config.loader import load_config
     from sdlf_cli.local.context import EmulatorContext
@@ -196,10 +196,13 @@ def bench_e2e(files: int, file_records: int, timeout: float, poll: float) -> Non
             for i in range(files):
                 uri, put_at = put(i, "seq")
                 sequential.update(wait_processed(ddb, table_name, {uri: put_at}, timeout, poll))
+            sampler = ThreadSampler() if profile else None
             burst_pending = dict(put(i, "burst") for i in range(files))
             put_span = max(burst_pending.values()) - min(burst_pending.values())
             burst_first_put = min(burst_pending.values())
             burst = wait_processed(ddb, table_name, burst_pending, timeout, poll)
+            if sampler is not None:
+                sampler.stop()
         finally:
             emulator.stop()
 
@@ -241,6 +244,8 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.05, help="catalog poll interval in seconds (part 2)")
     parser.add_argument("--skip-transform", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the emulator's threads during the burst and print where they were (part 2)")
     args = parser.parse_args()
 
     header("stage A: default light transform per format; put_object -> catalog PROCESSED on the emulator")
@@ -250,7 +255,7 @@ def main() -> None:
         print()
     if not args.skip_e2e:
         print("## end to end on the in-process emulator")
-        bench_e2e(args.files, args.file_records, args.timeout, args.poll)
+        bench_e2e(args.files, args.file_records, args.timeout, args.poll, args.profile)
 
 
 if __name__ == "__main__":
