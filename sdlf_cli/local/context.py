@@ -15,6 +15,7 @@ class EmulatorContext:
     state_dir: Path  # pid, port, log and worker scratch space live here
     region: str = DEFAULT_REGION
     account_id: str = ACCOUNT_ID
+    iam: bool = False  # enforce the identity policies of the lake's roles (sdlf_cli.local.iam)
 
     @property
     def endpoint_url(self) -> str:

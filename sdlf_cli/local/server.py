@@ -71,6 +71,21 @@ def _install_runtime(ctx: EmulatorContext) -> Callable[[], None] | None:
     return runtime.install(ctx)
 
 
+def _install_iam(ctx: EmulatorContext) -> Callable[[], None]:
+    """Role credentials for the lake's compute always; identity-policy enforcement when `ctx.iam`."""
+    from sdlf_cli.local.iam import credentials, enforcement
+
+    role_credentials = credentials.install(ctx.endpoint_url, ctx.region, ctx.account_id)
+    if ctx.iam:
+        enforcement.install()
+
+    def stop() -> None:
+        enforcement.uninstall()
+        credentials.uninstall(role_credentials)
+
+    return stop
+
+
 def start(ctx: EmulatorContext) -> RunningEmulator:
     # moto's Step Functions interpreter calls back to localhost:$MOTO_PORT; it reads the variable
     # lazily, but set it before importing moto all the same.
@@ -94,6 +109,7 @@ def start(ctx: EmulatorContext) -> RunningEmulator:
     try:
         stops.append(cfn.install(ctx))
         stops.append(request_log.install())
+        stops.append(_install_iam(ctx))
         runtime_stop = _install_runtime(ctx)
         if runtime_stop is not None:
             stops.append(runtime_stop)
@@ -120,6 +136,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--faults", default=None, help="Faults to inject, kind=rate,... (sdlf_cli.local.faults).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iam", choices=("on", "off"), default="off",
+                        help="Enforce the identity policies of the lake's roles.")
     return parser.parse_args(argv)
 
 
@@ -141,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        running = start(EmulatorContext(host=args.host, port=args.port, state_dir=state_dir))
+        running = start(EmulatorContext(host=args.host, port=args.port, state_dir=state_dir,
+                                        iam=args.iam == "on"))
     except Exception:
         LOG.exception("emulator failed to start")
         return 1

@@ -38,7 +38,9 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         from sdlf_cli.local.runtime.workers import WorkerManager
 
         atomic_writes.install()
-        manager = WorkerManager(ctx.state_dir / "lambda", ctx.endpoint_url)
+        from sdlf_cli.local.iam.credentials import role_environment
+
+        manager = WorkerManager(ctx.state_dir / "lambda", ctx.endpoint_url, role_environment)
         runtime = LambdaRuntime(manager, ctx.region)
         install_lambda_hooks(runtime)
         install_mapping_takeover()

@@ -331,11 +331,16 @@ class CrawlerRunner:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sdlf-glue-crawler")
         self._closed = False
 
-    def _client(self, service: str):
+    def _client(self, service: str, role: str | None = None, session: str = ""):
+        """A client of the Glue service itself, or, with `role`, one acting as the crawler's role (which
+        is what reads the S3 targets and writes the catalog on Glue)."""
         import boto3
 
+        from sdlf_cli.local.iam.credentials import ROOT_KEYS, role_keys
+
+        keys = role_keys(role, session) if role else None
         return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+                            **(keys.client_kwargs() if keys is not None else ROOT_KEYS))
 
     def submit(self, crawler: Any, crawl: Any) -> None:
         if self._closed:
@@ -346,7 +351,9 @@ class CrawlerRunner:
     def _crawl_and_record(self, crawler: Any, crawl: Any) -> None:
         started = time.monotonic()
         try:
-            lines = run_crawl(self._client("s3"), self._client("glue"), crawler.as_dict())
+            role, session = crawler.role, f"crawler-{crawler.name}"
+            lines = run_crawl(self._client("s3", role, session), self._client("glue", role, session),
+                              crawler.as_dict())
             outcome, message = "SUCCEEDED", None
         except CrawlError as exc:
             lines, outcome, message = [], "FAILED", str(exc)

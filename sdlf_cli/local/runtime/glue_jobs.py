@@ -102,13 +102,20 @@ class GlueJobRunner:
         self._closed = False
 
     # --- clients into the emulator (same path a script takes) -------------------------------
-    def _client(self, service: str):
+    def _client(self, service: str, role: str | None = None, session: str = ""):
+        """A client of the Glue service itself, or, with `role`, one acting as the job's role."""
         import boto3
 
-        return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        from sdlf_cli.local.iam.credentials import ROOT_KEYS, role_keys
 
-    def environment(self) -> dict[str, str]:
+        keys = role_keys(role, session) if role else None
+        return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
+                            **(keys.client_kwargs() if keys is not None else ROOT_KEYS))
+
+    def environment(self, role: str | None = None, session: str = "") -> dict[str, str]:
+        """The script's environment: it acts as the job's role (assumed-role keys), as on Glue."""
+        from sdlf_cli.local.iam.credentials import role_environment
+
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         env.update({
             "AWS_ENDPOINT_URL": self.ctx.endpoint_url,
@@ -118,6 +125,8 @@ class GlueJobRunner:
             "AWS_REGION": self.ctx.region,
             "PYTHONUNBUFFERED": "1",
         })
+        if role:
+            env.update(role_environment(role, session))
         return env
 
     # --- one run ------------------------------------------------------------------------------
@@ -130,7 +139,7 @@ class GlueJobRunner:
     def _run_and_record(self, job: Any, run: Any) -> None:
         try:
             outcome = self.execute(job.name, run.job_run_id, (job.command or {}).get("ScriptLocation"),
-                                   run.arguments, run.timeout or job.timeout)
+                                   run.arguments, run.timeout or job.timeout, role=job.role)
         except Exception as exc:  # our own failure must still end the run, or .sync waits forever
             LOG.exception("Glue job run %s of %s could not run", run.job_run_id, job.name)
             outcome = RunOutcome("ERROR", f"{type(exc).__name__}: {exc}"[:MAX_ERROR_MESSAGE], "", "", 0.0)
@@ -141,14 +150,15 @@ class GlueJobRunner:
         _finish(run, outcome)
 
     def execute(self, job_name: str, run_id: str, script_location: str | None, arguments: dict[str, str] | None,
-                timeout_minutes: float | None) -> RunOutcome:
-        """Runs one script to its end (or its timeout); the caller records the outcome on the run."""
+                timeout_minutes: float | None, role: str | None = None) -> RunOutcome:
+        """Runs one script to its end (or its timeout), reading it and running it as `role` when given;
+        the caller records the outcome on the run."""
         started = time.monotonic()
         if not script_location:
             return RunOutcome("FAILED", f"job {job_name} has no Command.ScriptLocation", "", "", 0.0)
         try:
             bucket, key = parse_s3_uri(script_location)
-            body = self._client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = self._client("s3", role, run_id).get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as exc:
             message = f"cannot read the script {script_location} of job {job_name}: {exc}"
             return RunOutcome("FAILED", message[:MAX_ERROR_MESSAGE], "", "", time.monotonic() - started)
@@ -160,7 +170,7 @@ class GlueJobRunner:
                    *script_arguments(arguments)]
         timeout = 60 * float(timeout_minutes or DEFAULT_TIMEOUT_MINUTES)
         LOG.info("Glue job %s run %s: %s", job_name, run_id, " ".join(command[1:]))
-        process = subprocess.Popen(command, cwd=run_dir, env=self.environment(), stdout=subprocess.PIPE,
+        process = subprocess.Popen(command, cwd=run_dir, env=self.environment(role, run_id), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, errors="replace")
         with self._lock:
             self._processes[run_id] = process

@@ -60,6 +60,7 @@ class LambdaRuntime:
             code_sha=fn.code_sha_256 or "",
             layers=layers,
             region=fn.region,
+            role=fn.role or "",
         )
         return spec, fn.code_bytes or b"", layer_codes
 

@@ -8,7 +8,10 @@ side, `sdlf_cli.local.cfn.statemachines`, together with the other definition pro
    `callback_endpoint.interrupt_all()` because no callback endpoint was set up: give them one.
 3. Execution output holding datetimes (e.g. Glue's GetJobRun) breaks DescribeExecution's json.dumps,
    and a string output is returned unquoted (not JSON): store the output as its JSON text.
-Lambda tasks need nothing here: the interpreter calls the Lambda API on this server, which runs them on
+4. Tasks call services with fixed keys ("ak"): they call as the execution's role instead (its assumed-role
+   keys), as Step Functions does, so the role's identity policy decides (one named patch per interpreter
+   module that imported `boto_client_for`).
+Lambda tasks need nothing else: the interpreter calls the Lambda API on this server, which runs them on
 the warm workers.
 """
 from __future__ import annotations
@@ -79,8 +82,46 @@ def _json_safe_output() -> None:
     BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status
 
 
+# Interpreter modules that made their own reference to `boto_client_for` (moto 5.2.5).
+_CLIENT_MODULES = tuple("moto.stepfunctions.parser.asl." + name for name in (
+    "component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
+    "component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+    "component.state.exec.state_task.lambda_eval_utils",
+    *(f"component.state.exec.state_task.service.state_task_service_{service}" for service in (
+        "unsupported", "glue", "events", "ecs", "sqs", "sfn", "dynamodb", "batch", "sns", "aws_sdk")),
+))
+
+
+def _clients_as_execution_role(original: Any) -> Any:
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        import boto3
+
+        from sdlf_cli.local.iam.credentials import role_keys
+
+        client = original(region=region, service=service, state_credentials=state_credentials)
+        keys = role_keys(getattr(state_credentials, "role_arn", None), "states-execution")
+        if keys is None:
+            return client
+        return boto3.client(service, region_name=region, endpoint_url=client.meta.endpoint_url,
+                            config=client.meta.config, **keys.client_kwargs())
+
+    return boto_client_for
+
+
+def _tasks_as_execution_role() -> None:
+    import importlib
+
+    from sdlf_cli.local.cfn import _patching
+
+    for name in _CLIENT_MODULES:
+        module = importlib.import_module(name)
+        _patching.wrap(module, "boto_client_for", f"states: tasks act as the execution role ({'.'.join(name.split('.')[-2:])})",
+                       _clients_as_execution_role)
+
+
 def install(ctx: EmulatorContext) -> None:
     """Apply once per process (the patches are on classes shared by every emulator in it)."""
+    _tasks_as_execution_role()  # named patches: put back after an uninstall_all
     if _done:
         return
     _unique_execution_names()

@@ -21,12 +21,14 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 LOG = logging.getLogger(__name__)
 
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 MAX_WORKERS_PER_FUNCTION = 4
-# Fake credentials handed to handlers: the emulator accepts anything, AWS accepts none of these.
+# Credentials handed to handlers whose role cannot be assumed (IAM enforcement off): the emulator's
+# root; AWS accepts none of these.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -49,13 +51,14 @@ class FunctionSpec:
     code_sha: str
     layers: tuple[tuple[str, str], ...]  # (layer version arn, code sha)
     region: str
+    role: str = ""  # execution role: the worker signs its calls with this role's assumed-role keys
 
     @property
     def key(self) -> str:
         """Identity of a worker pool: any change here means a new 'container'."""
         blob = json.dumps(
             [self.arn, self.version, self.handler, self.runtime, self.timeout, self.memory_size,
-             sorted(self.environment.items()), self.code_sha, list(self.layers)],
+             sorted(self.environment.items()), self.code_sha, list(self.layers), self.role],
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -170,9 +173,11 @@ class _Pool:
 class WorkerManager:
     """Owns every worker process; safe to call from many threads (server threads, poller, scheduler)."""
 
-    def __init__(self, scratch_dir: Path, endpoint_url: str):
+    def __init__(self, scratch_dir: Path, endpoint_url: str, role_credentials: Callable[[str, str], dict[str, str]] | None = None):
         self.scratch_dir = scratch_dir
         self.endpoint_url = endpoint_url
+        # (role arn, session name) -> AWS_* credential variables of the role; None: the emulator's root
+        self.role_credentials = role_credentials
         self._lock = threading.Condition()
         self._pools: dict[str, _Pool] = {}  # pool key -> pool
         self._current: dict[str, str] = {}  # function arn (with version) -> pool key
@@ -193,6 +198,8 @@ class WorkerManager:
         env.setdefault("AWS_ENDPOINT_URL", self.endpoint_url)
         # Reserved variables: a function's own settings cannot override them (as on Lambda).
         env.update(FAKE_CREDENTIALS)
+        if self.role_credentials is not None and spec.role:
+            env.update(self.role_credentials(spec.role, spec.name))
         env.update({
             "_HANDLER": spec.handler,
             "AWS_REGION": spec.region,
