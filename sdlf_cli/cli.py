@@ -42,12 +42,15 @@ def local():
                    "(kinds: lambda_error, lambda_timeout, partial_write, throttle, glue_error, duplicate, delay); "
                    "every fault is logged to .sdlf/local/faults.jsonl.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault injection.")
+@click.option("--iam", type=click.Choice(["on", "off"]), default=None,
+              help="Enforce the identity policies of the lake's roles on its Lambda functions, state machines, "
+                   "Glue jobs and crawlers (default: the emulator's, see README).")
 @global_options
-def local_up(port, faults, seed, opts):
+def local_up(port, faults, seed, iam, opts):
     """Start the emulator (a no-op when it already runs)."""
     from sdlf_cli.local import process
 
-    return process.up(None, port=port, faults=faults, seed=seed)
+    return process.up(None, port=port, faults=faults, seed=seed, iam=None if iam is None else iam == "on")
 
 
 @local.command("down")

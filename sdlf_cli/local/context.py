@@ -6,6 +6,8 @@ from pathlib import Path
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_REGION = "us-east-1"
+# Whether the emulator enforces the identity policies of the lake's roles unless told otherwise.
+IAM_ENFORCED_BY_DEFAULT = True
 
 
 @dataclass(frozen=True)
@@ -15,7 +17,7 @@ class EmulatorContext:
     state_dir: Path  # pid, port, log and worker scratch space live here
     region: str = DEFAULT_REGION
     account_id: str = ACCOUNT_ID
-    iam: bool = False  # enforce the identity policies of the lake's roles (sdlf_cli.local.iam)
+    iam: bool = IAM_ENFORCED_BY_DEFAULT  # enforce the identity policies of the lake's roles (sdlf_cli.local.iam)
 
     @property
     def endpoint_url(self) -> str:

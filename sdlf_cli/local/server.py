@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sdlf_cli.local.context import EmulatorContext
+from sdlf_cli.local.context import IAM_ENFORCED_BY_DEFAULT, EmulatorContext
 from sdlf_cli.local.process import LOG_FILE as LOG_FILE_NAME
 from sdlf_cli.local.process import READY_FILE
 
@@ -136,7 +136,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--faults", default=None, help="Faults to inject, kind=rate,... (sdlf_cli.local.faults).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--iam", choices=("on", "off"), default="off",
+    parser.add_argument("--iam", choices=("on", "off"), default="on" if IAM_ENFORCED_BY_DEFAULT else "off",
                         help="Enforce the identity policies of the lake's roles.")
     return parser.parse_args(argv)
 

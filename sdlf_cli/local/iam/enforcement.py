@@ -7,9 +7,12 @@ only knows two kinds of keys: IAM users' and STS assumed roles'. The patches:
   account's root (everything allowed, as on AWS), so only the lake's roles, signing with assumed-role keys,
   are checked;
 - "iam: IAM action names": a few API operations are authorized under another name (Lambda's `Invoke` is
-  `lambda:InvokeFunction`; CloudWatch signs as `monitoring` but its actions are `cloudwatch:`);
+  `lambda:InvokeFunction`, SQS's `SendMessageBatch` is `sqs:SendMessage`; CloudWatch signs as `monitoring`
+  but its actions are `cloudwatch:`);
 - "iam: every resource of a request": a request naming several resources (a Glue table is authorized on
   the catalog, its database and itself) is allowed only when each one is;
+- "iam: policy documents stored as objects": roles created by CloudFormation keep their inline policies
+  as a mapping, which moto's policy reader does not take;
 - "iam: AccessDenied names the resource": the message AWS gives, `User: <arn> is not authorized to perform:
   <action> on resource: <arn> because no identity-based policy allows the <action> action`.
 Resource ARNs per service come from `sdlf_cli.local.iam.resources`.
@@ -25,12 +28,17 @@ ROOT = "iam: root principal for keys the emulator did not issue"
 ACTION_NAMES = "iam: IAM action names"
 EVERY_RESOURCE = "iam: every resource of a request"
 DENIED_MESSAGE = "iam: AccessDenied names the resource"
+DOCUMENT_OBJECTS = "iam: policy documents stored as objects"
 
 # (signing name, API operation) -> IAM action; a "*" operation renames the whole service prefix.
 ACTION_ALIASES = {
     ("lambda", "Invoke"): "lambda:InvokeFunction",
     ("lambda", "InvokeAsync"): "lambda:InvokeFunction",
     ("monitoring", "*"): "cloudwatch",
+    # SQS batch operations are authorized as their single-message action.
+    ("sqs", "SendMessageBatch"): "sqs:SendMessage",
+    ("sqs", "DeleteMessageBatch"): "sqs:DeleteMessage",
+    ("sqs", "ChangeMessageVisibilityBatch"): "sqs:ChangeMessageVisibility",
 }
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
@@ -91,6 +99,19 @@ def _each_resource(original: Any) -> Any:
     return check_action_permitted
 
 
+def _documents_as_objects(original: Any) -> Any:
+    import json
+
+    def __init__(self: Any, policy: Any) -> None:
+        if isinstance(policy, dict) and "Statement" in policy:
+            policy = json.dumps(policy)
+        elif isinstance(policy, dict) and isinstance(policy.get("policy_document"), dict):
+            policy = json.dumps(policy["policy_document"])
+        original(self, policy)
+
+    return __init__
+
+
 def denied_message(principal_arn: str, action: str, resource: str) -> str:
     if not resource or resource == "*":
         return f"User: {principal_arn} is not authorized to perform: {action}"
@@ -136,7 +157,7 @@ def install() -> None:
     """Turns enforcement on (idempotent): every patch above plus the per-service resource ARNs."""
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
-    from moto.iam.access_control import IAMRequest, IAMRequestBase
+    from moto.iam.access_control import IAMPolicy, IAMRequest, IAMRequestBase
 
     from sdlf_cli.local.cfn import _patching
     from sdlf_cli.local.iam import resources
@@ -145,6 +166,7 @@ def install() -> None:
     _patching.wrap(IAMRequestBase, "__init__", ACTION_NAMES, _renamed_actions)
     _patching.wrap(IAMRequestBase, "check_action_permitted", EVERY_RESOURCE, _each_resource)
     _patching.wrap(IAMRequest, "_raise_access_denied", DENIED_MESSAGE, _denied_with_resource)
+    _patching.wrap(IAMPolicy, "__init__", DOCUMENT_OBJECTS, _documents_as_objects)
     resources.install()
     _patching.install(_patching.Patch(ENFORCE, settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0))
 
@@ -155,7 +177,7 @@ def uninstall() -> None:
 
     _patching.uninstall(ENFORCE)
     resources.uninstall()
-    for name in (DENIED_MESSAGE, EVERY_RESOURCE, ACTION_NAMES, ROOT):
+    for name in (DOCUMENT_OBJECTS, DENIED_MESSAGE, EVERY_RESOURCE, ACTION_NAMES, ROOT):
         _patching.uninstall(name)
 
 

@@ -48,6 +48,13 @@ def dynamodb_resource(self: Any) -> Resource:
     return _arn(self, "dynamodb", f"table/{table}" + (f"/index/{index}" if index else ""))
 
 
+def sqs_resource(self: Any) -> Resource:
+    """The queue of QueueUrl, or of QueueName (GetQueueUrl, CreateQueue), which moto's own version misses."""
+    url = _param(self, "QueueUrl")
+    name = url.rstrip("/").rsplit("/", 1)[-1] if url else _param(self, "QueueName")
+    return _arn(self, "sqs", name) if name else "*"
+
+
 def kms_resource(self: Any) -> Resource:
     key_id = _param(self, "KeyId")
     if not key_id:
@@ -139,11 +146,13 @@ def _responses() -> dict[str, tuple[type, Callable[[Any], Resource]]]:
     from moto.glue.responses import GlueResponse
     from moto.kms.responses import KmsResponse
     from moto.sns.responses import SNSResponse
+    from moto.sqs.responses import SQSResponse
     from moto.ssm.responses import SimpleSystemManagerResponse
     from moto.stepfunctions.responses import StepFunctionResponse
 
     return {
         "dynamodb": (DynamoHandler, dynamodb_resource),
+        "sqs": (SQSResponse, sqs_resource),
         "kms": (KmsResponse, kms_resource),
         "sns": (SNSResponse, sns_resource),
         "ssm": (SimpleSystemManagerResponse, ssm_resource),
