@@ -27,9 +27,11 @@ def handler(event, context):
 @pytest.fixture(scope="module")
 def enforced(emulator):
     install(emulator.context)
+    was_on = enforcement.enforced()
     enforcement.install()
     yield emulator
-    enforcement.uninstall()
+    if not was_on:
+        enforcement.uninstall()
 
 
 def make_role(emulator, service: str, statements: list[dict]) -> tuple[str, str]:

@@ -16,9 +16,11 @@ ACCOUNT = "123456789012"
 
 @pytest.fixture(scope="module")
 def enforced(emulator):
+    was_on = enforcement.enforced()
     enforcement.install()
     yield emulator
-    enforcement.uninstall()
+    if not was_on:
+        enforcement.uninstall()
 
 
 def as_role(emulator, statements: list[dict]):
