@@ -188,3 +188,20 @@ def test_the_selection_narrows_to_one_dataset_and_an_unknown_one_is_a_usage_erro
         run(lake, team="nobody")
     with pytest.raises(UsageError, match="--stale-after"):
         run(lake, stale_after=0)
+
+
+def test_text_and_json_say_what_is_lost_and_duplicated_and_exit_1(lake, capsys):
+    from sdlf_cli.ui.output import emit
+
+    lake.processed("a.json", 3, "b1")
+    lake.row(f"s3://{RAW}/{T}/{D}/c.json", status="FAILED", stage="raw", etag=lake.put(RAW, f"{T}/{D}/c.json"),
+             reason="boom")
+    result = run(lake)
+    assert emit(result, "text") == 1
+    out = capsys.readouterr()
+    assert f"lost: s3://{RAW}/{T}/{D}/c.json" in out.err and "FAILED (boom)" in out.err
+    assert "audit NOT OK" in out.out and "lost 1, duplicated 0" in out.out
+    assert emit(result, "json") == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["version"] == 1 and data["ok"] is False and data["lost"] == 1
+    assert data["datasets"][0]["objects"][1]["state"] == "LOST"
