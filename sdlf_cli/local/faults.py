@@ -164,29 +164,31 @@ def _digest(value: Any) -> str:
 
 
 # --- Lambda -----------------------------------------------------------------------------------------------
-def _lambda_run(faults: Faults, original: Any) -> Any:
+def _lambda_invoke(faults: Faults, original: Any) -> Any:
+    """Wraps `WorkerManager.invoke(spec, code, layer_codes, event)`: the one call every Lambda invocation of the
+    emulator goes through (whatever wraps `LambdaRuntime.run` above it, e.g. the metrics recorder)."""
     from sdlf_cli.local.runtime.workers import InvocationResult
 
-    def run(self: Any, fn: Any, event: Any) -> Any:
-        digest = f"lambda:{fn.function_name}:{_digest(event)}"
+    def invoke(self: Any, spec: Any, code: bytes, layer_codes: Any, event: Any, *args: Any, **kwargs: Any) -> Any:
+        digest = f"lambda:{spec.name}:{_digest(event)}"
         faults.seen(digest)
         if faults.roll("lambda_error"):
             faults.hit(digest)
-            faults.record("lambda_error", function=fn.function_name)
+            faults.record("lambda_error", function=spec.name)
             error = {"errorType": "Lambda.ServiceException",
-                     "errorMessage": f"injected fault: the Lambda service failed to run {fn.function_name}"}
+                     "errorMessage": f"injected fault: the Lambda service failed to run {spec.name}"}
             return InvocationResult(json.dumps(error), True, f"[ERROR] {error['errorMessage']}\n", "", 0.0)
-        result = original(self, fn, event)
+        result = original(self, spec, code, layer_codes, event, *args, **kwargs)
         if faults.roll("lambda_timeout"):
             faults.hit(digest)
-            faults.record("lambda_timeout", function=fn.function_name, handler_errored=result.errored)
-            message = f"Task timed out after {float(fn.timeout or 3):.2f} seconds (injected fault, after the handler ran)"
+            faults.record("lambda_timeout", function=spec.name, handler_errored=result.errored)
+            message = f"Task timed out after {float(spec.timeout or 3):.2f} seconds (injected fault, after the handler ran)"
             error = {"errorType": "Sandbox.Timedout", "errorMessage": message}
             return InvocationResult(json.dumps(error), True, result.logs + f"[ERROR] {message}\n",
                                     result.request_id, result.duration_ms, result.worker_pid)
         return result
 
-    return run
+    return invoke
 
 
 # --- HTTP: throttles and partial writes --------------------------------------------------------------------
@@ -340,11 +342,11 @@ def install(faults: Faults) -> Faults:
     from moto.sqs.models import SQSBackend
 
     from sdlf_cli.local.runtime.glue_jobs import GlueJobRunner
-    from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime
+    from sdlf_cli.local.runtime.workers import WorkerManager
 
     uninstall()
     _active["faults"] = faults
-    _patching.wrap(LambdaRuntime, "run", PATCH_LAMBDA, lambda original: _lambda_run(faults, original))
+    _patching.wrap(WorkerManager, "invoke", PATCH_LAMBDA, lambda original: _lambda_invoke(faults, original))
     _patching.wrap(DomainDispatcherApplication, "__call__", PATCH_HTTP, lambda original: _dispatch(faults, original))
     _patching.wrap(SQSBackend, "send_message", PATCH_SQS, lambda original: _send_message(faults, original))
     _patching.wrap(GlueJobRunner, "execute", PATCH_GLUE, lambda original: _glue_execute(faults, original))
