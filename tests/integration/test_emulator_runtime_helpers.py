@@ -30,11 +30,15 @@ def zip_bytes(files: dict[str, str]) -> bytes:
 
 
 def role_arn(emulator) -> str:
+    """A role allowed everything: for tests about something else than IAM (the emulator may enforce it)."""
     iam = client(emulator, "iam")
     name = unique("runtime-role")
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                      "Principal": {"Service": "lambda.amazonaws.com"}}]}
-    return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_role_policy(RoleName=name, PolicyName="everything", PolicyDocument=json.dumps(everything))
+    return arn
 
 
 def create_function(emulator, source: str, *, name: str | None = None, timeout: int = 10,
