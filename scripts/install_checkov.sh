@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Install checkov, pinned, into .venv-checkov/ beside the project's .venv/ (`sdlf lint` finds it there).
 # It cannot share .venv/: its exact pins (boto3 among them) conflict with the CLI's own.
+# Where checkov is already provided (SDLF_CHECKOV names its executable, as a build image or cache can),
+# or .venv-checkov/ already holds the pinned version, nothing is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pinned=$(sed -n 's/^checkov==//p' requirements-checkov.txt)
+if [ -n "${SDLF_CHECKOV:-}" ] && [ -x "$SDLF_CHECKOV" ]; then
+  "$SDLF_CHECKOV" --version
+  exit 0
+fi
+if [ -x .venv-checkov/bin/checkov ] && [ "$(.venv-checkov/bin/checkov --version 2>/dev/null)" = "$pinned" ]; then
+  echo "$pinned"
+  exit 0
+fi
 python3 -m venv .venv-checkov
 .venv-checkov/bin/pip install -q -r requirements-checkov.txt
 .venv-checkov/bin/checkov --version

@@ -87,7 +87,10 @@ def test_status_then_destroy_keeping_data_then_removing_it(project, lake):
     _deploy(project, cfg, clients)
 
     states = lake_status(Lake(cfg, clients), project)
-    assert [s.layer for s in states] == ["bootstrap", "foundations", "team", "pipeline", "dataset"]
+    assert [s.layer for s in states] == ["bootstrap", "foundations", "team", "pipeline", "dataset", "cicd-target"]
+    # The delivery roles are declared by the cicd section but deployed on their own, never by --all.
+    *states, target = states
+    assert (target.drift, target.status) == (NOT_DEPLOYED, None) and "sdlf deploy cicd-target" in target.next_step
     assert {s.drift for s in states} == {IN_SYNC}, [s.to_dict() for s in states]
     assert all(s.status == "CREATE_COMPLETE" and s.last_updated and not s.next_step for s in states)
 
@@ -113,7 +116,8 @@ def test_status_then_destroy_keeping_data_then_removing_it(project, lake):
     assert len(_lake_stacks(clients)) == 5
 
     buckets, tables, keys = _buckets(clients), _tables(clients), _live_keys(clients, cfg)
-    assert len(buckets) == 6 and len(tables) == 3 and len(keys) == 3
+    # raw, stage, analytics, athena, logs, artifacts and the artifact bucket's own access-log bucket
+    assert len(buckets) == 7 and len(tables) == 3 and len(keys) == 3
     result = destroy(Lake(cfg, clients), confirm=lambda p: True, reporter=make_reporter("json"), root=project)
     assert result.ok, result.to_dict()
     assert [r.status for r in result.results] == ["deleted"] * 5
