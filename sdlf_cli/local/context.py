@@ -7,7 +7,7 @@ from pathlib import Path
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_REGION = "us-east-1"
 # Whether the emulator enforces the identity policies of the lake's roles unless told otherwise.
-IAM_ENFORCED_BY_DEFAULT = False
+IAM_ENFORCED_BY_DEFAULT = True
 
 
 @dataclass(frozen=True)
