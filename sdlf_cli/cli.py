@@ -416,12 +416,14 @@ def cicd_report(action, results, otherwise, succeeded, build_succeeding, topic_a
 @click.argument("plan_file", type=click.Path(path_type=Path))
 @click.option("--text", "text_path", type=click.Path(path_type=Path), default=None,
               help="Write the full text plan here (it also goes to stderr, i.e. the build log).")
+@click.option("--status", "status_path", type=click.Path(path_type=Path), default=None,
+              help="`sdlf status --output json` of the environment: its stacks no longer declared are to remove.")
 @global_options
-def cicd_summarize(plan_file, text_path, opts):
-    """The approval message of `sdlf plan --output json` (stacks to add/change, data at risk, IAM changes)."""
+def cicd_summarize(plan_file, text_path, status_path, opts):
+    """The approval message of `sdlf plan --output json` (stacks to add/change/remove, data at risk, IAM changes)."""
     from sdlf_cli.workflows.cicd import summarize
 
-    digest, text = summarize(plan_file, opts.env, text_path)
+    digest, text = summarize(plan_file, opts.env, text_path, status_path)
     click.echo(text, err=True)
     return digest
 

@@ -74,6 +74,9 @@ class PlanSummary:
     change: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # Deployed stacks of the environment that its configuration no longer declares: the pipeline never deletes
+    # them (`sdlf destroy` does), but the approver must know they are there.
+    remove: list[str] = field(default_factory=list)
     destructive: list[str] = field(default_factory=list)  # "stack: LogicalId (Type) replaced|removed"
     iam: dict[str, int] = field(default_factory=dict)  # stack -> IAM changes
 
@@ -86,20 +89,30 @@ class PlanSummary:
             out.append("!! IAM CHANGES: " + ", ".join(f"{s} ({n})" for s, n in sorted(self.iam.items())))
         if self.failed:
             out.append("!! PLAN FAILED: " + ", ".join(self.failed))
+        if self.remove:
+            out.append("!! STACKS TO REMOVE (not in the configuration; `sdlf destroy` deletes them, this pipeline "
+                       "does not): " + ", ".join(self.remove))
         return out
 
     def message(self, limit: int = APPROVAL_MESSAGE_LIMIT) -> str:
         """One paragraph for the approval: counts first, then the warnings; cut to `limit` characters."""
         counts = (f"{self.env}: {len(self.add)} stack(s) to add, {len(self.change)} to change, "
-                  f"{len(self.unchanged)} unchanged.")
+                  f"{len(self.remove)} to remove, {len(self.unchanged)} unchanged.")
         text = " ".join([counts, *self.loud])
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def plan_summary(env: str, result: dict) -> tuple[PlanSummary, str]:
-    """(summary, full text plan) of `sdlf plan --output json`."""
+def plan_summary(env: str, result: dict, status: dict | None = None) -> tuple[PlanSummary, str]:
+    """(summary, full text plan) of `sdlf plan --output json`, with the stacks to remove that
+    `sdlf status --output json` (`status`) finds deployed but no longer declared."""
+    from sdlf_cli.workflows.status import ORPHAN
+
     summary = PlanSummary(env)
     lines = [f"Plan of environment {env}", ""]
+    for stack in (status or {}).get("stacks") or []:
+        if stack.get("drift") == ORPHAN:
+            summary.remove.append(stack.get("name", "?"))
+            lines.append(f"{stack.get('name')}: to remove ({ORPHAN}) — {stack.get('next_step') or 'sdlf destroy'}")
     for stack in result.get("results") or []:
         name, status = stack.get("name", "?"), stack.get("status")
         changes = stack.get("changes") or []

@@ -311,12 +311,19 @@ class PlanDigest:
         return {"env": self.env, "message": self.message, "text": str(self.text_path) if self.text_path else None}
 
 
-def summarize(plan_path: Path, env: str, text_path: Path | None = None) -> tuple[PlanDigest, str]:
-    """(the approval message, the full text plan) of `sdlf plan --output json`; writes the text to `text_path`."""
+def summarize(plan_path: Path, env: str, text_path: Path | None = None,
+              status_path: Path | None = None) -> tuple[PlanDigest, str]:
+    """(the approval message, the full text plan) of `sdlf plan --output json` and, with `status_path`, of the
+    stacks to remove that `sdlf status --output json` lists; writes the text to `text_path`."""
     data = read_result(plan_path)
     if data is None:
         raise SdlfError(f"{plan_path}: no plan in it (did `sdlf plan` fail? its error is in the log above)")
-    summary, text = plan_summary(env, data)
+    status = None
+    if status_path is not None:
+        status = read_result(status_path)
+        if status is None:
+            raise SdlfError(f"{status_path}: no status in it (did `sdlf status` fail? its error is in the log above)")
+    summary, text = plan_summary(env, data, status)
     if text_path is not None:
         text_path.write_text(text, encoding="utf-8")
     return PlanDigest(env, summary.message(), text_path), text

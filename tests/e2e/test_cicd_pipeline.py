@@ -96,10 +96,10 @@ def test_push_validates_deploys_dev_waits_for_prod_approval_then_deploys_prod(re
     for key in [("Source", "Source"), ("Validate", "Validate"), ("Deploy-dev", "Plan"), ("Deploy-dev", "Deploy"),
                 ("Deploy-prod", "Plan")]:
         assert by[key]["status"] == "Succeeded", by[key]
-    assert by[("Deploy-dev", "Plan")]["message"].startswith("dev: 2 stack(s) to add, 0 to change")
+    assert by[("Deploy-dev", "Plan")]["message"].startswith("dev: 2 stack(s) to add, 0 to change, 0 to remove")
     approval = by[("Deploy-prod", "Approve")]
     assert approval["status"] == "InProgress"
-    assert approval["message"].startswith("prod: 2 stack(s) to add, 0 to change")
+    assert approval["message"].startswith("prod: 2 stack(s) to add, 0 to change, 0 to remove")
     assert "!! IAM CHANGES:" in approval["message"]
 
     assert sdlf(repo, "cicd", "approve", "--env", "prod")["decision"] == "approved"
@@ -121,9 +121,9 @@ def test_push_validates_deploys_dev_waits_for_prod_approval_then_deploys_prod(re
 def test_a_second_push_with_nothing_changed_finds_every_stack_unchanged(repo):
     status = sdlf(repo, "cicd", "push", "--follow")["status"]
     by = actions(status)
-    assert by[("Deploy-dev", "Plan")]["message"].startswith("dev: 0 stack(s) to add, 0 to change, 3 unchanged")
+    assert by[("Deploy-dev", "Plan")]["message"].startswith("dev: 0 stack(s) to add, 0 to change, 0 to remove, 3 unchanged")
     assert by[("Deploy-dev", "Deploy")]["status"] == "Succeeded"
-    assert by[("Deploy-prod", "Approve")]["message"] == "prod: 0 stack(s) to add, 0 to change, 3 unchanged."
+    assert by[("Deploy-prod", "Approve")]["message"] == "prod: 0 stack(s) to add, 0 to change, 0 to remove, 3 unchanged."
     assert sdlf(repo, "cicd", "reject", "--env", "prod", "--summary", "nothing to promote")["decision"] == "rejected"
 
 

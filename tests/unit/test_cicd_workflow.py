@@ -76,13 +76,35 @@ def test_plan_summary_counts_stacks_and_flags_data_and_iam_loudly():
     assert summary.change == ["acme-lake-prod-foundations", "acme-lake-prod-team-eng"]
     assert summary.unchanged == ["acme-lake-prod-bootstrap"]
     message = summary.message()
-    assert message.startswith("prod: 1 stack(s) to add, 2 to change, 1 unchanged. !! DATA AT RISK: "
+    assert message.startswith("prod: 1 stack(s) to add, 2 to change, 0 to remove, 1 unchanged. !! DATA AT RISK: "
                               "acme-lake-prod-foundations: rRawBucket (AWS::S3::Bucket) replaced; "
                               "acme-lake-prod-foundations: rCatalogTable (AWS::DynamoDB::Table) removed")
     assert "!! IAM CHANGES: acme-lake-prod-team-eng (1)" in message
     assert "  Modify   rRawBucket (AWS::S3::Bucket)  [DATA REPLACED]" in text
     assert "  Modify   rTopic (AWS::SNS::Topic)  [may be replaced]" in text
     assert "  Modify   rLambdaRole (AWS::IAM::Role)  [IAM]" in text
+
+
+def test_stacks_deployed_but_no_longer_declared_are_to_remove_loudly(tmp_path):
+    status = {"version": 1, "stacks": [
+        {"name": "acme-lake-prod-bootstrap", "drift": "in sync", "next_step": ""},
+        {"name": "acme-lake-prod-dataset-eng-old", "drift": "not in configuration",
+         "next_step": "sdlf destroy acme-lake-prod-dataset-eng-old --env prod deletes it"}]}
+    summary, text = plan_summary("prod", PLAN, status)
+    assert summary.remove == ["acme-lake-prod-dataset-eng-old"]
+    message = summary.message()
+    assert message.startswith("prod: 1 stack(s) to add, 2 to change, 1 to remove, 1 unchanged.")
+    assert ("!! STACKS TO REMOVE (not in the configuration; `sdlf destroy` deletes them, this pipeline does not): "
+            "acme-lake-prod-dataset-eng-old") in message
+    assert "acme-lake-prod-dataset-eng-old: to remove (not in configuration) — sdlf destroy" in text
+
+    (tmp_path / "plan.json").write_text(json.dumps(PLAN))
+    (tmp_path / "status.json").write_text(json.dumps(status))
+    digest, _ = wf.summarize(tmp_path / "plan.json", "prod", status_path=tmp_path / "status.json")
+    assert "1 to remove" in digest.message
+    (tmp_path / "empty.json").write_text("")
+    with pytest.raises(SdlfError, match="empty.json: no status in it"):
+        wf.summarize(tmp_path / "plan.json", "prod", status_path=tmp_path / "empty.json")
 
 
 def test_the_approval_message_fits_codepipeline_limit():

@@ -29,8 +29,8 @@ def test_the_mapping_view_is_the_plain_registration_values():
     assert settings.batch == Batch(2, 50) and settings.schedule == "rate(5 minutes)"
     assert settings == {"transform": "default", "engine": "spark", "schedule": "rate(5 minutes)",
                         "batch": {"min_items": 2, "max_items": 50}, "partition_by": ["ingestion_date"],
-                        "quality": [{"rule": "uniqueness", "column": "id", "severity": "warn"}]}
-    assert settings["batch"]["max_items"] == 50 and "quality" in settings and "stage_b" not in settings
+                        "quality": [{"rule": "uniqueness", "column": "id", "severity": "warn"}], "stage_b": None}
+    assert settings["batch"]["max_items"] == 50 and "quality" in settings and settings["stage_b"] is None
 
 
 def test_unknown_settings_are_refused_by_name():

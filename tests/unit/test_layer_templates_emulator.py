@@ -157,10 +157,10 @@ def test_team_registry_and_analytics_resources_exist(report):
     from tests.snapshots.layers import FULL
 
     names = FULL.names
-    assert report["team_registry"] == sorted(
-        names.ssm("teams", "eng", x) for x in ("kms-key-arn", "lambda-role-arn", "states-role-arn", "glue-role-arn",
-                                                "topic-arn", "workgroup", "glue-database", "permissions-boundary-arn")
-    )
+    from sdlf_cli.registry import TEAM_KEYS
+
+    # Every key of the one registry vocabulary, and nothing else.
+    assert report["team_registry"] == sorted(names.ssm("teams", "eng", x) for x in TEAM_KEYS)
     assert set(report["glue_databases"]) >= {names.glue_database("eng"), names.glue_database("mkt"),
                                              names.glue_database("eng", "legislators"),
                                              names.glue_database("mkt", "ads")}

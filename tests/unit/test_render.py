@@ -111,7 +111,9 @@ def test_foundations_declares_only_the_deployer_parameters():
     assert set(minimal["Parameters"]) == {"pArtifactsBucket", "pCodeCatalogKey", "pLayerDatalakeKey"}
     _, full = render_one(FULL, "foundations")
     assert set(full["Parameters"]) == {"pArtifactsBucket", "pCodeCatalogKey", "pLayerDatalakeKey", "pLakeFormationAdmin"}
-    assert full["Parameters"]["pLakeFormationAdmin"]["Default"] == ""
+    # Required: the deployer always passes the principal CloudFormation acts as (or lake_formation_admins).
+    assert "Default" not in full["Parameters"]["pLakeFormationAdmin"]
+    assert full["Parameters"]["pLakeFormationAdmin"]["AllowedPattern"].startswith("^arn:aws")
 
 
 def test_foundations_buckets():
@@ -283,8 +285,9 @@ def test_lake_formation_resources_only_when_enabled():
         {"Fn::GetAtt": [b, "Arn"]} for b in ("rRawBucket", "rStageBucket", "rAnalyticsBucket")]
     assert all(r["UseServiceLinkedRole"] is True for r in registered)
     (settings,) = of_type(full, "AWS::LakeFormation::DataLakeSettings").values()
-    assert settings["Condition"] == "cHasLakeFormationAdmin"
+    assert "Condition" not in settings
     assert settings["Properties"]["MutationType"] == "APPEND"
+    assert settings["Properties"]["Admins"] == [{"DataLakePrincipalIdentifier": {"Ref": "pLakeFormationAdmin"}}]
     _, minimal = render_one(MINIMAL, "foundations")
     assert not [r for r in minimal["Resources"].values() if r["Type"].startswith("AWS::LakeFormation::")]
     assert "Conditions" not in minimal

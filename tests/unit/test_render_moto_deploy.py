@@ -56,6 +56,9 @@ def deployed(monkeypatch):
                 {"ParameterKey": "pArtifactsBucket", "ParameterValue": artifacts},
                 {"ParameterKey": "pCodeCatalogKey", "ParameterValue": "lambda/catalog.zip"},
                 {"ParameterKey": "pLayerDatalakeKey", "ParameterValue": "layers/datalake.zip"},
+                # Lake Formation is on in FULL: the deployer passes the principal CloudFormation acts as.
+                {"ParameterKey": "pLakeFormationAdmin",
+                 "ParameterValue": f"arn:aws:iam::{ACCOUNT}:role/deployer"},
             ],
         )
         yield cfn, boot_outputs, foundations.stack_name
