@@ -70,12 +70,14 @@ class Clients:
 
     def _base_session(self) -> boto3.session.Session:
         if self.target.is_local and not self.target.profile:
-            creds = {
-                "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", LOCAL_CREDENTIALS["aws_access_key_id"]),
-                "aws_secret_access_key": os.environ.get(
-                    "AWS_SECRET_ACCESS_KEY", LOCAL_CREDENTIALS["aws_secret_access_key"]
-                ),
-            }
+            creds = dict(LOCAL_CREDENTIALS)
+            if os.environ.get("AWS_ACCESS_KEY_ID"):
+                # Keys the environment gives (a build or a function acting as its role on the emulator) come
+                # with their session token; without it the emulator, as AWS, refuses assumed-role keys.
+                creds = {"aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+                         "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY",
+                                                                 LOCAL_CREDENTIALS["aws_secret_access_key"]),
+                         "aws_session_token": os.environ.get("AWS_SESSION_TOKEN") or None}
             return boto3.session.Session(region_name=self.target.region, **creds)
         return boto3.session.Session(profile_name=self.target.profile, region_name=self.target.region)
 

@@ -54,3 +54,19 @@ def test_an_empty_registry_says_which_layer_to_deploy():
         with pytest.raises(UsageError, match=r"foundations are not deployed for env 'dev' here .*"
                                              r"run `sdlf deploy foundations --env dev` first"):
             Lake(CFG, clients).registry
+
+
+def test_local_sessions_keep_the_session_token_of_keys_from_the_environment(monkeypatch):
+    from sdlf_cli.aws.session import AwsTarget, Clients
+
+    target = AwsTarget(region="us-east-1", endpoint_url="http://127.0.0.1:1")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    plain = Clients(target).session.get_credentials()
+    assert (plain.access_key, plain.token) == ("testing", None)
+    # A build acting as its role: assumed-role keys are only valid with their token.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "token")
+    assumed = Clients(target).session.get_credentials()
+    assert (assumed.access_key, assumed.secret_key, assumed.token) == ("ASIAEXAMPLE", "secret", "token")
