@@ -4,8 +4,8 @@ manifest, starts sm-b and only then deletes the messages; a batch below batch.mi
 untouched. See sdlf_datalake.stage_b.routing.BatchRouter.
 
 Environment (read per invocation): STATE_MACHINE_ARN, SSM_PREFIX, STAGE_BUCKET, ANALYTICS_BUCKET,
-QUALITY_TABLE, CATALOG_TABLE (hand-offs already in analytics are recognised there), optional
-REGISTRATION_TTL_SECONDS.
+QUALITY_TABLE, CATALOG_TABLE (hand-offs already in analytics are recognised there), EXECUTIONS_TABLE (the
+dataset's batch lease: one batch at a time), optional REGISTRATION_TTL_SECONDS.
 """
 from __future__ import annotations
 
@@ -26,12 +26,21 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     router = _router()
     details = {k: event.get(k) for k in ("team", "dataset", "force")} if isinstance(event, dict) else {}
     try:
-        result = router.route(event)
+        result = router.route(event, **_lease_time(context))
     except Exception as exc:
         logger.exception("stage-B routing failed", extra={**details, "error": f"{type(exc).__name__}: {exc}"})
         raise
     logger.info("batch started" if result["started"] else "no batch started", extra={**details, **result})
     return result
+
+
+def _lease_time(context: Any) -> dict[str, float]:
+    """The lease lapses when this invocation is sure to be over (its remaining time, and a margin)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    try:
+        return {"lease_seconds": remaining() / 1000.0 + 5.0} if callable(remaining) else {}
+    except (TypeError, ValueError):
+        return {}
 
 
 def _router() -> BatchRouter:

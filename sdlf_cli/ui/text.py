@@ -192,6 +192,8 @@ def _(j: Journey) -> None:
 
 @render.register
 def _(run: StageBRun) -> None:
+    for waited in run.waited_for:
+        _out.print(f"waited for the dataset's running batch {waited.rsplit(':', 1)[-1]} first")
     if not run.started:
         _out.print(f"no batch started: {run.reason}")
         return

@@ -18,6 +18,8 @@ def recent_runs(lake: Lake, team: str | None = None, dataset: str | None = None,
     runs = lake.tables.scan(lake.registry.table("executions"))
 
     def wanted(run: dict) -> bool:
+        if run.get("record"):
+            return False  # not an execution: stage B's batch lease of a dataset shares the table
         run_team, _, run_dataset = str(run.get("dataset_id", "")).partition("/")
         return (not team or run_team == team) and (not dataset or run_dataset == dataset)
 

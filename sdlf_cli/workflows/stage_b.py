@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.errors import SdlfError, UsageError
@@ -22,6 +22,7 @@ class StageBRun:
     status: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    waited_for: list[str] = field(default_factory=list)  # batches of the dataset that ran first
 
     @property
     def ok(self) -> bool:
@@ -40,30 +41,46 @@ def _pipeline_of(cfg: LakeConfig, team: str, dataset: str) -> str:
 
 def run_stage_b(lake: Lake, team: str, dataset: str, *, wait: bool = True,
                 timeout: float = 600.0, sleep=time.sleep, clock=time.monotonic) -> StageBRun:
-    """Invoke the pipeline's stage-B router for this dataset now (ignoring min_items), then wait."""
+    """Invoke the pipeline's stage-B router for this dataset now (ignoring min_items), then wait. The router
+    starts one batch of a dataset at a time: while another one runs (the schedule's), this waits for it to end
+    and asks again (with `wait`, until `timeout`)."""
     cfg = lake.config
     function = cfg.names.function(team, _pipeline_of(cfg, team, dataset), "routing-b")
     started_at = clock()
-    invocation = lake.functions.invoke(function, {"team": team, "dataset": dataset, "force": True})
-    if invocation.error:
-        raise SdlfError(f"{function} failed: {invocation.error_message}")
-    payload = invocation.payload
+    deadline = started_at + timeout
+    sfn = lake.state_machines
+    waited: list[str] = []
+    while True:
+        invocation = lake.functions.invoke(function, {"team": team, "dataset": dataset, "force": True})
+        if invocation.error:
+            raise SdlfError(f"{function} failed: {invocation.error_message}")
+        payload = invocation.payload
+        if payload.get("started") or not payload.get("busy") or not wait or clock() >= deadline:
+            break
+        running = payload.get("running_execution")
+        if running:
+            waited.append(running)
+            _wait_for(sfn, running, deadline, sleep, clock)
+        else:
+            sleep(1.0)  # another router is starting a batch: it holds the lease for seconds at most
     run = StageBRun(started=bool(payload.get("started")), reason=payload.get("reason", ""),
                     batch_id=payload.get("batch_id"), objects=int(payload.get("objects") or 0),
-                    execution_arn=payload.get("execution_arn"))
+                    execution_arn=payload.get("execution_arn"), waited_for=waited)
     if run.started and wait and run.execution_arn:
-        sfn = lake.state_machines
-        deadline = clock() + timeout
-        while True:
-            described = sfn.describe_execution(run.execution_arn)
-            run.status = described["status"]
-            if run.status in FINAL or clock() >= deadline:
-                break
-            sleep(1.0)
+        described = _wait_for(sfn, run.execution_arn, deadline, sleep, clock)
+        run.status = described["status"]
         if run.status != "SUCCEEDED":
             run.error = _failure_of(sfn, run.execution_arn, described)
     run.seconds = clock() - started_at
     return run
+
+
+def _wait_for(sfn, execution_arn: str, deadline: float, sleep, clock) -> dict:
+    while True:
+        described = sfn.describe_execution(execution_arn)
+        if described["status"] in FINAL or clock() >= deadline:
+            return described
+        sleep(1.0)
 
 
 def _failure_of(sfn, execution_arn: str, described: dict) -> str:

@@ -167,22 +167,10 @@ class LakeOps:
         try:
             run = run_stage_b(self.lake, TEAM, DATASET, timeout=120)
         except SdlfError:
-            # The router failed (a fault), possibly after it started a batch: wait for that batch as the
-            # dataset's schedule would (its next run comes minutes later). Two routers at once can batch a
-            # duplicate hand-off twice before the first batch marks its objects (see the README's limits).
-            self._wait_for_batches()
+            # The router failed (a fault), possibly after it started a batch: the next call waits for that batch
+            # (the router refuses while one of the dataset's runs, and run_stage_b waits for it).
             return None
         return run.started
-
-    def _wait_for_batches(self, timeout: float = 300.0) -> None:
-        sfn = self.lake.clients.client("stepfunctions")
-        name = self.lake.config.names.state_machine(TEAM, "main", "sm-b")
-        machines = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"] == name]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(
-                e["name"].startswith(f"{DATASET}-b-") for arn in machines
-                for e in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]):
-            time.sleep(1.0)
 
     def redrive(self) -> int:
         from sdlf_cli.workflows.redrive import redrive

@@ -1,6 +1,8 @@
 """Stage B's routing: a batch of the dataset's stage-B queue to one execution, idempotently (lambda/routing-b).
 A hand-off whose content a batch already put in the analytics table, or is putting there, is deleted
-instead of batched again (see `BatchRouter._already_in_analytics`)."""
+instead of batched again (see `BatchRouter._already_in_analytics`). One batch of a dataset at a time: a router
+takes the dataset's batch lease (a conditional write) before it reads the queue, and refuses, saying why, while
+another router or a RUNNING batch holds it (see `sdlf_datalake.stage_b.lease`)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +20,7 @@ from sdlf_datalake.manifest import (
     MANIFEST, batch_id as make_batch_id, batch_prefix, build_manifest, read_json, table_name,
 )
 from sdlf_datalake.registry import DatasetRegistration, RegistrationReader
+from sdlf_datalake.stage_b.lease import BatchLease, Busy, Lease
 from sdlf_datalake.support import SQS_BATCH, lazy_client, required_env, sqs_chunks
 from sdlf_datalake.timeutil import Clock, now_iso
 
@@ -27,6 +30,8 @@ DEFAULT_MAX_ITEMS = 100
 # Messages taken for a batch stay invisible this long: far more than routing-b needs to write the
 # manifest and start the execution (its timeout is 60 s), so no other invocation takes them meanwhile.
 RECEIVE_VISIBILITY_SECONDS = 300
+# How long a router holds the batch lease at most when its Lambda context does not say (its timeout is 60 s).
+DEFAULT_LEASE_SECONDS = 90.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -92,11 +97,13 @@ class RoutingBConfig:
     analytics_bucket: str
     quality_table: str
     catalog_table: str
+    executions_table: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "RoutingBConfig":
         env = os.environ if env is None else env
-        names = ("STATE_MACHINE_ARN", "SSM_PREFIX", "STAGE_BUCKET", "ANALYTICS_BUCKET", "QUALITY_TABLE", "CATALOG_TABLE")
+        names = ("STATE_MACHINE_ARN", "SSM_PREFIX", "STAGE_BUCKET", "ANALYTICS_BUCKET", "QUALITY_TABLE", "CATALOG_TABLE",
+                 "EXECUTIONS_TABLE")
         return cls(*required_env(env, names, "routing-b"))
 
 
@@ -119,17 +126,36 @@ class BatchRouter:
         self._logger = logger
         self.registrations = registrations or RegistrationReader(config.ssm_prefix)
         self.catalog = CatalogRepository(config.catalog_table, client=dynamodb, clock=clock)
+        self.lease = BatchLease(config.executions_table, config.state_machine_arn, dynamodb=dynamodb, sfn=sfn,
+                                clock=clock)
 
     sqs = lazy_client("sqs", "_sqs")
     s3 = lazy_client("s3", "_s3")
     sfn = lazy_client("stepfunctions", "_sfn")
 
-    def route(self, event: Any) -> dict[str, Any]:
+    def route(self, event: Any, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> dict[str, Any]:
+        """Start one batch of the dataset's hand-offs, or say why not. `lease_seconds`: how long this
+        invocation may still run (the lease it takes lapses then, should it crash)."""
         team, dataset, force = _routing_request(event)
         registration = self.registrations.get(team, dataset)
         queue_url, job, quality_job, crawler = _stage_b_settings(registration)
         min_items, max_items = _batch_limits(registration)
 
+        lease = self.lease.acquire(team, dataset, lease_seconds)
+        if isinstance(lease, Busy):
+            return {"team": team, "dataset": dataset, "started": False, "busy": True, "reason": lease.reason,
+                    "running_execution": lease.execution_arn}
+        held = [True]
+        try:
+            return self._route(registration, lease, held, team, dataset, force, queue_url, job, quality_job, crawler,
+                               min_items, max_items)
+        finally:
+            if held[0]:
+                self._give_back(lease)
+
+    def _route(self, registration: DatasetRegistration, lease: Lease, held: list[bool], team: str, dataset: str,
+               force: bool, queue_url: str, job: str, quality_job: str, crawler: str, min_items: int,
+               max_items: int) -> dict[str, Any]:
         messages = self._receive(queue_url, max_items, team, dataset)
         usable = [m for m in messages if m.problem is None]
         rejected = [m for m in messages if m.problem is not None]
@@ -170,6 +196,10 @@ class BatchRouter:
             "execution": name,
         }
         execution_arn, already = self._start(name, execution_input)
+        held[0] = False
+        if not self._hand_lease(lease, execution_arn):
+            self._log("warning", "the batch lease was no longer this router's when its batch started",
+                      execution=name, lease=lease.id)
         # Only now, with the execution started (or found started), may the messages go.
         self._delete(queue_url, usable)
         return {
@@ -184,6 +214,22 @@ class BatchRouter:
         }
 
     # --- internals ----------------------------------------------------------------------------
+    def _hand_lease(self, lease: Lease, execution_arn: str) -> bool:
+        try:
+            return self.lease.hand_to(lease, execution_arn)
+        except Exception as exc:
+            # The batch runs anyway; the lease stays this router's until it lapses, by when the batch's
+            # PreUpdate has marked its objects.
+            self._log("warning", "could not hand the batch lease to the started batch", error=f"{type(exc).__name__}: {exc}")
+            return True
+
+    def _give_back(self, lease: Lease) -> None:
+        try:
+            self.lease.release(lease)
+        except Exception as exc:
+            # Not fatal: the lease lapses when this invocation's time is up.
+            self._log("warning", "could not release the batch lease", lease=lease.id, error=f"{type(exc).__name__}: {exc}")
+
     def _receive(self, queue_url: str, max_items: int, team: str, dataset: str) -> list[StageBMessage]:
         messages: list[StageBMessage] = []
         seen: set[str] = set()
