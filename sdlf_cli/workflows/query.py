@@ -6,7 +6,7 @@ On AWS the query runs in the team's Athena workgroup (`names.workgroup(team)`) o
 On the emulator there is no Athena engine, so the same SQL runs on DuckDB: every `database.table`
 reference (found by a small tokenizer that skips strings and comments; quoted names too) whose database
 exists in the emulator's Glue catalog is resolved with GetTable, the Parquet files below its Location are
-downloaded to a local cache (skipped when the ETag is unchanged), and a view `"database"."table"` over
+downloaded to a local cache (one copy per ETag, shared by the machine's processes), and a view `"database"."table"` over
 `read_parquet([...], hive_partitioning=true)` makes the SQL run unchanged.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -303,29 +304,37 @@ def _resolve_table(glue: GlueCatalog, database: str, table: str) -> dict[str, An
 
 def sync_parquet_files(storage: Storage, location: str, cache_dir: Path) -> list[Path]:
     """Local copies of the Parquet files below an s3:// location (`_*`/`.*` paths skipped, as Hive does);
-    a file whose ETag did not change is not downloaded again."""
+    a file whose ETag did not change is not downloaded again.
+
+    The cache is shared by every process of the machine (queries of several lakes or emulators at once with
+    the same bucket and key names), so a copy is named by its object's ETag (`<key's folder>/<etag>/<name>`)
+    and written whole under a unique temporary name, then renamed: a copy never changes once written, and
+    a query never reads another object's bytes or a half-written file."""
     if not location.startswith("s3://"):
         raise SdlfError(f"table location {location!r} is not an s3:// location")
     bucket, _, prefix = location[5:].partition("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    files: list[Path] = []
+    files: list[tuple[str, Path]] = []
     for obj in storage.objects(bucket, prefix):
         key, relative = obj.key, obj.key[len(prefix):]
         if not relative or key.endswith("/") or any(p.startswith(("_", ".")) for p in relative.split("/")):
             continue
-        local = cache_dir / bucket / key
-        etag_file = local.with_name(local.name + ".sdlf-etag")
-        etag = obj.etag.strip('"')
-        if not (local.is_file() and etag_file.is_file() and etag_file.read_text() == etag):
+        folder, _, name = key.rpartition("/")
+        local = cache_dir / bucket / folder / obj.etag.strip('"') / name
+        if not local.is_file():
             local.parent.mkdir(parents=True, exist_ok=True)
-            partial = local.with_name(local.name + ".part")
-            partial.write_bytes(storage.read(bucket, key))
-            partial.replace(local)
-            etag_file.write_text(etag)
+            handle, partial = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=local.parent)
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    out.write(storage.read(bucket, key))
+                os.replace(partial, local)
+            except BaseException:
+                Path(partial).unlink(missing_ok=True)
+                raise
         if _is_parquet(local):  # only Parquet: a stray text file would fail the whole query
-            files.append(local)
-    return sorted(files)
+            files.append((key, local))
+    return [local for _, local in sorted(files)]  # in key order, as the objects are listed
 
 
 def _is_parquet(path: Path) -> bool:
