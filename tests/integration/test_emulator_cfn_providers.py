@@ -130,6 +130,26 @@ def test_athena_workgroup_provider(emulator):
     assert name not in {w["Name"] for w in athena.list_work_groups()["WorkGroups"]}
 
 
+def test_a_new_name_replaces_the_work_group_and_the_glue_job(emulator):
+    athena, glue = client(emulator, "athena"), client(emulator, "glue")
+    stack, first, second = unique("renamed"), unique("wg"), unique("wg")
+    db = unique("db").replace("-", "_")
+
+    def template(name: str) -> dict:
+        work_group = _workgroup_template(name, "s3://athena/one/", "ENABLED")
+        glue_resources = _glue_template(db, "events", f"{name}-job", f"{db}-crawler", "d", 2)["Resources"]
+        return {"Resources": {**work_group["Resources"], **glue_resources}, "Outputs": work_group["Outputs"]}
+
+    deploy(emulator, stack, template(first))
+    updated = deploy(emulator, stack, template(second))
+    assert updated["StackStatus"] == "UPDATE_COMPLETE" and outputs(updated)["Name"] == second
+    work_groups = {w["Name"] for w in athena.list_work_groups()["WorkGroups"]}
+    assert second in work_groups and first not in work_groups
+    jobs = glue.list_jobs()["JobNames"]
+    assert f"{second}-job" in jobs and f"{first}-job" not in jobs
+    delete(emulator, stack)
+
+
 def _messaging_template(queue: str, topic: str, sid: str, raw: bool) -> dict:
     return {"Resources": {
         "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}},

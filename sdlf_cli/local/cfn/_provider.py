@@ -46,10 +46,34 @@ class ProviderMixin:
         raise NotImplementedError
 
     @classmethod
+    def renamed(cls, original_resource, name: str, cloudformation_json, account_id: str, region_name: str):
+        """The replacement when an update gives the resource a new physical name, as CloudFormation makes it
+        (the new one created, then the original deleted); None when the name is unchanged."""
+        if name == original_resource.name:
+            return None
+        new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+        original_resource.delete(account_id, region_name)
+        return new
+
+    @classmethod
     def replace(cls, original_resource, name: str, cloudformation_json, account_id: str, region_name: str):
         """An update by replacement: delete the original, then create `name` from the new template."""
         original_resource.delete(account_id, region_name)
         return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+
+
+class NamedInRegion:
+    """A provider's resource known by its name in one account and region (its physical id is the name).
+    Listed before ProviderMixin in the bases, so the provider stays a direct subclass of CloudFormationModel."""
+
+    def __init__(self, name: str, account_id: str, region_name: str):
+        self.name = name
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
 
 
 def tags_dict(tags: Any) -> dict[str, str]:

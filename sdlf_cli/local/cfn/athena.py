@@ -6,7 +6,7 @@ import time
 
 from moto.core.common_models import CloudFormationModel
 
-from sdlf_cli.local.cfn._provider import ProviderMixin
+from sdlf_cli.local.cfn._provider import NamedInRegion, ProviderMixin
 
 
 def _athena(account_id: str, region_name: str):
@@ -19,7 +19,7 @@ def _configuration(props: dict) -> dict:
     return copy.deepcopy(props.get("WorkGroupConfiguration") or {})
 
 
-class AthenaWorkGroup(ProviderMixin, CloudFormationModel):
+class AthenaWorkGroup(NamedInRegion, ProviderMixin, CloudFormationModel):
     TYPE = "AWS::Athena::WorkGroup"
     NAME_PROPERTY = "Name"
     ATTRIBUTES = {
@@ -29,17 +29,11 @@ class AthenaWorkGroup(ProviderMixin, CloudFormationModel):
     }
 
     def __init__(self, name: str, account_id: str, region_name: str):
-        self.name = name
-        self.account_id = account_id
-        self.region_name = region_name
+        super().__init__(name, account_id, region_name)
         self.creation_time = str(int(time.time()))
 
     def work_group(self):
         return _athena(self.account_id, self.region_name).work_groups[self.name]
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -58,9 +52,8 @@ class AthenaWorkGroup(ProviderMixin, CloudFormationModel):
                                         account_id, region_name):
         props = cloudformation_json["Properties"]
         name = props.get("Name", original_resource.name)
-        if name != original_resource.name:
-            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
-            original_resource.delete(account_id, region_name)
+        new = cls.renamed(original_resource, name, cloudformation_json, account_id, region_name)
+        if new is not None:
             return new
         work_group = original_resource.work_group()
         configuration = _configuration(props)

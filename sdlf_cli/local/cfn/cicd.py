@@ -15,7 +15,7 @@ from typing import Any
 
 from moto.core.common_models import CloudFormationModel
 
-from sdlf_cli.local.cfn._provider import ProviderMixin
+from sdlf_cli.local.cfn._provider import NamedInRegion, ProviderMixin
 
 
 class PipelineDefinitionError(ValueError):
@@ -160,20 +160,11 @@ def _tags(props: dict[str, Any]) -> list[dict[str, str]]:
     return [{"key": t["Key"], "value": t["Value"]} for t in props.get("Tags") or []]
 
 
-class CodePipelinePipeline(ProviderMixin, CloudFormationModel):
+class CodePipelinePipeline(NamedInRegion, ProviderMixin, CloudFormationModel):
     TYPE = "AWS::CodePipeline::Pipeline"
     NAME_PROPERTY = "Name"
     ATTRIBUTES = {"Version": lambda self: str(_codepipeline(self.account_id, self.region_name)
                                               .pipelines[self.name].pipeline["version"])}
-
-    def __init__(self, name: str, account_id: str, region_name: str):
-        self.name = name
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -200,9 +191,8 @@ class CodePipelinePipeline(ProviderMixin, CloudFormationModel):
                                         account_id, region_name):
         props = cloudformation_json["Properties"]
         name = props.get("Name", original_resource.name)
-        if name != original_resource.name:
-            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
-            original_resource.delete(account_id, region_name)
+        new = cls.renamed(original_resource, name, cloudformation_json, account_id, region_name)
+        if new is not None:
             return new
         backend = _codepipeline(account_id, region_name)
         declaration = pipeline_declaration(name, props, account_id, region_name)
@@ -259,19 +249,10 @@ def project_fields(name: str, props: dict[str, Any], account_id: str, region_nam
     return shaped
 
 
-class CodeBuildProject(ProviderMixin, CloudFormationModel):
+class CodeBuildProject(NamedInRegion, ProviderMixin, CloudFormationModel):
     TYPE = "AWS::CodeBuild::Project"
     NAME_PROPERTY = "Name"
     ATTRIBUTES = {"Arn": lambda self: _codebuild(self.account_id, self.region_name).codebuild_projects[self.name].arn}
-
-    def __init__(self, name: str, account_id: str, region_name: str):
-        self.name = name
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
 
     @staticmethod
     def _write(name: str, props: dict[str, Any], account_id: str, region_name: str) -> None:
@@ -311,9 +292,8 @@ class CodeBuildProject(ProviderMixin, CloudFormationModel):
                                         account_id, region_name):
         props = cloudformation_json["Properties"]
         name = props.get("Name", original_resource.name)
-        if name != original_resource.name:
-            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
-            original_resource.delete(account_id, region_name)
+        new = cls.renamed(original_resource, name, cloudformation_json, account_id, region_name)
+        if new is not None:
             return new
         cls._write(name, props, account_id, region_name)
         return original_resource

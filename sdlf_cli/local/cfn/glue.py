@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from moto.core.common_models import CloudFormationModel
 
-from sdlf_cli.local.cfn._provider import ProviderMixin, tags_dict
+from sdlf_cli.local.cfn._provider import NamedInRegion, ProviderMixin, tags_dict
 
 
 def _glue(account_id: str, region_name: str):
@@ -47,18 +47,9 @@ class _NamedGlueResource(ProviderMixin):
             getattr(backend, self.DELETE)(self.name)
 
 
-class GlueDatabase(ProviderMixin, CloudFormationModel):
+class GlueDatabase(NamedInRegion, ProviderMixin, CloudFormationModel):
     TYPE = "AWS::Glue::Database"
     ATTRIBUTES: dict = {}
-
-    def __init__(self, name: str, account_id: str, region_name: str):
-        self.name = name
-        self.account_id = account_id
-        self.region_name = region_name
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
 
     @staticmethod
     def _input(props: dict[str, Any], resource_name: str) -> tuple[str, dict[str, Any]]:
@@ -77,9 +68,8 @@ class GlueDatabase(ProviderMixin, CloudFormationModel):
     def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
                                         account_id, region_name):
         name, database_input = cls._input(cloudformation_json["Properties"], original_resource.name)
-        if name != original_resource.name:  # a new name replaces the database
-            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
-            original_resource.delete(account_id, region_name)
+        new = cls.renamed(original_resource, name, cloudformation_json, account_id, region_name)
+        if new is not None:
             return new
         _glue(account_id, region_name).update_database(name, database_input)
         return original_resource
@@ -179,9 +169,8 @@ class GlueJob(_NamedGlueResource, CloudFormationModel):
                                         account_id, region_name):
         props = cloudformation_json["Properties"]
         name = props.get("Name", original_resource.name)
-        if name != original_resource.name:
-            new = cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
-            original_resource.delete(account_id, region_name)
+        new = cls.renamed(original_resource, name, cloudformation_json, account_id, region_name)
+        if new is not None:
             return new
         job = _glue(account_id, region_name).get_job(name)
         from moto.core.utils import utcnow
