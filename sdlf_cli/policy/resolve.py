@@ -20,6 +20,32 @@ ACCOUNT = "123456789012"
 PARTITION = "aws"
 
 
+# Resource type -> (the property holding its name, its Ref and attributes), with {name}, {region},
+# {account}, {partition} and {here} ("<region>:<account>") filled in as AWS forms them.
+_ARN = "arn:{partition}:"
+_NAMED: dict[str, tuple[str, dict[str, str]]] = {
+    "AWS::S3::Bucket": ("BucketName", {"Ref": "{name}", "Arn": _ARN + "s3:::{name}"}),
+    "AWS::SQS::Queue": ("QueueName", {"Ref": "https://sqs.{region}.amazonaws.com/{account}/{name}",
+                                      "Arn": _ARN + "sqs:{here}:{name}", "QueueName": "{name}"}),
+    "AWS::SNS::Topic": ("TopicName", {"Ref": _ARN + "sns:{here}:{name}", "TopicArn": _ARN + "sns:{here}:{name}"}),
+    "AWS::IAM::Role": ("RoleName", {"Ref": "{name}", "Arn": _ARN + "iam::{account}:role/{name}"}),
+    "AWS::IAM::ManagedPolicy": ("ManagedPolicyName", {"Ref": _ARN + "iam::{account}:policy/{name}",
+                                                      "PolicyArn": _ARN + "iam::{account}:policy/{name}"}),
+    "AWS::DynamoDB::Table": ("TableName", {"Ref": "{name}", "Arn": _ARN + "dynamodb:{here}:table/{name}"}),
+    "AWS::StepFunctions::StateMachine": ("StateMachineName", {
+        "Ref": _ARN + "states:{here}:stateMachine:{name}", "Arn": _ARN + "states:{here}:stateMachine:{name}",
+        "Name": "{name}"}),
+    "AWS::Lambda::Function": ("FunctionName", {"Ref": "{name}", "Arn": _ARN + "lambda:{here}:function:{name}"}),
+    "AWS::Lambda::LayerVersion": ("LayerName", {"Ref": _ARN + "lambda:{here}:layer:{name}:1",
+                                                "LayerVersionArn": _ARN + "lambda:{here}:layer:{name}:1"}),
+    "AWS::Logs::LogGroup": ("LogGroupName", {"Ref": "{name}", "Arn": _ARN + "logs:{here}:log-group:{name}:*"}),
+    "AWS::Events::Rule": ("Name", {"Ref": "{name}", "Arn": _ARN + "events:{here}:rule/{name}"}),
+    **{kind: ("Name", {"Ref": "{name}"}) for kind in (
+        "AWS::Glue::Job", "AWS::Glue::Crawler", "AWS::Glue::SecurityConfiguration", "AWS::Athena::WorkGroup",
+        "AWS::SSM::Parameter")},
+}
+
+
 class Unresolved(Exception):
     pass
 
@@ -130,49 +156,16 @@ class Stack:
         def named(key: str) -> str:
             return str(self.resolve(props[key])) if key in props else f"{self.name}-{logical_id}"
 
-        made_up = hashlib.sha256(f"{self.name}/{logical_id}".encode()).hexdigest()[:32]
-        if kind == "AWS::S3::Bucket":
-            name = named("BucketName")
-            attrs = {"Ref": name, "Arn": f"arn:{PARTITION}:s3:::{name}"}
+        if kind in _NAMED:
+            name_property, forms = _NAMED[kind]
+            values = {"name": named(name_property), "region": region, "here": here, "account": ACCOUNT,
+                      "partition": PARTITION}
+            attrs = {attribute: form.format(**values) for attribute, form in forms.items()}
         elif kind == "AWS::KMS::Key":
+            made_up = hashlib.sha256(f"{self.name}/{logical_id}".encode()).hexdigest()[:32]
             attrs = {"Ref": made_up, "Arn": f"arn:{PARTITION}:kms:{here}:key/{made_up}", "KeyId": made_up}
-        elif kind == "AWS::SQS::Queue":
-            name = named("QueueName")
-            attrs = {"Ref": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{name}",
-                     "Arn": f"arn:{PARTITION}:sqs:{here}:{name}", "QueueName": name}
-        elif kind == "AWS::SNS::Topic":
-            arn = f"arn:{PARTITION}:sns:{here}:{named('TopicName')}"
-            attrs = {"Ref": arn, "TopicArn": arn}
-        elif kind == "AWS::IAM::Role":
-            name = named("RoleName")
-            attrs = {"Ref": name, "Arn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"}
-        elif kind == "AWS::IAM::ManagedPolicy":
-            arn = f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{named('ManagedPolicyName')}"
-            attrs = {"Ref": arn, "PolicyArn": arn}
-        elif kind == "AWS::DynamoDB::Table":
-            name = named("TableName")
-            attrs = {"Ref": name, "Arn": f"arn:{PARTITION}:dynamodb:{here}:table/{name}"}
-        elif kind == "AWS::StepFunctions::StateMachine":
-            name = named("StateMachineName")
-            arn = f"arn:{PARTITION}:states:{here}:stateMachine:{name}"
-            attrs = {"Ref": arn, "Arn": arn, "Name": name}
-        elif kind == "AWS::Lambda::Function":
-            name = named("FunctionName")
-            attrs = {"Ref": name, "Arn": f"arn:{PARTITION}:lambda:{here}:function:{name}"}
-        elif kind == "AWS::Lambda::LayerVersion":
-            arn = f"arn:{PARTITION}:lambda:{here}:layer:{named('LayerName')}:1"
-            attrs = {"Ref": arn, "LayerVersionArn": arn}
-        elif kind == "AWS::Logs::LogGroup":
-            name = named("LogGroupName")
-            attrs = {"Ref": name, "Arn": f"arn:{PARTITION}:logs:{here}:log-group:{name}:*"}
-        elif kind == "AWS::Events::Rule":
-            name = named("Name")
-            attrs = {"Ref": name, "Arn": f"arn:{PARTITION}:events:{here}:rule/{name}"}
         elif kind == "AWS::Glue::Database":
             attrs = {"Ref": str(self.resolve(props["DatabaseInput"]["Name"]))}
-        elif kind in ("AWS::Glue::Job", "AWS::Glue::Crawler", "AWS::Glue::SecurityConfiguration",
-                      "AWS::Athena::WorkGroup", "AWS::SSM::Parameter"):
-            attrs = {"Ref": named("Name")}
         else:
             attrs = {"Ref": f"{self.name}-{logical_id}", "Arn": f"arn:{PARTITION}:unknown:{here}:{logical_id}"}
         self._attrs[logical_id] = attrs
