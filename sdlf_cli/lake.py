@@ -118,9 +118,9 @@ class Lake:
 
     @cached_property
     def functions(self):
-        from sdlf_cli.aws.functions import Functions
+        from sdlf_cli.aws.functions import INVOKE_READ_TIMEOUT, Functions
 
-        return Functions(self._client("lambda"))
+        return Functions(self._client("lambda"), self.clients.client("lambda", read_timeout=INVOKE_READ_TIMEOUT))
 
     @cached_property
     def state_machines(self):

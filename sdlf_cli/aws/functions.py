@@ -18,11 +18,23 @@ class Invocation:
         return self.payload.get("errorMessage") if isinstance(self.payload, dict) else str(self.payload)
 
 
+# Lambda's longest function timeout, and what a synchronous invoke may take beyond it (a cold start).
+MAX_FUNCTION_SECONDS = 900
+INVOKE_READ_TIMEOUT = MAX_FUNCTION_SECONDS + 60
+
+
 class Functions(Gateway):
+    """`invoker`: the client synchronous invokes go through, one that waits as long as a function may run
+    and never retries (`Clients.client("lambda", read_timeout=INVOKE_READ_TIMEOUT)`); by default `client`."""
+
     service = "lambda"
 
+    def __init__(self, client: Any, invoker: Any = None):
+        super().__init__(client)
+        self._invoker = Functions(invoker) if invoker is not None else self
+
     def invoke(self, name: str, event: dict) -> Invocation:
-        response = self._call("invoke", FunctionName=name, Payload=json.dumps(event).encode())
+        response = self._invoker._call("invoke", FunctionName=name, Payload=json.dumps(event).encode())
         return Invocation(json.loads(response["Payload"].read() or b"null"), response.get("FunctionError"))
 
     def layer_versions(self, layer: str) -> list[str]:

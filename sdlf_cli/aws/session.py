@@ -81,14 +81,22 @@ class Clients:
             return boto3.session.Session(region_name=self.target.region, **creds)
         return boto3.session.Session(profile_name=self.target.profile, region_name=self.target.region)
 
-    def client(self, service: str):
-        if service not in self._cache:
+    def client(self, service: str, *, read_timeout: float | None = None):
+        """The service's client, one per service (its threads share it, so they back off together).
+
+        `read_timeout`: for calls that run as long as the work they start (a synchronous Lambda invoke lasts
+        up to the function's timeout, past botocore's 60 s): such a client waits that long and never retries,
+        since a retried invoke would run the function a second time while the first still runs."""
+        key = service if read_timeout is None else f"{service}@{read_timeout}"
+        if key not in self._cache:
             # AWS throttles control-plane calls under load, so retry generously there; the emulator never
             # throttles, and an unreachable one should fail fast instead of backing off for a minute.
             retries = {"max_attempts": 3, "mode": "standard"} if self.target.is_local else {
                 "max_attempts": 10, "mode": "adaptive"}
-            kwargs = {"region_name": self.target.region, "config": Config(retries=retries)}
+            config = Config(retries=retries) if read_timeout is None else Config(
+                read_timeout=read_timeout, retries={"total_max_attempts": 1, "mode": "standard"})
+            kwargs = {"region_name": self.target.region, "config": config}
             if self.target.endpoint_url:
                 kwargs["endpoint_url"] = self.target.endpoint_url
-            self._cache[service] = self.session.client(service, **kwargs)
-        return self._cache[service]
+            self._cache[key] = self.session.client(service, **kwargs)
+        return self._cache[key]

@@ -75,3 +75,36 @@ def test_a_throttle_that_outlasts_the_retries_names_the_call_and_awss_reason():
         stub.add_client_error("describe_stacks", "Throttling", "Rate exceeded", http_status_code=400)
         with pytest.raises(CloudFormationError, match="DescribeStacks sdlf-dev-team-a: Throttling: Rate exceeded"):
             gateway.describe_stack("sdlf-dev-team-a")
+
+
+class TimesOut:
+    """Every request sent times out reading the answer (a synchronous invoke still running), counted."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def __call__(self, request, **_):
+        from botocore.exceptions import ReadTimeoutError
+
+        self.sent += 1
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+
+@pytest.mark.parametrize("target", [AwsTarget(region="us-east-1"),
+                                    AwsTarget(region="us-east-1", endpoint_url="http://127.0.0.1:4566")])
+def test_a_synchronous_invoke_waits_as_long_as_a_function_runs_and_is_never_sent_twice(target):
+    from sdlf_cli.aws.functions import INVOKE_READ_TIMEOUT, MAX_FUNCTION_SECONDS, Functions
+    from sdlf_cli.errors import AwsError
+
+    session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
+    clients = Clients(target, session=session)
+    invoker = clients.client("lambda", read_timeout=INVOKE_READ_TIMEOUT)
+    assert invoker.meta.config.read_timeout > MAX_FUNCTION_SECONDS
+    assert invoker is not clients.client("lambda")  # other Lambda calls keep their retries
+    timing_out = TimesOut()
+    invoker.meta.events.register("before-send.lambda.Invoke", timing_out)
+
+    with pytest.raises(AwsError, match="ReadTimeoutError"):
+        Functions(clients.client("lambda"), invoker).invoke("acme-lake-dev-routing-b", {"force": True})
+    # a second attempt would run the function again while the first still runs
+    assert timing_out.sent == 1
