@@ -51,7 +51,9 @@ class ChaosOutcome:
             f"time {self.seconds:.1f} s",
             f"audit: {counts}; lost {a.lost}, duplicated {a.duplicated}; analytics rows {self.rows_queried} "
             f"(catalog rows {a.to_dict()['rows']}, records {a.to_dict()['records']})",
-        ]
+        ] + [f"  {o.state} {o.uri} ({o.version_id}): {o.detail}" for d in a.datasets for o in d.objects
+             if o.state != "PROCESSED"] + [f"  duplicate {d.uri}: {d.detail}" for ds in a.datasets
+                                           for d in ds.duplicates]
 
 
 def prepare_project(dest: Path, env: str) -> Path:

@@ -505,6 +505,40 @@ def test_dlq_message_replays_through_routing_once(lake):
     assert lake.execution_input(replay)["object"] == state["object"]
 
 
+def test_a_failure_handler_retried_after_its_replay_succeeded_keeps_the_object_processed(lake):
+    state = routed_input(lake, lake.upload("persons.csv"))
+    failure = {"object": state["object"], "error": lambda_error("X", "boom"), "execution": state["execution"]}
+    error_a.handler(failure, Context())
+    [message] = lake.messages(lake.dlq_a)
+    assert route(message) == []
+    replay = lake.execution_input(next(e["name"] for e in lake.executions() if e["name"] != state["execution"]))
+    step("pre", replay)
+    step("post", replay, outputs=step("transform", replay))
+    uri = state["object"]["uri"]
+    assert lake.row(CATALOG, uri)["status"] == "PROCESSED"
+
+    # The state machine retries the first failure's handler (its invoke timed out after it ran): it lands
+    # only now, after the replay it caused succeeded.
+    late = error_a.handler(failure, Context())
+    assert late["catalog"].startswith("kept")
+    row = lake.row(CATALOG, uri)
+    assert (row["status"], row["execution"]) == ("PROCESSED", replay["execution"])
+    # Its second DLQ message replays to a no-op: the replay's execution exists.
+    [again] = lake.messages(lake.dlq_a)
+    assert route(again) == [] and len(lake.executions()) == 2
+    assert lake.row(CATALOG, uri)["status"] == "PROCESSED"
+
+
+def test_a_new_failure_of_the_same_content_is_still_marked(lake):
+    state = routed_input(lake, lake.upload("persons.csv"))
+    step("pre", state)
+    step("post", state, outputs=step("transform", state))
+    # The same execution failing after its post (e.g. a retried step) is not someone else's success.
+    error_a.handler({"object": state["object"], "error": lambda_error("X", "late"), "execution": state["execution"]},
+                    Context())
+    assert lake.row(CATALOG, state["object"]["uri"])["status"] == "FAILED"
+
+
 @pytest.mark.parametrize(
     ("error", "reason"),
     [

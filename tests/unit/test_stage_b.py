@@ -590,6 +590,37 @@ def test_a_failed_batch_is_quarantined_out_of_the_table_and_its_replay_brings_it
     assert all(lake.row(CATALOG, m["uri"])["status"] == "PROCESSED" for m in sent)
 
 
+def test_a_failure_handler_retried_after_its_replay_succeeded_changes_nothing(lake):
+    sent, execution_input = _started(lake)
+    transform_b.handler(_step("pre", execution_input), None)
+    [output] = _job_ran(lake, execution_input, quality_status="FAIL")
+    failure = {**execution_input, "error": _lambda_error("quality rule(s) failed: uniqueness(id)")}
+    error_b.handler(failure, None)
+    for body in lake.messages(lake.dlq_b):
+        lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps(body))
+    lake.end_batches()
+    replayed = lake.execution_input(lake.route()["execution_arn"])
+    transform_b.handler(_step("pre", replayed), None)
+    _job_ran(lake, replayed)
+    transform_b.handler(_step("post", replayed), None)
+    table = _table_keys(lake)
+    assert output.split("/", 3)[3] in table
+
+    # The state machine retries the first failure's handler (its invoke timed out after it ran): it lands
+    # only now, after the replay it caused succeeded. The replay's rows and files are not its to touch.
+    late = error_b.handler(failure, None)
+    assert sorted(late["done_elsewhere"]) == sorted(m["uri"] for m in sent)
+    assert "quarantined" not in late and _table_keys(lake) == table
+    assert all(lake.row(CATALOG, m["uri"])["status"] == "PROCESSED" for m in sent)
+    assert lake.row(CATALOG, output)["status"] == "PROCESSED"
+    # Its DLQ messages replay to a no-op: their content is in the analytics table.
+    for body in lake.messages(lake.dlq_b):
+        lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps(body))
+    lake.end_batches()
+    again = lake.route()
+    assert again["started"] is False and again["already_in_analytics"] == len(sent)
+
+
 def test_a_batch_that_failed_before_its_result_has_its_written_files_found_and_quarantined(lake):
     _, execution_input = _started(lake, count=1)
     batch = execution_input["batch_id"]

@@ -28,6 +28,13 @@ def _executor() -> PipelineExecutor | None:
     return _state.get("executor")
 
 
+def _required_executor() -> PipelineExecutor:
+    executor = _executor()
+    if executor is None:
+        raise RuntimeError("the emulator's pipeline executor is not installed")
+    return executor
+
+
 def _pipelines(account_id: str, region: str):
     from moto.codepipeline.models import codepipeline_backends
 
@@ -83,9 +90,7 @@ def _to_summary_dict(original: Any) -> Any:
 
 
 def _start_pipeline_execution(self: Any, name: str, variables: list[dict[str, str]] | None) -> str:
-    executor = _executor()
-    if executor is None:
-        raise RuntimeError("the emulator's pipeline executor is not installed")
+    executor = _required_executor()
     return executor.start(self, name, variables)
 
 
@@ -165,9 +170,7 @@ def get_pipeline_state(self: Any) -> str:
 def put_approval_result(self: Any) -> str:
     name = self._get_param("pipelineName")
     self.codepipeline_backend.get_pipeline(name)  # PipelineNotFoundException as AWS
-    executor = _executor()
-    if executor is None:
-        raise RuntimeError("the emulator's pipeline executor is not installed")
+    executor = _required_executor()
     approved_at = executor.approve(name, self._get_param("stageName"), self._get_param("actionName"),
                                    self._get_param("token"), self._get_param("result") or {})
     return json.dumps({"approvedAt": approved_at})
@@ -217,25 +220,22 @@ def list_action_executions(self: Any) -> str:
     return json.dumps({"actionExecutionDetails": details})
 
 
-def stop_pipeline_execution(self: Any) -> str:
+def _execution_of(self: Any) -> tuple[str, str]:
     name = self._get_param("pipelineName")
-    self.codepipeline_backend.get_pipeline(name)
-    execution_id = self._get_param("pipelineExecutionId")
-    executor = _executor()
-    if executor is None:
-        raise RuntimeError("the emulator's pipeline executor is not installed")
-    executor.stop(name, execution_id, bool(self._get_param("abandon")))
+    self.codepipeline_backend.get_pipeline(name)  # NotFound for an unknown pipeline, as on AWS
+    return name, self._get_param("pipelineExecutionId")
+
+
+def stop_pipeline_execution(self: Any) -> str:
+    name, execution_id = _execution_of(self)
+    _required_executor().stop(name, execution_id, bool(self._get_param("abandon")))
     return json.dumps({"pipelineExecutionId": execution_id})
 
 
 def retry_stage_execution(self: Any) -> str:
-    name = self._get_param("pipelineName")
-    self.codepipeline_backend.get_pipeline(name)
-    execution_id = self._get_param("pipelineExecutionId")
-    executor = _executor()
-    if executor is None:
-        raise RuntimeError("the emulator's pipeline executor is not installed")
-    executor.retry(name, self._get_param("stageName"), execution_id, self._get_param("retryMode") or "FAILED_ACTIONS")
+    name, execution_id = _execution_of(self)
+    _required_executor().retry(name, self._get_param("stageName"), execution_id,
+                               self._get_param("retryMode") or "FAILED_ACTIONS")
     return json.dumps({"pipelineExecutionId": execution_id})
 
 

@@ -13,6 +13,7 @@ new version, or a re-upload after a delete, makes the row RECEIVED again.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from sdlf_datalake.dynamo import from_item, to_attr
@@ -54,6 +55,23 @@ _NEWER = (
     " OR (sequencer = :seq AND (attribute_not_exists(event_time) OR event_time < :etime"
     " OR (event_time = :etime AND (attribute_not_exists(event_fingerprint) OR event_fingerprint <> :fingerprint)))))"
 )
+
+
+@dataclass(frozen=True)
+class DoneElsewhere:
+    """A FAILED mark that must not land on a row another execution has PROCESSED for the same content.
+
+    A failure handler is retried by its state machine seconds after it first ran; by then the failure it
+    reported may have been redriven and the replay may have succeeded. Its second FAILED would make a done
+    object FAILED again, with the DLQ message that replays it already consumed (the replay's execution
+    exists, so the next replay is a no-op): a lost object. `execution_attr`/`etag_attr` name where the row
+    records who processed it and which content (`execution`/`etag` for raw rows in stage A,
+    `stage_b_execution`/`analytics_etag` for stage rows in stage B)."""
+
+    execution_attr: str
+    execution: str
+    etag_attr: str
+    etag: str
 
 
 class CatalogRepository:
@@ -174,6 +192,7 @@ class CatalogRepository:
         etag: str | None = None,
         version_id: str | None = None,
         extra: dict[str, Any] | None = None,
+        unless_done: DoneElsewhere | None = None,
     ) -> bool:
         """Move an object to RUNNING, PROCESSED or FAILED (FAILED needs a reason).
 
@@ -181,7 +200,8 @@ class CatalogRepository:
         version_id when you know them (a stage that just wrote the object does), so the S3 event
         that follows is recognised as the same version and does not reset the status.
         `extra` sets further attributes (for example an execution id). Returns False, writing
-        nothing, when the row says DELETED.
+        nothing, when the row says DELETED, or (with `unless_done`) PROCESSED by another execution for
+        the same content.
         """
         status = Status(status)
         if status not in (Status.RUNNING, Status.PROCESSED, Status.FAILED):
@@ -223,9 +243,15 @@ class CatalogRepository:
             expression = "SET " + ", ".join(sets)
         else:
             expression = "SET " + ", ".join(sets) + " REMOVE reason"
-        return self._write(
-            object_id, expression, "attribute_not_exists(#status) OR #status <> :deleted", values, names
-        )
+        condition = "attribute_not_exists(#status) OR #status <> :deleted"
+        if unless_done is not None:
+            # A missing attribute makes a comparison false, so a row without them is written.
+            condition = (f"attribute_not_exists(#status) OR (#status <> :deleted AND NOT (#status = :processed"
+                         " AND #done_etag = :done_etag AND #done_execution <> :done_execution))")
+            names.update({"#done_etag": unless_done.etag_attr, "#done_execution": unless_done.execution_attr})
+            values.update({":processed": to_attr(Status.PROCESSED.value), ":done_etag": to_attr(unless_done.etag),
+                           ":done_execution": to_attr(unless_done.execution)})
+        return self._write(object_id, expression, condition, values, names)
 
     def add_lineage(self, object_id: str, sources: Iterable[str]) -> list[str]:
         """Add source ids to the row's lineage (a list without duplicates, order kept). Returns it."""

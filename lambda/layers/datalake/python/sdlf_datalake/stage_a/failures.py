@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sdlf_datalake.catalog import CatalogRepository, Status
+from sdlf_datalake.catalog import CatalogRepository, DoneElsewhere, Status
 from sdlf_datalake.errors import aws_call
 from sdlf_datalake.executions import ExecutionsRepository
 from sdlf_datalake.failures import (
@@ -82,7 +82,7 @@ class ErrorHandlerA:
         )
         steps.run("dlq", lambda: result.update(dlq_message_id=self._send_to_dlq(message)))
         if obj.uri:
-            steps.run("catalog", lambda: self._mark_failed(obj, reason, execution, error))
+            steps.run("catalog", lambda: result.update(catalog=self._mark_failed(obj, reason, execution, error)))
         else:
             # Retrying cannot help; the DLQ message carries the whole input for an operator.
             result["catalog"] = "skipped: the input did not identify the object (no bucket/key or uri)"
@@ -100,14 +100,24 @@ class ErrorHandlerA:
             response = self.sqs.send_message(QueueUrl=self.config.dlq_url, MessageBody=json.dumps(message))
         return response["MessageId"]
 
-    def _mark_failed(self, obj: FailedObject, reason: str, execution: str | None, error: Any) -> None:
+    def _mark_failed(self, obj: FailedObject, reason: str, execution: str | None, error: Any) -> str:
         extra: dict[str, Any] = {}
         if execution:
             extra["execution"] = execution
         if error_type(error):
             extra["error_type"] = error_type(error)
+        unless_done = DoneElsewhere("execution", execution, "etag", obj.etag) if execution and obj.etag else None
         with aws_call(f"marking {obj.uri} FAILED"):
-            self.catalog.set_status(obj.uri, Status.FAILED, reason, stage="raw", extra=extra)
+            written = self.catalog.set_status(obj.uri, Status.FAILED, reason, stage="raw", extra=extra,
+                                              unless_done=unless_done)
+        if written:
+            return "FAILED"
+        # This failure is stale (a replay of it already succeeded) or the object was deleted; the DLQ
+        # message sent above replays to a no-op.
+        if self._logger is not None:
+            self._logger.info("catalog row kept: processed by another execution, or deleted",
+                              extra={"object": obj.uri, "execution": execution})
+        return "kept: processed by another execution, or deleted"
 
     def _notify(self, obj: FailedObject, reason: str, execution: str | None, failed_at: str, error: Any) -> str:
         what = f"{obj.dataset_id} {obj.key.rsplit('/', 1)[-1]}" if obj.dataset_id and obj.key else (obj.uri or "unknown object")

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sdlf_datalake.catalog import CatalogRepository, Status
+from sdlf_datalake.catalog import CatalogRepository, DoneElsewhere, Status
 from sdlf_datalake.errors import TransientError, aws_call, error_code
 from sdlf_datalake.executions import ExecutionsRepository
 from sdlf_datalake.failures import Steps, error_type, failure_reason
@@ -112,12 +112,15 @@ class ErrorHandlerB:
             "dlq",
             lambda: result.update(dlq_messages=self._park(team, dataset, inputs, marker, dict(event))),
         )
+        done_elsewhere: list[str] = []
         for item in inputs:
             steps.run(
                 f"catalog {item['uri']}",
-                lambda item=item: self._mark(item["uri"], "stage", reason, batch, execution, error),
+                lambda item=item: self._mark(item, reason, batch, execution, error) or done_elsewhere.append(item["uri"]),
             )
-        if manifest_uri and inputs:
+        if done_elsewhere:
+            result["done_elsewhere"] = done_elsewhere
+        if manifest_uri and inputs and not self._batch_done_elsewhere(done_elsewhere, batch, execution):
             steps.run("quarantine", lambda: result.update(
                 quarantined=self._quarantine(manifest_uri, manifest, team or "", dataset or "", batch or "", reason,
                                              execution, error)))
@@ -163,12 +166,36 @@ class ErrorHandlerB:
             sent += len(chunk)
         return sent
 
-    def _mark(self, uri: str, stage: str, reason: str, batch: str | None, execution: str | None, error: Any) -> None:
-        extra: dict[str, Any] = {"batch_id": batch, "stage_b_execution" if stage == "stage" else "execution": execution}
+    def _mark(self, item: Mapping[str, Any], reason: str, batch: str | None, execution: str | None,
+              error: Any) -> bool:
+        """FAILED, unless another execution already put this content in the analytics table (this failure
+        is stale: its replay succeeded). Returns whether the row was marked."""
+        uri = item["uri"]
+        extra: dict[str, Any] = {"batch_id": batch, "stage_b_execution": execution}
+        if error_type(error):
+            extra["error_type"] = error_type(error)
+        etag = item.get("etag")
+        unless_done = DoneElsewhere("stage_b_execution", execution, "analytics_etag", etag) if execution and etag else None
+        with aws_call(f"marking {uri} FAILED"):
+            return self.catalog.set_status(uri, Status.FAILED, reason, stage="stage", extra=extra,
+                                           unless_done=unless_done)
+
+    def _mark_analytics(self, uri: str, reason: str, batch: str | None, execution: str | None, error: Any) -> None:
+        extra: dict[str, Any] = {"batch_id": batch, "execution": execution}
         if error_type(error):
             extra["error_type"] = error_type(error)
         with aws_call(f"marking {uri} FAILED"):
-            self.catalog.set_status(uri, Status.FAILED, reason, stage=stage, extra=extra)
+            self.catalog.set_status(uri, Status.FAILED, reason, stage="analytics", extra=extra)
+
+    def _batch_done_elsewhere(self, uris: list[str], batch: str | None, execution: str | None) -> bool:
+        """Another execution of this very batch (a replay: same inputs, same batch id, so the same Parquet
+        files) succeeded: the files in the table are its, not this failure's, and stay."""
+        for uri in uris:
+            with aws_call(f"reading the catalog row of {uri}"):
+                row = self.catalog.get(uri) or {}
+            if row.get("batch_id") == batch and row.get("stage_b_execution") not in (None, execution):
+                return True
+        return False
 
     def _quarantine(self, manifest_uri: str, manifest: Mapping[str, Any], team: str, dataset: str, batch: str,
                     reason: str, execution: str | None, error: Any) -> list[str]:
@@ -202,7 +229,7 @@ class ErrorHandlerB:
                 with aws_call(f"removing {uri} from the table"):
                     self.s3.delete_object(Bucket=bucket, Key=key)
             quarantined = f"s3://{bucket}/{target}"
-            self._mark(uri, "analytics", f"{reason} (batch quarantined at {quarantined})", batch, execution, error)
+            self._mark_analytics(uri, f"{reason} (batch quarantined at {quarantined})", batch, execution, error)
             moved.append(quarantined)
         return moved
 
