@@ -374,6 +374,113 @@ def manifest_partition_by(manifest: Dict[str, Any]) -> List[str]:
     return list(value)
 
 
+# --- the table's schema across batches ---------------------------------------------------------------
+# Every batch of a dataset writes Parquet into one table; a column's type must not change between batches (a
+# reader of the table would find bigint in one file and string in the next). `_schema/<table>.json`, beside
+# the table's folder (crawlers and queries never see it), holds the columns the batches wrote. A later batch
+# is widened to them by the same rules as inside a batch: a new column is added (earlier rows read it as null),
+# bigint values go into a double column, any value into a string column (as its JSON text), a column always
+# null in the batch takes the table's type. A batch that needs a wider type than the table's (string values
+# for a bigint column, a struct for a double) fails, naming the column, both types and the input; nothing is
+# written, and the batch's objects wait in the stage-B DLQ.
+SCHEMA_FOLDER = "_schema"
+
+
+def schema_uri(manifest: Dict[str, Any]) -> str:
+    folder, _, table = manifest["output"].rstrip("/").rpartition("/")
+    return f"{folder}/{SCHEMA_FOLDER}/{table}.json"
+
+
+def read_table_schema(s3: Any, manifest: Dict[str, Any]) -> List[Dict[str, str]]:
+    """The columns earlier batches wrote ([] for the first batch)."""
+    bucket, key = parse_s3_uri(schema_uri(manifest))
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        if (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return []
+        raise JobError(f"cannot read the table's schema {schema_uri(manifest)}: {_describe(exc)}") from None
+    try:
+        columns = json.loads(body)["columns"]
+        return [{"name": str(c["name"]), "type": str(c["type"])} for c in columns]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise JobError(f"the table's schema {schema_uri(manifest)} is not what stage B writes: {exc}") from None
+
+
+def write_table_schema(s3: Any, manifest: Dict[str, Any], table: List[Dict[str, str]], plan: "Plan") -> None:
+    known = {c["name"] for c in table}
+    columns = list(table) + [c for c in plan.result_columns() if c["name"] not in known]
+    if columns != table:
+        write_object(s3, schema_uri(manifest), json.dumps({"columns": columns}, indent=2).encode("utf-8"),
+                     "application/json")
+
+
+def parse_hive_type(text: str) -> tuple:
+    """A Hive type of `hive_type` back to a raw type: `struct<a:bigint,b:array<string>>` -> ("struct", ...)."""
+    kind, rest = _parse_hive(text.strip())
+    if rest:
+        raise JobError(f"unexpected {rest!r} after a type in {text!r}")
+    return kind
+
+
+def _parse_hive(text: str) -> Tuple[tuple, str]:
+    for simple in ("bigint", "double", "string", "boolean"):
+        if text.startswith(simple):
+            return (simple,), text[len(simple):]
+    if text.startswith("array<"):
+        element, rest = _parse_hive(text[len("array<"):])
+        return ("array", element), rest[1:]  # '>'
+    if text.startswith("struct<"):
+        rest, fields = text[len("struct<"):], []
+        while not rest.startswith(">"):
+            name, _, rest = rest.partition(":")
+            kind, rest = _parse_hive(rest)
+            fields.append((name, kind))
+            rest = rest[1:] if rest.startswith(",") else rest
+        return ("struct", tuple(fields)), rest[1:]
+    raise JobError(f"type {text!r} is not one stage B writes")
+
+
+def _rekey(table: tuple, batch: tuple) -> tuple:
+    """The table's raw type with its struct fields named by the batch's keys (`Zip Code` for `zip_code`), so
+    that merging matches them."""
+    if table[0] == batch[0] == "struct":
+        keys: Dict[str, Tuple[str, tuple]] = {}
+        for key, sub in batch[1]:
+            keys.setdefault(normalise_name(key), (key, sub))
+        return ("struct", tuple((keys[name][0], _rekey(sub, keys[name][1])) if name in keys else (name, sub)
+                                for name, sub in table[1]))
+    if table[0] == batch[0] == "array":
+        return ("array", _rekey(table[1], batch[1]))
+    return table
+
+
+def widen_to_table(raw_schema: tuple, table: List[Dict[str, str]], files: Sequence[Tuple[str, tuple]],
+                   location: str = "") -> tuple:
+    """The batch's raw schema with each column the table has widened to the table's type (see above); JobError
+    when a column needs a wider type than the table's. `files`: (uri, raw schema) of each input, to name one;
+    `location`: the table's, to name it."""
+    types = {c["name"]: c["type"] for c in table}
+    fields = []
+    for key, kind in raw_schema[1]:
+        name, want = normalise_name(key), types.get(normalise_name(key))
+        if want is None:
+            fields.append((key, kind))
+            continue
+        widened = merge(_rekey(parse_hive_type(want), kind), kind)
+        if hive_type(finalise(widened)) != want:
+            culprit = next((uri for uri, file_kind in files for k, sub in file_kind[1] if k == key
+                            and hive_type(finalise(merge(_rekey(parse_hive_type(want), sub), sub))) != want),
+                           "the batch")
+            raise JobError(
+                f"schema drift in {culprit}: column {name!r} is {hive_type(finalise(kind))} there but {want} in the "
+                f"table at {location or 'its location'}; stage B widens a batch to its table (new columns, bigint into "
+                f"double, any value into string) but never changes a column's type: expected {want} values, or "
+                "another column name")
+        fields.append((key, widened))
+    return ("struct", tuple(fields))
+
+
 # --- manifest ------------------------------------------------------------------------------------
 def load_manifest(s3: Any, uri: str) -> Dict[str, Any]:
     body = read_object(s3, uri, "manifest")
@@ -803,6 +910,9 @@ def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
         raw_schema: tuple = ("struct", ())
         for read in reads:
             raw_schema = merge(raw_schema, read.kind)
+        table_schema = read_table_schema(s3, manifest)
+        raw_schema = widen_to_table(raw_schema, table_schema, [(read.uri, read.kind) for read in reads],
+                                    manifest["output"])
         plan = Plan(manifest, raw_schema)
         plan.require_columns(sum(read.rows for read in reads))
         schema = pa.schema([pa.field(name, arrow_type(kind)) for name, _, kind in plan.data_columns])
@@ -816,6 +926,7 @@ def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
             with open(path, "rb") as handle:
                 write_object(s3, uri, handle.read(), "application/vnd.apache.parquet")
             outputs.append({"uri": uri, "rows": rows, "partition": _partition_dict(plan, values)})
+    write_table_schema(s3, manifest, table_schema, plan)
     return write_result(s3, manifest_uri, manifest, plan, outputs, "python")
 
 
@@ -1258,6 +1369,9 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
         raw_schema: tuple = ("struct", ())
         for _, kind, _, _ in inferred:
             raw_schema = merge(raw_schema, kind)
+        table_schema = [] if transform else read_table_schema(s3, manifest)
+        raw_schema = widen_to_table(raw_schema, table_schema, [(uris[index], kind) for index, kind, _, _ in inferred],
+                                    manifest["output"])
         plan = Plan({**manifest, "partition_by": []} if transform else manifest, raw_schema)
         plan.require_columns(sum(rows for _, _, _, rows in inferred))
         pcols = list(plan.partition_by)
@@ -1302,6 +1416,7 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
         frame.write.mode("overwrite").option("compression", "snappy").partitionBy(*pcols).parquet(staging)
         frame.unpersist()
         outputs = _publish_spark_files(s3, manifest, plan, staging, glue, counts)
+        write_table_schema(s3, manifest, table_schema, plan)
         return write_result(s3, manifest_uri, manifest, plan, outputs, "spark")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

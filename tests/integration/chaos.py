@@ -144,9 +144,10 @@ class Scenario:
 class LakeOps:
     """What the scenario does to the lake, through the same workflows the CLI runs."""
 
-    def __init__(self, lake, raw_bucket: str):
+    def __init__(self, lake, raw_bucket: str, team: str | None = TEAM, dataset: str | None = DATASET):
         self.lake = lake
         self.raw_bucket = raw_bucket
+        self.team, self.dataset = team, dataset  # None: audit the whole lake
 
     def fast_retries(self) -> None:
         names, sqs = self.lake.config.names, self.lake.clients.client("sqs")
@@ -160,7 +161,7 @@ class LakeOps:
     def audit(self):
         from sdlf_cli.workflows.audit import audit
 
-        return audit(self.lake, team=TEAM, dataset=DATASET, stale_after=3600)
+        return audit(self.lake, team=self.team, dataset=self.dataset, stale_after=3600)
 
     def run_stage_b(self) -> bool | None:
         from sdlf_cli.errors import SdlfError

@@ -85,7 +85,7 @@ def test_both_engines_give_the_same_rows_and_schema_and_replay_overwrites(aws, s
         {k: v for k, v in python_result.items() if k != "engine"}
     # the same batch again (either engine) overwrites the same files: nothing is duplicated
     assert keys(aws, ANALYTICS, f"{TEAM}/orders/") == python_keys
-    assert len(python_keys) == 2
+    assert len([k for k in python_keys if "/_schema/" not in k]) == 2  # + the table's schema, beside it
     assert keys(aws, STAGE, f"{TEAM}/orders/_batches/") == [
         f"{TEAM}/orders/_batches/b0123456789abcdef0123456/manifest.json",
         f"{TEAM}/orders/_batches/b0123456789abcdef0123456/result.json"]
@@ -159,3 +159,37 @@ def test_runs_as_a_script_and_reports_the_error_as_the_last_stderr_line(tmp_path
     assert completed.returncode == 1
     assert completed.stderr.strip().splitlines()[-1] == "heavy transform failed: not an s3:// location: 'not-a-uri'"
     assert FIXTURES.is_dir()
+
+
+def _batch(s3, engine, spark_session, batch_id, name, body):
+    key = f"{TEAM}/drifting/{name}"
+    etag = s3.put_object(Bucket=STAGE, Key=key, Body=body)["ETag"].strip('"')
+    inputs = [{"uri": f"s3://{STAGE}/{key}", "etag": etag, "source": f"s3://lake-raw/{key}", "records": None}]
+    uri = put_manifest(s3, inputs, batch_id=batch_id, engine=engine, dataset="drifting", partition_by=[])
+    return heavy.run(engine, uri, spark=spark_session)
+
+
+@pytest.mark.parametrize("engine", ["python", "spark"])
+def test_later_batches_are_widened_to_the_table_or_fail_naming_the_column(aws, engine, request):
+    session = request.getfixturevalue("spark") if engine == "spark" else None
+    first = _batch(aws, engine, session, "b000000000000000000000001", "d-1.jsonl",
+                   b'{"id": 1, "amount": 1.5, "label": "a", "count": 1}\n')
+    second = _batch(aws, engine, session, "b000000000000000000000002", "d-2.jsonl",
+                    b'{"id": 3, "amount": 3, "label": 7, "count": null, "extra": true}\n')
+    types = {c["name"]: c["type"] for c in second["columns"]}
+    assert types == {"id": "bigint", "amount": "double", "label": "string", "count": "bigint", "extra": "boolean"}
+    assert read_parquet(aws, second["outputs"][0]["uri"]).to_pylist() == \
+        [{"id": 3, "amount": 3.0, "label": "7", "count": None, "extra": True}]
+    schema = read_json(aws, f"s3://{ANALYTICS}/{TEAM}/drifting/_schema/drifting.json")["columns"]
+    assert [c["name"] for c in schema] == ["id", "amount", "label", "count", "extra"]
+    assert [c["name"] for c in first["columns"]] == ["id", "amount", "label", "count"]
+    with pytest.raises(heavy.JobError, match=(
+            rf"^schema drift in s3://{STAGE}/{TEAM}/drifting/d-3.jsonl: column 'count' is string there but bigint "
+            rf"in the table at s3://{ANALYTICS}/{TEAM}/drifting/drifting/; .*expected bigint values")):
+        _batch(aws, engine, session, "b000000000000000000000003", "d-3.jsonl", b'{"id": 4, "count": "four"}\n')
+    assert not [k for k in keys(aws, ANALYTICS, f"{TEAM}/drifting/") if "b000000000000000000000003" in k]
+
+
+def test_hive_types_read_back_as_the_raw_types_they_came_from():
+    for kind in (("bigint",), ("array", ("struct", (("a", ("double",)), ("b", ("array", ("string",))))))):
+        assert heavy.parse_hive_type(heavy.hive_type(heavy.finalise(kind))) == kind

@@ -409,11 +409,32 @@ def test_registration_is_cached_for_a_short_time(lake):
     assert reader.get(TEAM, DATASET).transform == "other"
 
 
-def test_a_deleted_version_is_invalid_input(lake):
+def test_a_version_deleted_before_stage_a_reads_it_gives_no_output_and_nothing_to_replay(lake):
     state = routed_input(lake, lake.upload("persons.csv"))
+    step("pre", state)
     lake.s3.delete_object(Bucket=RAW, Key=state["object"]["key"], VersionId=state["object"]["version_id"])
-    with pytest.raises(InvalidInputError, match="no longer exists"):
-        step("transform", state)
+    assert step("transform", state) == []
+    assert step("post", state, outputs=[])["objects_out"] == 0
+    assert lake.messages(lake.stage_b) == [] and lake.messages(lake.dlq_a) == []
+
+
+def test_an_object_the_catalog_says_deleted_is_skipped_by_every_step(lake):
+    from sdlf_datalake.catalog import CatalogRepository
+    from sdlf_datalake.events import parse_s3_event
+
+    event = lake.upload("persons.csv")
+    state = routed_input(lake, event)
+    catalog = CatalogRepository(CATALOG, client=lake.ddb)
+    catalog.record_event(parse_s3_event(event), "raw")
+    deleted = {**event, "id": "deleted", "detail-type": "Object Deleted",
+               "detail": {**event["detail"], "object": {**event["detail"]["object"], "sequencer": "FFFFFFFFFFFFFFFFFF"},
+                          "reason": "DeleteObject", "deletion-type": "Delete Marker Created"}}
+    catalog.record_event(parse_s3_event(deleted), "raw")
+    assert step("pre", state)["skipped"] == "deleted before stage A read it"
+    assert step("transform", state) == []  # the version still exists (a delete marker hides it), unread
+    assert step("post", state, outputs=[]) == {"status": "DELETED", "objects_out": 0, "records_out": 0,
+                                                "skipped": "deleted before stage A read it"}
+    assert catalog.get(state["object"]["uri"])["status"] == "DELETED"
 
 
 def test_the_event_version_is_read_even_after_an_overwrite(lake):
@@ -637,14 +658,29 @@ def test_two_raw_objects_whose_outputs_share_a_name_never_overwrite_each_other(l
         outputs = step(action, first)
     step("post", first, outputs=outputs)
     stage_key = f"{TEAM}/{DATASET}/people.jsonl"
-    # people.json and a/../people.csv would be written to the same stage object.
-    for key in (f"{TEAM}/{DATASET}/people.json", f"{TEAM}/{DATASET}/a/../people.csv"):
+    # people.json would be written to the same stage object; a/../people.csv is refused for its '..' first.
+    for key, refusal in ((f"{TEAM}/{DATASET}/people.json", f"already the output of s3://{RAW}/{TEAM}/{DATASET}/people.csv"),
+                         (f"{TEAM}/{DATASET}/a/../people.csv", "has a '..' segment")):
         assert route(lake.upload("x", key=key, body=b'{"id": 2, "name": "Grace"}\n'
                                  if key.endswith(".json") else b"id,name\n2,Grace\n")) == []
         [second] = [state for state in map(lake.execution_input, (e["name"] for e in lake.executions()))
                     if state["object"]["key"] == key]
         step("pre", second)
-        with pytest.raises(Exception, match=f"already the output of s3://{RAW}/{TEAM}/{DATASET}/people.csv"):
+        with pytest.raises(Exception, match=refusal):
             step("transform", second)
     body = lake.s3.get_object(Bucket=STAGE, Key=stage_key)["Body"].read()
     assert [json.loads(line) for line in body.splitlines()] == [{"id": "1", "name": "Ada"}]
+
+
+def test_a_raw_key_at_s3s_limit_gets_a_stage_key_within_it_and_metadata_within_2_kb(lake):
+    prefix = f"{TEAM}/{DATASET}/"
+    stem = "é" + "ü" * ((1024 - len(prefix.encode()) - 2 - len(".json")) // 2)
+    key = prefix + stem + "x" * (1024 - len(prefix.encode()) - len(stem.encode()) - len(".json")) + ".json"
+    assert len(key.encode()) == 1024
+    state = routed_input(lake, lake.upload("x", key=key, body=b'{"id": 1}\n'))
+    step("pre", state)
+    [output] = step("transform", state)
+    assert len(output["key"].encode()) <= 1024 and output["key"].endswith(".jsonl")
+    assert output["key"].startswith(prefix + stem[:100]) and "~" in output["key"]
+    head = lake.s3.head_object(Bucket=STAGE, Key=output["key"])
+    assert sum(len(k) + len(v) for k, v in head["Metadata"].items()) <= 2048

@@ -128,9 +128,8 @@ def test_content_type_is_a_hint_when_the_name_has_no_extension():
     [
         ("empty.csv", "empty file"),
         ("blank.json", "empty file"),
-        ("latin1.csv", "binary content (not UTF-8 text) at byte 13"),
-        ("png_header.json", "binary content (not UTF-8 text) at byte 0"),
-        ("nul.csv", "binary content (not UTF-8 text) at byte 11"),
+        ("png_header.json", "binary content (not text) at byte 6"),  # 0x89 is a Windows-1252 character; 0x1A is not
+        ("nul.csv", "binary content (not text) at byte 11"),
         ("malformed.json", "malformed JSON at line 3 column 16: Expecting value"),
         ("malformed.jsonl", "malformed JSON at line 3 column 10: Expecting ',' delimiter"),
         ("ragged.csv", "CSV row 3 has 3 fields, header has 2"),
@@ -143,6 +142,60 @@ def test_bad_files_fail_with_a_precise_reason(name, reason):
     with pytest.raises(InvalidInputError) as caught:
         get_transform("default")(raw(name))
     assert str(caught.value).startswith(reason)
+
+
+def test_an_8_bit_file_is_read_as_windows_1252():
+    out, records = run_default(raw("latin1.csv"))
+    assert records == [{"id": "1", "name": "café"}]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig", "cp1252", "latin-1"])
+def test_text_in_the_encodings_producers_use_gives_the_same_records(encoding):
+    text = "id,city,note\n1,Zürich,“quoted”\n2,Kraków,naïve\n" if encoding != "latin-1" else "id,city\n1,Zürich\n"
+    if encoding == "cp1252":
+        text = text.replace("Kraków", "Krakow")  # ó is in Windows-1252, ł-less names keep the test honest
+    out, records = run_default(raw("x", key="engineering/persons/cities.csv", body=text.encode(encoding)))
+    assert records[0]["city"] == "Zürich" and list(records[0]) == text.splitlines()[0].split(",")
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"\xff\xfe" + "{}".encode("utf-16-le") + b"\x00\xd8", "binary content (not text) at byte 6 (UTF-16 after"),
+    ('{"a": "\x01"}'.encode("utf-16-le"), "binary content (not text) at byte 14 (UTF-16 without"),
+    (b"id,name\n1,caf\xe9\x1b\n", "binary content (not text) at byte 14; expected text in UTF-8, UTF-16"),
+    (b"id,name\n1,caf\xe9\x81\n", "binary content (not text) at byte 14"),
+    (b"\xef\xbb\xbfid\n\xe9\n", "binary content (not text) at byte 6 (after a UTF-8 byte-order mark)"),
+])
+def test_data_that_no_text_encoding_explains_is_binary(body, reason):
+    with pytest.raises(InvalidInputError) as caught:
+        get_transform("default")(raw("x", key="engineering/persons/x.csv", body=body))
+    assert str(caught.value).startswith(reason), str(caught.value)
+
+
+def test_duplicate_keys_are_refused_naming_the_line_and_the_key():
+    for body, reason in ((b'{"id": 1, "id": 2}', "line 1: duplicate key 'id'"),
+                         (b'{"id": 1}\n{"id": 2, "v": {"a": 1, "a": 2}}\n', "line 2: duplicate key 'a'"),
+                         (b'[\n{"id": 1},\n{"id": 2, "id": 3}\n]', "JSON document: duplicate key 'id'")):
+        with pytest.raises(InvalidInputError, match=f"^{reason} in a JSON object; expected each key once"):
+            get_transform("default")(raw("x", key="engineering/persons/d.json", body=body))
+
+
+def test_nesting_is_refused_past_its_limit_whatever_the_interpreter_allows():
+    from sdlf_datalake.transforms.formats import MAX_NESTING_DEPTH, nesting_depth
+
+    fine = b'{"a":' * MAX_NESTING_DEPTH + b"1" + b"}" * MAX_NESTING_DEPTH
+    run_default(raw("x", key="engineering/persons/deep.json", body=fine))
+    for levels in (MAX_NESTING_DEPTH + 1, 5000):
+        body = b"[" * levels + b"]" * levels
+        with pytest.raises(InvalidInputError, match=f"JSON nested deeper than {MAX_NESTING_DEPTH} levels; expected"):
+            get_transform("default")(raw("x", key="engineering/persons/deep.json", body=body))
+    assert nesting_depth({"a": [1, {"b": {}}]}) == 4 and nesting_depth(7) == 0
+
+
+@pytest.mark.parametrize("key", ["engineering/persons/../x.json", "engineering/persons/a/../b.json",
+                                 "engineering/persons/./c.json"])
+def test_keys_with_dot_segments_are_refused_because_their_output_would_name_another_path(key):
+    with pytest.raises(InvalidInputError, match="segment: .*expected a key without '.' or '..' segments"):
+        get_transform("default")(raw("x", key=key, body=b'{"id": 1}'))
 
 
 def test_gzip_of_an_empty_file_is_empty():
@@ -275,3 +328,17 @@ def test_json_positions_count_from_the_start_of_the_file(body, reason):
     with pytest.raises(InvalidInputError) as caught:
         get_transform("default")(raw("x", key="engineering/persons/x.json", body=body))
     assert str(caught.value) == reason
+
+
+def test_gzip_inflating_past_the_stage_a_object_limit_is_refused_whatever_its_ratio():
+    import random
+
+    rows = "".join(f'{{"id": {i}, "r": {random.Random(i).random()}}}\n' for i in range(40_000)).encode()
+    body = gzip.compress(rows)
+    assert len(rows) / len(body) < 100 and len(rows) > 1024**2
+    obj = RawObject("raw-bucket", "engineering/persons/big.jsonl.gz", "engineering", "persons", body,
+                    max_payload_bytes=1024**2)
+    with pytest.raises(InvalidInputError, match=f"^gzip data inflates beyond {1024**2} bytes"):
+        get_transform("default")(obj)
+    assert run_default(RawObject("raw-bucket", "engineering/persons/big.jsonl.gz", "engineering", "persons",
+                                 body))[0].records == 40_000

@@ -252,6 +252,28 @@ def _make_delete_object(original):
     return delete_object
 
 
+S3_KEY_LIMIT = 1024  # bytes of UTF-8: AWS answers KeyTooLongError past it; moto stores any key
+
+
+def _make_key_length_limit(original):
+    def check(self, bucket_name, key_name, *args, **kwargs):
+        if len(key_name.encode("utf-8")) > S3_KEY_LIMIT:
+            from moto.s3.exceptions import S3ClientError
+
+            raise S3ClientError("KeyTooLongError", "Your key is too long")
+        return original(self, bucket_name, key_name, *args, **kwargs)
+
+    return check
+
+
+def _make_copy_key_length_limit(original):
+    def copy_object(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs):
+        _make_key_length_limit(lambda *_a, **_k: None)(self, dest_bucket_name, dest_key_name)
+        return original(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
+
+    return copy_object
+
+
 def _get_bucket_notification(self):
     """moto's GetBucketNotificationConfiguration never reports EventBridgeConfiguration; AWS does."""
     from moto.core.responses import ActionResult, EmptyResult
@@ -395,6 +417,9 @@ def install_bucket_fixes() -> None:
     install(Patch("s3.eventbridge-envelope", notifications, "_send_event_bridge_message", _send_event_bridge_message))
     wrap(models.S3Backend, "delete_object", "s3.delete-marker-event", _make_delete_object)
     install(Patch("s3.bucket-policy-conditions", models.FakeBucket, "get_permission", _bucket_get_permission))
+    wrap(models.S3Backend, "put_object", "s3.key-length-limit.put", _make_key_length_limit)
+    wrap(models.S3Backend, "create_multipart_upload", "s3.key-length-limit.multipart", _make_key_length_limit)
+    wrap(models.S3Backend, "copy_object", "s3.key-length-limit.copy", _make_copy_key_length_limit)
     from moto.s3.responses import S3Response
 
     install(Patch("s3.get-notification-reports-eventbridge", S3Response, "get_bucket_notification",

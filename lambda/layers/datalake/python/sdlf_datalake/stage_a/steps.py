@@ -18,11 +18,16 @@ from sdlf_datalake.stage_a.routing import ObjectRef
 from sdlf_datalake.support import failed_entries, lazy_client, required_env, run_action, sqs_chunks
 from sdlf_datalake.timeutil import Clock
 from sdlf_datalake.transforms import RawObject, StageObject, get_transform
+from sdlf_datalake.transforms.base import fit_key
 
 
 OUTPUT_CONTENT_TYPE = "application/x-ndjson"
-# A light transform holds the whole object in memory; larger files belong to stage B.
+# S3 refuses user metadata past 2 KB (names and values): the source is left out when its key is that long
+# (the catalog row's lineage names it).
+METADATA_LIMIT = 2048
+# A light transform holds the whole object in memory, gunzipped; larger files belong to stage B.
 DEFAULT_MAX_OBJECT_BYTES = 512 * 1024**2
+DELETED_BEFORE_PROCESSING = "deleted before stage A read it"
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,6 @@ class StageA:
                 version_id=ref.version_id,
                 extra={"execution": name, "pipeline": ref.pipeline},
             )
-        if not written:
-            raise InvalidInputError(f"{ref.uri}: the catalog says the object was DELETED; nothing to process")
         with aws_call(f"recording execution {name} in {self.config.executions_table}"):
             self.executions.start(
                 name,
@@ -106,6 +109,11 @@ class StageA:
                 objects_in=1,
                 extra={"pipeline": ref.pipeline, "team": ref.team, "object": ref.uri},
             )
+        if not written:
+            # Deleted before stage A got to it: nothing to process and nothing to replay (transform and post
+            # find it deleted too and write nothing).
+            return {"status": Status.DELETED.value, "transform": registration.transform, "execution": name,
+                    "skipped": DELETED_BEFORE_PROCESSING}
         return {"status": Status.RUNNING.value, "transform": registration.transform, "execution": name}
 
     # transform: read the raw object, run the dataset's transform, write the stage objects
@@ -113,7 +121,9 @@ class StageA:
         ref, name = self._identify(event)
         registration = self._registration(ref)
         transform = get_transform(registration.transform)
-        raw = self._read(ref)
+        raw = None if self._deleted(ref) else self._read(ref)
+        if raw is None:
+            return []  # deleted before it could be read: no outputs (post leaves the row DELETED)
         try:
             stage_objects = transform(raw)
         except (InvalidInputError, TransientError):
@@ -123,7 +133,8 @@ class StageA:
             raise InvalidInputError(
                 f"transform {registration.transform!r} failed on {ref.uri}: {type(exc).__name__}: {exc}"
             ) from exc
-        names = _check_outputs(stage_objects, registration.transform)
+        prefix = f"{ref.team}/{ref.dataset}/"
+        names = [fit_key(prefix, name) for name in _check_outputs(stage_objects, registration.transform)]
         for relative in names:
             self._check_not_taken(ref, relative)
         outputs = []
@@ -164,15 +175,17 @@ class StageA:
             self._hand_off(ref, registration, outputs)
         records = sum(int(o.get("records") or 0) for o in outputs)
         with aws_call(f"marking {ref.uri} PROCESSED"):
-            self.catalog.set_status(
+            written = self.catalog.set_status(
                 ref.uri,
                 Status.PROCESSED,
                 stage="raw",
                 extra={"execution": name, "outputs": [o["uri"] for o in outputs]},
             )
+        skipped = {} if written or outputs else {"skipped": DELETED_BEFORE_PROCESSING}
         with aws_call(f"finishing execution {name}"):
-            self.executions.succeed(name, objects_out=len(outputs), records_out=records)
-        return {"status": Status.PROCESSED.value, "objects_out": len(outputs), "records_out": records}
+            self.executions.succeed(name, objects_out=len(outputs), records_out=records, extra=skipped or None)
+        status = Status.PROCESSED.value if written else Status.DELETED.value
+        return {"status": status, "objects_out": len(outputs), "records_out": records, **skipped}
 
     # --- internals ----------------------------------------------------------------------------
     def _identify(self, event: Mapping[str, Any]) -> tuple[ObjectRef, str]:
@@ -187,7 +200,15 @@ class StageA:
     def _registration(self, ref: ObjectRef) -> DatasetRegistration:
         return self.registrations.get(ref.team, ref.dataset)
 
-    def _read(self, ref: ObjectRef) -> RawObject:
+    def _deleted(self, ref: ObjectRef) -> bool:
+        """The catalog says DELETED: the object's current version is a delete marker (the version the event
+        named may still exist, but the producer took the object back)."""
+        with aws_call(f"reading the catalog row of {ref.uri}"):
+            row = self.catalog.get(ref.uri) or {}
+        return row.get("status") == Status.DELETED.value
+
+    def _read(self, ref: ObjectRef) -> RawObject | None:
+        """The raw object, or None when the version the event named was deleted since."""
         kwargs: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
         if ref.version_id:
             kwargs["VersionId"] = ref.version_id  # exactly the version whose event started this run
@@ -204,8 +225,7 @@ class StageA:
                 body = response["Body"].read()
         except Exception as exc:
             if error_code(exc) in ("NoSuchKey", "NoSuchVersion", "404"):
-                version = f" version {ref.version_id}" if ref.version_id else ""
-                raise InvalidInputError(f"{ref.uri}{version} no longer exists") from None
+                return None
             raise
         return RawObject(
             bucket=ref.bucket,
@@ -214,6 +234,7 @@ class StageA:
             dataset=ref.dataset,
             body=body,
             content_type=response.get("ContentType"),
+            max_payload_bytes=self.config.max_object_bytes,
         )
 
     def _write(self, ref: ObjectRef, name: str, relative: str, stage_object: StageObject) -> dict[str, Any]:
@@ -224,12 +245,7 @@ class StageA:
                 Key=key,
                 Body=stage_object.body,
                 ContentType=OUTPUT_CONTENT_TYPE,
-                # S3 metadata must be ASCII: the source id is percent-encoded.
-                Metadata={
-                    "sdlf-source": urllib.parse.quote(ref.uri, safe="/:@"),
-                    "sdlf-execution": name,
-                    "sdlf-records": str(stage_object.records),
-                },
+                Metadata=_metadata(ref.uri, name, stage_object.records),
             )
         output = {
             "bucket": self.config.stage_bucket,
@@ -274,6 +290,15 @@ class StageA:
                 if all(f.get("SenderFault") for f in failed):
                     raise InvalidInputError(f"stage-B hand-off to {queue_url} rejected: {details}")
                 raise TransientError(f"stage-B hand-off to {queue_url} failed for {len(failed)} message(s): {details}")
+
+
+def _metadata(source: str, execution: str, records: int) -> dict[str, str]:
+    # S3 metadata must be ASCII: the source id is percent-encoded.
+    metadata = {"sdlf-execution": execution, "sdlf-records": str(records)}
+    encoded = urllib.parse.quote(source, safe="/:@")
+    if sum(len(k) + len(v) for k, v in metadata.items()) + len("sdlf-source") + len(encoded) <= METADATA_LIMIT:
+        metadata["sdlf-source"] = encoded
+    return metadata
 
 
 def _check_outputs(stage_objects: Any, transform_name: str) -> list[str]:

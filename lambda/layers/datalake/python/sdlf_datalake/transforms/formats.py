@@ -1,31 +1,39 @@
 """Readers for the formats the default transform understands, usable by your own transforms too.
 
 Every reader raises `InvalidInputError` with a reason precise enough to fix the file:
-"empty file", "binary content (not UTF-8 text) at byte N", "malformed JSON at line L column C: msg",
+"empty file", "binary content (not text) at byte N", "malformed JSON at line L column C: msg",
+"line L: duplicate key 'k' in a JSON object", "JSON nested deeper than 100 levels",
 "CSV row R has X fields, header has Y".
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import json
-import sys
+import re
 import zlib
 from typing import Any, Iterator
 
 from sdlf_datalake.errors import InvalidInputError
 
 GZIP_MAGIC = b"\x1f\x8b"
-# A gzip bomb must not exhaust the function's memory: refuse to inflate beyond this, and beyond
-# MAX_INFLATION_RATIO times the compressed size once past MIN_INFLATION_ALLOWANCE (text compresses 5-20x;
-# a bomb thousands of times). Inflation stops at the limit: the bomb is never held in memory whole.
-MAX_INFLATED_BYTES = 2 * 1024**3
+# A gzip bomb must not exhaust the function's memory: refuse to inflate beyond MAX_INFLATED_BYTES (stage A
+# passes its MAX_OBJECT_BYTES setting), and beyond MAX_INFLATION_RATIO times the compressed size once past
+# MIN_INFLATION_ALLOWANCE (text compresses 5-20x; a bomb thousands of times). Inflation stops at the limit:
+# the bomb is never held in memory whole.
+MAX_INFLATED_BYTES = 512 * 1024**2
 MAX_INFLATION_RATIO = 100
 MIN_INFLATION_ALLOWANCE = 64 * 1024**2
 _INFLATE_CHUNK = 8 * 1024**2
-_UTF16_BOMS = {b"\xff\xfe": "FF FE", b"\xfe\xff": "FE FF"}
-_BOM = "\ufeff"
+_UTF16_SAMPLE = 4096
+# Control bytes no text file holds (tab, line feed, form feed and carriage return are text).
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# Deeper JSON is refused: stage B maps nesting onto Parquet and Glue types level by level, and readers
+# (Athena, Spark) handle a few dozen levels well; 100 is far beyond any real record.
+MAX_NESTING_DEPTH = 100
 _CSV_DELIMITERS = (",", "\t", ";", "|")
 
 
@@ -58,42 +66,158 @@ def gunzip_if_needed(data: bytes, limit: int = MAX_INFLATED_BYTES) -> bytes:
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 text, or InvalidInputError naming the first byte that is not text."""
+    """The text of `data`, whatever its encoding a producer is likely to have used; see `detect_text`."""
+    return detect_text(data)[0]
+
+
+def detect_text(data: bytes) -> tuple[str, str]:
+    """(text, encoding) of `data`; InvalidInputError "empty file", or "binary content" naming the first byte
+    that is not text.
+
+    Encodings, in the order they are recognised: a byte-order mark (UTF-8, UTF-16 LE or BE; the mark is
+    dropped), UTF-16 without a mark (text whose every other byte is 0), UTF-8, and then an 8-bit encoding:
+    Windows-1252, which is Latin-1 (ISO 8859-1) with printable characters in place of C1 control codes. Data
+    with control bytes (other than tab, line feed, form feed and carriage return) is binary, in any encoding.
+    """
     if not data.strip():
         raise InvalidInputError("empty file")
-    bom = _UTF16_BOMS.get(data[:2])
-    if bom:
-        raise InvalidInputError(f"binary content (not UTF-8 text) at byte 0: UTF-16 text (byte-order mark {bom}); "
-                                "expected UTF-8, re-encode the file")
+    if data.startswith(codecs.BOM_UTF8):
+        text, encoding = _utf8(data[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)), "utf-8-sig"
+    else:
+        encoding = _utf16_encoding(data)
+        if encoding:
+            text = _utf16(data, encoding)
+        else:
+            try:
+                text, encoding = _utf8(data, 0), "utf-8"
+            except _NotUtf8:
+                text, encoding = _eight_bit(data), "cp1252"
+    if not text.strip():
+        raise InvalidInputError("empty file")
+    return text, encoding
+
+
+class _NotUtf8(Exception):
+    pass
+
+
+def _binary(offset: int, what: str = "") -> InvalidInputError:
+    return InvalidInputError(f"binary content (not text) at byte {offset}{what}; expected text in UTF-8, UTF-16 "
+                             "or an 8-bit encoding (Windows-1252, Latin-1)")
+
+
+def _utf8(data: bytes, offset: int) -> str:
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        hint = ""
-        if all(b >= 0x20 or b in (0x09, 0x0A, 0x0D) for b in data[:4096]):
-            hint = " (text in an 8-bit encoding such as Latin-1?)"
-        raise InvalidInputError(f"binary content (not UTF-8 text) at byte {exc.start}{hint}; expected UTF-8") from None
+    except UnicodeDecodeError:
+        if offset:  # a UTF-8 byte-order mark promised UTF-8
+            raise _binary(offset + _first_bad_utf8(data), " (after a UTF-8 byte-order mark)") from None
+        raise _NotUtf8() from None
     # NUL is valid UTF-8 but never appears in text files; it marks binary data.
     nul = data.find(b"\x00")
     if nul != -1:
-        raise InvalidInputError(f"binary content (not UTF-8 text) at byte {nul}")
-    return text[1:] if text.startswith(_BOM) else text
+        raise _binary(offset + nul)
+    return text
+
+
+def _first_bad_utf8(data: bytes) -> int:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return 0
+
+
+def _utf16_encoding(data: bytes) -> str | None:
+    """`utf-16-le`/`-be` for a byte-order mark, or for text whose sample has 0 in every odd (LE) or even (BE)
+    byte of at least half its pairs and nowhere else (what ASCII and Latin text in UTF-16 looks like)."""
+    if data.startswith(codecs.BOM_UTF16_LE):
+        return "utf-16-le"
+    if data.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16-be"
+    sample = data[:_UTF16_SAMPLE]
+    if len(sample) < 2 or len(data) % 2:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    even_zeros, odd_zeros = even.count(0), odd.count(0)
+    if even_zeros == 0 and odd_zeros * 2 >= len(odd):
+        return "utf-16-le"
+    if odd_zeros == 0 and even_zeros * 2 >= len(even):
+        return "utf-16-be"
+    return None
+
+
+def _utf16(data: bytes, encoding: str) -> str:
+    marked = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    body = data[2:] if marked else data
+    where = " (UTF-16 after a byte-order mark)" if marked else " (UTF-16 without a byte-order mark)"
+    try:
+        text = body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _binary(exc.start + (2 if marked else 0), where) from None
+    control = _CONTROL_CHARS.search(text)
+    if control:
+        raise _binary(len(text[: control.start()].encode(encoding)) + (2 if marked else 0), where)
+    return text
+
+
+def _eight_bit(data: bytes) -> str:
+    control = _CONTROL_BYTES.search(data)
+    if control:
+        raise _binary(control.start())
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError as exc:  # 0x81, 0x8D, 0x8F, 0x90, 0x9D: undefined in Windows-1252
+        raise _binary(exc.start) from None
 
 
 def _malformed(line: int, column: int, msg: str) -> InvalidInputError:
     return InvalidInputError(f"malformed JSON at line {line} column {column}: {msg}")
 
 
-def _too_deep() -> InvalidInputError:
-    return InvalidInputError(f"JSON nested deeper than {sys.getrecursionlimit()} levels; expected shallower "
-                             "documents (flatten the structure)")
+def _too_deep(where: str = "") -> InvalidInputError:
+    return InvalidInputError(f"{where}JSON nested deeper than {MAX_NESTING_DEPTH} levels; expected at most "
+                             f"{MAX_NESTING_DEPTH} (flatten the structure)")
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's pairs as a dict, refusing a key given twice (a plain reader keeps the last value silently)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def _duplicate(where: str, key: str) -> InvalidInputError:
+    return InvalidInputError(f"{where}: duplicate key {key!r} in a JSON object; expected each key once per object "
+                             "(a reader would keep only one of its values)")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
+def _loads(text: str) -> Any:
+    return _DECODER.decode(text)
 
 
 def read_json_document(text: str) -> Any:
     """One JSON value; InvalidInputError with its line/column when malformed or followed by more data."""
     try:
-        return json.loads(text)
+        return _loads(text)
     except json.JSONDecodeError as exc:
         raise _malformed(exc.lineno, exc.colno, exc.msg) from None
+    except _DuplicateKey as exc:
+        raise _duplicate("JSON document" if "\n" in text.strip() else "line 1", exc.key) from None
     except RecursionError:
         raise _too_deep() from None
 
@@ -104,11 +228,13 @@ def read_json_lines(text: str) -> Iterator[Any]:
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
+            yield _loads(line)
         except json.JSONDecodeError as exc:
             raise _malformed(number, exc.colno, exc.msg) from None
+        except _DuplicateKey as exc:
+            raise _duplicate(f"line {number}", exc.key) from None
         except RecursionError:
-            raise _too_deep() from None
+            raise _too_deep(f"line {number}: ") from None
 
 
 def read_json_auto(text: str) -> tuple[str, Any]:
@@ -119,9 +245,14 @@ def read_json_auto(text: str) -> tuple[str, Any]:
     """
     stripped = text.lstrip()
     try:
-        value, end = json.JSONDecoder().raw_decode(stripped)
+        value, end = _DECODER.raw_decode(stripped)
     except RecursionError:
         raise _too_deep() from None
+    except _DuplicateKey as exc:
+        first, newline, rest = stripped.partition("\n")
+        if newline and rest.strip() and _parses(first):
+            return "jsonl", read_json_lines(text)  # a later line has it; it names that line
+        raise _duplicate("JSON document" if "\n" in stripped.strip() else "line 1", exc.key) from None
     except json.JSONDecodeError:
         first, newline, rest = stripped.partition("\n")
         if newline and rest.strip() and _parses(first):
@@ -137,10 +268,33 @@ def read_json_auto(text: str) -> tuple[str, Any]:
 
 def _parses(line: str) -> bool:
     try:
-        json.loads(line)
-    except (json.JSONDecodeError, RecursionError):
+        _loads(line)
+    except (json.JSONDecodeError, RecursionError, _DuplicateKey):
         return False
     return True
+
+
+def nesting_depth(value: Any) -> int:
+    """Levels of objects and arrays in `value` (a scalar is 0, `{"a": [1]}` is 2), without recursion."""
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth = max(depth, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return depth
+
+
+def check_depth(record: Any, line: str, index: int) -> None:
+    """InvalidInputError when `record` (serialised as `line`) nests deeper than MAX_NESTING_DEPTH. Only a line
+    with that many brackets can, so most records are never walked."""
+    if line.count("{") + line.count("[") > MAX_NESTING_DEPTH and nesting_depth(record) > MAX_NESTING_DEPTH:
+        raise _too_deep(f"record {index}: ")
 
 
 def sniff_delimiter(header_line: str) -> str:
