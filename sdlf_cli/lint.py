@@ -6,15 +6,20 @@ is what cfn-lint sees; the rendered file is one `sdlf render` away.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfnlint.api import ManualArgs, lint
+from cfnlint.config import ConfigMixIn
+from cfnlint.decode.decode import decode_str
+from cfnlint.rules import Rules
+from cfnlint.runner import Runner, run_template_by_data
 
 from sdlf_cli.render import RenderedTemplate
 
@@ -34,9 +39,28 @@ class Finding:
         return f"{self.template}:{self.line} {self.rule} {self.message}"
 
 
+# Worker processes start in ~3 s (an interpreter importing cfn-lint and loading its rules); a template lints
+# in ~0.4 s (a dataset's) to ~1.5 s (foundations) once the rules are loaded. Fewer templates than this
+# are linted in this process.
+MIN_TEMPLATES_FOR_WORKERS = 8
+
+# cfn-lint's rules, loaded once per process: loading and instantiating its ~330 rules (what cfn-lint's
+# `lint()` does on every call) costs about twice as much as linting a dataset template with them. Rules keep
+# per-template state while they run, so one template at a time goes through them.
+_RULES_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def cfn_lint_rules() -> Rules:
+    return Runner(ConfigMixIn()).rules
+
+
 def lint_template(template: RenderedTemplate) -> list[Finding]:
     """cfn-lint findings (errors and warnings) for one rendered template, in line order."""
-    matches = lint(template.body, config=ManualArgs(regions=[template.region]))
+    body, matches = decode_str(template.body)
+    if not matches and body is not None:
+        with _RULES_LOCK:
+            matches = list(run_template_by_data(body, ConfigMixIn(regions=[template.region]), cfn_lint_rules()))
     findings = set()
     for match in matches:
         level = str(match.rule.severity).lower()
@@ -53,8 +77,9 @@ def lint_templates(templates: list[RenderedTemplate], cache_dir: Path | None = N
 
     With `cache_dir`, a template whose exact text (and region, and cfn-lint version) was linted
     clean before is not linted again: linting is the slowest step of a no-change deploy. The
-    templates left are linted in `processes` worker processes (default: one per usable core), since
-    cfn-lint is pure-Python CPU work that threads would only queue on the GIL. `check` replaces
+    templates left are linted in `processes` worker processes (default: one per usable core, from
+    MIN_TEMPLATES_FOR_WORKERS templates on), since cfn-lint is pure-Python CPU work that threads would
+    only queue on the GIL. `check` replaces
     `lint_template` (it must be picklable to run in workers).
     """
     markers = [_clean_marker(t, cache_dir) if cache_dir else None for t in templates]
@@ -73,14 +98,18 @@ def lint_templates(templates: list[RenderedTemplate], cache_dir: Path | None = N
 
 def _fan_out(check: Callable[[RenderedTemplate], list[Finding]], templates: list[RenderedTemplate],
              processes: int | None) -> list[list[Finding]]:
-    """`check` of each template, in order; in worker processes when there is more than one template and core."""
+    """`check` of each template, in order; in worker processes when there is more than one template and core
+    (by default, only when there are enough templates to repay the workers' start-up)."""
+    if processes is None and len(templates) < MIN_TEMPLATES_FOR_WORKERS:
+        processes = 1
     processes = min(len(templates), processes or _usable_cores())
     if processes < 2:
         return [check(t) for t in templates]
     # forkserver, not fork: the caller may run threads (the embedded emulator, a deploy's workers), and a
-    # forked child can inherit a lock one of them held. The server imports cfn-lint once; workers fork from it.
+    # forked child can inherit a lock one of them held. The server imports cfn-lint and builds its rules once
+    # (sdlf_cli.lint_rules); workers fork from it.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload(["sdlf_cli.lint_rules" if check is lint_template else __name__])
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         return list(pool.map(check, templates))
 

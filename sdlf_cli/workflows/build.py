@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdlf_cli.checkov_scan import Skip, find_checkov, scan_templates
+from sdlf_cli.checkov_scan import Skip, find_checkov, start_scan
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.lake import Lake
 from sdlf_cli.lint import lint_templates
@@ -66,10 +66,15 @@ class LintOutcome:
 
 
 def lint_layers(cfg: LakeConfig, layer: str | None, root: Path = Path("."), show_skips: bool = False) -> LintOutcome:
-    """cfn-lint, then checkov, on every rendered template of LAYER (or of the whole lake)."""
+    """cfn-lint and checkov on every rendered template of LAYER (or of the whole lake), side by side: checkov
+    runs in its own process while cfn-lint's workers lint. Both skip templates whose exact text they judged
+    before (`.sdlf/cache/`), so a second lint of the same templates starts neither."""
     templates = render_templates(cfg, layer, root)
-    scan = scan_templates(templates, find_checkov(root))
-    return LintOutcome(lint_templates(templates) + scan.findings, scan.skips, scan.passed, show_skips)
+    cache = root / ".sdlf" / "cache"
+    with start_scan(templates, find_checkov(root), cache / "checkov") as scan:
+        findings = lint_templates(templates, cache_dir=cache / "lint")
+        checked = scan.result()
+    return LintOutcome(findings + checked.findings, checked.skips, checked.passed, show_skips)
 
 
 @dataclass

@@ -90,3 +90,16 @@ def test_a_missing_checkov_is_a_usage_error_that_says_how_to_install_it(tmp_path
         find_checkov(tmp_path, environ={"PATH": str(tmp_path), "SDLF_CHECKOV": str(tmp_path / "nope")})
     # Without SDLF_CHECKOV, the project's own .venv-checkov is found next to the CLI.
     assert find_checkov(tmp_path, environ={"PATH": str(tmp_path)}).name == "checkov"
+
+
+def test_a_template_checkov_judged_before_takes_its_verdicts_from_the_cache(checkov, tmp_path):
+    template = RenderedTemplate("foundations", "foundations", "acme-lake-dev-foundations",
+                                Path("templates/foundations/foundations.yaml.j2"), BAD)
+    first = scan_templates([template], checkov, cache_dir=tmp_path / "cache")
+    not_installed = tmp_path / "no-checkov"  # starting it would raise: the cache must answer alone
+    again = scan_templates([template], not_installed, cache_dir=tmp_path / "cache")
+    assert again == first and again.findings and again.skips and again.passed == first.passed
+    edited = RenderedTemplate(template.layer, template.name, template.stack_name, template.source,
+                              BAD.replace("QueueName: plain", "QueueName: plainer"))
+    with pytest.raises(FileNotFoundError):
+        scan_templates([edited], not_installed, cache_dir=tmp_path / "cache")

@@ -119,3 +119,21 @@ def test_only_templates_changed_since_a_clean_lint_are_linted_again(tmp_path):
     changed = [replace(clean[0], body=clean[0].body + "\n# edited\n"), *clean[1:]]
     assert lint_templates(changed, cache_dir=tmp_path, processes=2) == []
     assert len(list(tmp_path.glob("*.clean"))) == len(clean) + 1  # only the edited text was linted anew
+
+
+def test_a_few_templates_are_linted_in_this_process_and_cfn_lint_rules_are_loaded_once():
+    import os
+
+    import sdlf_cli.lint as lint_module
+
+    clean = render_layer(FULL, "bootstrap", TEMPLATES_DIR)
+    pids = []
+
+    def check(template):
+        pids.append(os.getpid())
+        return lint_module.lint_template(template)
+
+    few = (clean * lint_module.MIN_TEMPLATES_FOR_WORKERS)[: lint_module.MIN_TEMPLATES_FOR_WORKERS - 1]
+    assert lint_templates(few, check=check) == []
+    assert pids == [os.getpid()] * len(few)  # no worker start-up for so few
+    assert lint_module.cfn_lint_rules() is lint_module.cfn_lint_rules()

@@ -449,3 +449,14 @@ def test_output_without_resources_is_rejected(tmp_path):
     with pytest.raises(RenderError, match="has no Resources mapping") as err:
         render_layer(MINIMAL, "foundations", tmp_path)
     assert str(err.value).startswith(str(source))
+
+
+def test_templates_parse_as_cfn_flip_parses_them():
+    from sdlf_cli.render import parse_template
+    from tests.unit.security_lakes import all_rendered
+
+    for template in all_rendered():
+        assert parse_template(template.body) == load_yaml(template.body), template.output_name
+    short_forms = "Outputs:\n  A:\n    Value: !GetAtt rQueue.Arn\n  B:\n    Value: !Sub ['${x}', {x: !Ref y}]\n"
+    assert parse_template(short_forms) == load_yaml(short_forms)
+    assert parse_template(short_forms)["Outputs"]["A"]["Value"] == {"Fn::GetAtt": ["rQueue", "Arn"]}

@@ -41,10 +41,12 @@ def install(ctx: EmulatorContext | None = None) -> Callable[[], None]:
     from sdlf_cli.local.cfn.ssm_parameters import install_ssm_parameter_fixes
     from sdlf_cli.local.cfn.stacks import install_stack_fixes
     from sdlf_cli.local.cfn.statemachines import install_state_machine_fixes
+    from sdlf_cli.local.cfn.template_parsing import install_template_parsing_fixes
     from sdlf_cli.local.cfn.tables import install_table_fixes
     from sdlf_cli.local.cfn.termination_protection import install_termination_protection_fixes
     from sdlf_cli.local.cfn.updates import install_update_fixes
 
+    install_template_parsing_fixes()
     install_stack_fixes()
     install_change_set_fixes()
     install_update_fixes()
