@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
@@ -392,33 +393,46 @@ def _build_glue_script(source: _Source, build_dir: Path) -> Artifact:
 
 
 # --- upload ------------------------------------------------------------------------------------
+# Artifacts checked and uploaded at once: each is a HEAD (and maybe a PUT) that waits on S3, and the
+# uploads stand between the bootstrap stack and the first stack of the lake.
+UPLOAD_WORKERS = 8
+
+
 def upload_artifacts(
     artifacts: Iterable[Artifact], s3_client, bucket: str, dry_run: bool = False
 ) -> list[UploadResult]:
-    """Upload each artifact whose key is not in the bucket yet (keys are content hashes)."""
-    results: list[UploadResult] = []
-    for artifact in artifacts:
-        if _exists(s3_client, bucket, artifact):
-            results.append(UploadResult(artifact, "skipped"))
-            continue
-        if dry_run:
-            results.append(UploadResult(artifact, "would-upload"))
-            continue
-        try:
-            with open(artifact.zip_path, "rb") as body:
-                s3_client.put_object(
-                    Bucket=bucket,
-                    Key=artifact.key,
-                    Body=body,
-                    ContentType="text/x-python" if artifact.kind == "glue" else "application/zip",
-                    Metadata={"sdlf-input-sha256": artifact.sha256},
-                )
-        except ClientError as exc:
-            raise PackageError(f"uploading {artifact.zip_path} to s3://{bucket}/{artifact.key}: {_describe(exc)}") from exc
-        except OSError as exc:
-            raise PackageError(f"reading {artifact.zip_path}: {exc}; run the build again") from exc
-        results.append(UploadResult(artifact, "uploaded"))
-    return results
+    """Upload each artifact whose key is not in the bucket yet (keys are content hashes), several at once
+    (boto3 clients are thread-safe); results in the order given, the first failure in that order raised."""
+    items = list(artifacts)
+
+    def upload(artifact: Artifact) -> UploadResult:
+        return _upload(artifact, s3_client, bucket, dry_run)
+
+    if len(items) < 2:
+        return [upload(a) for a in items]
+    with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(items)), thread_name_prefix="sdlf-upload") as pool:
+        return list(pool.map(upload, items))
+
+
+def _upload(artifact: Artifact, s3_client, bucket: str, dry_run: bool) -> UploadResult:
+    if _exists(s3_client, bucket, artifact):
+        return UploadResult(artifact, "skipped")
+    if dry_run:
+        return UploadResult(artifact, "would-upload")
+    try:
+        with open(artifact.zip_path, "rb") as body:
+            s3_client.put_object(
+                Bucket=bucket,
+                Key=artifact.key,
+                Body=body,
+                ContentType="text/x-python" if artifact.kind == "glue" else "application/zip",
+                Metadata={"sdlf-input-sha256": artifact.sha256},
+            )
+    except ClientError as exc:
+        raise PackageError(f"uploading {artifact.zip_path} to s3://{bucket}/{artifact.key}: {_describe(exc)}") from exc
+    except OSError as exc:
+        raise PackageError(f"reading {artifact.zip_path}: {exc}; run the build again") from exc
+    return UploadResult(artifact, "uploaded")
 
 
 def _exists(s3_client, bucket: str, artifact: Artifact) -> bool:
