@@ -1,6 +1,13 @@
 """Stage-B heavy transform: each engine against its own raw libraries, and the two engines side by side.
 
     .venv/bin/python benchmarks/engines.py [--records 50000] [--files 4] [--repeat 3] [--partition-by ingestion_date]
+    .venv/bin/python benchmarks/engines.py --memory [--memory-mb 2048] [--files 16]
+
+`--memory`: bounded memory of the python engine on a batch larger than memory should hold. Writes a ~2 GB
+JSON-lines batch (--files stage objects, made of the same generated records repeated with new ids) to a temp
+dir, runs the python engine's `run()` on it in a fresh subprocess whose S3 is that folder on disk (so no object
+store holds the batch in the engine's memory), and prints the subprocess's peak RSS (getrusage ru_maxrss)
+beside the batch size. The temp dir is deleted afterwards.
 
 Generates JSON-lines records (nested struct, list of structs, list of strings, nulls, int/float mixes),
 splits them into --files stage objects, writes one manifest and runs `glue/heavy_transform.py`'s
@@ -131,14 +138,110 @@ def raw_spark(spark, paths: list[str], out: str) -> None:
         .option("compression", "snappy").parquet("file://" + out)
 
 
+MEMORY_CHILD = """
+import json, os, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from engines import load_heavy
+
+
+class FolderS3:
+    \"\"\"get_object / put_object over a local folder (bucket/key as paths): S3 without holding objects in memory.\"\"\"
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def get_object(self, Bucket, Key):
+        return {"Body": open(self.root / Bucket / Key, "rb")}
+
+    def put_object(self, Bucket, Key, Body, **_):
+        path = self.root / Bucket / Key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(Body if isinstance(Body, bytes) else Body.read())
+        return {"ETag": '"0"'}
+
+
+heavy = load_heavy()
+started = time.perf_counter()
+result = heavy.run("python", sys.argv[3], s3=FolderS3(sys.argv[1]))
+print(json.dumps({"seconds": time.perf_counter() - started, "rows": result["rows"], "outputs": len(result["outputs"]),
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def memory_mode(total_mb: int, files: int) -> None:
+    """A batch of ~total_mb MB in `files` stage objects through the python engine in a subprocess: its peak RSS."""
+    import resource
+    import subprocess
+
+    header(f"stage-B python engine: peak memory on a {total_mb} MB batch (bounded-memory target: < 1 GB RSS)")
+    rng = random.Random(11)
+    # The same records over and over with new ids: serialised once, written as often as the size asks.
+    block = [json.dumps({k: v for k, v in record(rng, n).items() if k != "id"}, separators=(",", ":"))[1:]
+             for n in range(5_000)]
+    with tempfile.TemporaryDirectory(prefix="sdlf-bench-memory-") as root:
+        started = time.perf_counter()
+        per_file = total_mb * 1_000_000 // files
+        inputs, size, rows, next_id = [], 0, 0, 0
+        for f in range(files):
+            key = f"{TEAM}/{DATASET}/part-{f:03d}.jsonl"
+            path = Path(root) / STAGE / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = 0
+            with open(path, "wb") as out:
+                while written < per_file:
+                    chunk = "".join(f'{{"id":{next_id + i},{rest}\n' for i, rest in enumerate(block)).encode()
+                    next_id += len(block)
+                    out.write(chunk)
+                    written += len(chunk)
+                    rows += len(block)
+            size += written
+            inputs.append({"uri": f"s3://{STAGE}/{key}", "etag": "0", "source": f"s3://bench-raw/{key}", "records": None})
+        manifest = {
+            "batch_id": "memory", "team": TEAM, "dataset": DATASET, "table": DATASET, "engine": "python",
+            "created_at": "2024-05-03T12:00:00.000000Z", "partition_by": ["ingestion_date"], "inputs": inputs,
+            "output": f"s3://{ANALYTICS}/{TEAM}/{DATASET}/{DATASET}/", "quality": [],
+        }
+        key = f"{TEAM}/{DATASET}/_batches/memory/manifest.json"
+        (Path(root) / STAGE / key).parent.mkdir(parents=True)
+        (Path(root) / STAGE / key).write_text(json.dumps(manifest))
+        print(f"batch: {files} JSON-lines objects, {size / 1e6:,.0f} MB, {rows:,} records "
+              f"(written to a temp dir in {time.perf_counter() - started:.1f} s)")
+        done = subprocess.run([sys.executable, "-c", MEMORY_CHILD, root, str(Path(__file__).resolve().parent),
+                               f"s3://{STAGE}/{key}"], capture_output=True, text=True, cwd=ROOT)
+        if done.returncode != 0:
+            raise SystemExit(f"the engine failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        child = json.loads(done.stdout.strip().splitlines()[-1])
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        out_size = sum(p.stat().st_size for p in (Path(root) / ANALYTICS).rglob("*.parquet"))
+    print()
+    table([
+        ["python engine, one batch", "figure"],
+        ["batch size (JSON lines)", f"{size / 1e6:,.0f} MB"],
+        ["rows written", f"{child['rows']:,} in {child['outputs']} Parquet file(s), {out_size / 1e6:,.0f} MB"],
+        ["engine run", f"{child['seconds']:.1f} s ({size / 1e6 / child['seconds']:.1f} MB/s)"],
+        ["peak RSS of the engine's process", f"{peak / 1e6:,.0f} MB"],
+        ["peak RSS / batch size", f"{peak / size:.2f}"],
+        ["target", "< 1,000 MB"],
+    ], "lr")
+    print("(the temp dir with the batch and its output is deleted)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
-    parser.add_argument("--files", type=int, default=4, help="stage objects the records are split into")
+    parser.add_argument("--files", type=int, default=None,
+                        help="stage objects the records are split into (default 4; 16 with --memory)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per engine, interleaved; the first is reported alone, the best of the rest as warm")
     parser.add_argument("--partition-by", default="ingestion_date", help="comma-separated columns")
+    parser.add_argument("--memory", action="store_true", help="only the python engine's peak memory on a large batch")
+    parser.add_argument("--memory-mb", type=int, default=2048, help="batch size for --memory (default 2 GB)")
     args = parser.parse_args()
+    if args.memory:
+        memory_mode(args.memory_mb, args.files or 16)
+        return
+    args.files = args.files or 4
     partition_by = [c for c in args.partition_by.split(",") if c]
 
     header("stage-B heavy transform: each engine vs its raw libraries, python vs spark (local[2]), same batch")

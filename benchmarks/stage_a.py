@@ -23,15 +23,12 @@ import io
 import json
 import random
 import sys
-import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, ThreadSampler, copy_project, header, pct, ratio, summary, table  # noqa: E402
-
-import yaml  # noqa: E402
+from _common import ThreadSampler, header, pct, ratio, summary, table  # noqa: E402
+from _lake import dev_lake, file_body, wait_processed  # noqa: E402
 
 from sdlf_datalake.transforms import RawObject, get_transform  # noqa: E402
 
@@ -101,110 +98,39 @@ def bench_transform(records: int, repeat: int) -> None:
 
 
 # --- part 2: end to end on the emulator -------------------------------------------------------------------
-def parse_iso(value: str) -> float:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
-
-
-def file_body(index: int, records: int, run: str) -> bytes:
-    # Distinct content per file: stage-A executions are named after the content, identical bytes run once.
-    lines = [json.dumps({"id": f"{run}-{index}-{n}", "file": index, "n": n, "name": f"person {n}",
-                         "tags": ["a", "b"], "address": {"city": "Oslo", "zip": None}}) for n in range(records)]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def wait_processed(ddb, table_name: str, pending: dict[str, float], timeout: float, poll: float) -> dict[str, dict]:
-    """uri -> {received, processed, observed} in seconds after its put; FAILED or timed out rows noted."""
-    out: dict[str, dict] = {}
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        for uri in list(pending):
-            item = ddb.get_item(TableName=table_name, Key={"id": {"S": uri}}, ConsistentRead=True).get("Item")
-            status = item and item.get("status", {}).get("S")
-            if status in ("PROCESSED", "FAILED"):
-                put_at = pending.pop(uri)
-                out[uri] = {
-                    "status": status,
-                    "received": parse_iso(item["created_at"]["S"]) - put_at,
-                    "processed": parse_iso(item["updated_at"]["S"]) - put_at,
-                    "observed": time.time() - put_at,
-                    "processed_at": parse_iso(item["updated_at"]["S"]),
-                    "reason": item.get("reason", {}).get("S", ""),
-                }
-        if pending:
-            time.sleep(poll)
-    for uri, put_at in pending.items():
-        out[uri] = {"status": "TIMEOUT", "observed": time.time() - put_at}
-    return out
-
-
 def bench_e2e(files: int, file_records: int, timeout: float, poll: float, profile: bool = False) -> None:
-    from sdlf_cli.aws.session import AwsTarget, Clients
-    from sdlf_cli.config.loader import load_config
-    from sdlf_cli.local.context import EmulatorContext
-    from sdlf_cli.local.server import free_port, start
-    from sdlf_cli.ui import make_reporter
-    from sdlf_cli.lake import Lake
-    from sdlf_cli.workflows.deploy import all_layers, deploy_layers
-
     env = "bsta"
-    with tempfile.TemporaryDirectory(prefix="sdlf-bench-stage-a-") as tmp:
-        project = copy_project(Path(tmp))
-        (project / "parameters").mkdir()
-        (project / "parameters" / "base.yaml").write_text((ROOT / "parameters" / "base.yaml").read_text())
-        lake = yaml.safe_load((ROOT / "parameters" / "dev.yaml").read_text())
-        lake["env"] = env
-        for team in lake.get("teams", {}).values():
-            for dataset in (team.get("datasets") or {}).values():
-                dataset["schedule"] = "rate(1 day)"  # keep stage B out of the measurement
-        (project / "parameters" / f"{env}.yaml").write_text(yaml.safe_dump(lake, sort_keys=False))
-        team_name = next(iter(lake["teams"]))
-        dataset_name = next(iter(lake["teams"][team_name]["datasets"]))
+    with dev_lake(env) as dev:
+        print(f"dev lake deployed on the emulator as env {env!r} ({dev.stacks} stacks) "
+              f"in {dev.deploy_seconds:.1f} s; dataset {dev.team}/{dev.dataset}")
+        resources = dev.lake.registry
+        table_name = resources.catalog_table
+        ddb = dev.clients.client("dynamodb")
+        size = len(file_body(0, file_records, "x"))
+        print(f"{files} JSON-lines files of {file_records} records ({size / 1e3:.1f} kB) per scenario; "
+              f"catalog polled every {poll * 1000:.0f} ms")
 
-        ctx = EmulatorContext(host="127.0.0.1", port=free_port(), state_dir=Path(tmp) / "emulator")
-        emulator = start(ctx)
-        try:
-            cfg = load_config(env, project / "parameters")
-            clients = Clients(AwsTarget(region=cfg.region, endpoint_url=emulator.endpoint_url))
-            started = time.perf_counter()
-            outcome = deploy_layers(Lake(cfg, clients), make_reporter("json"), all_layers(cfg, project), root=project)
-            if not outcome.ok:
-                raise SystemExit("deploy failed: " + json.dumps(outcome.to_dict())[:2000])
-            print(f"dev lake deployed on the emulator as env {env!r} ({len(outcome.results)} stacks) "
-                  f"in {time.perf_counter() - started:.1f} s; dataset {team_name}/{dataset_name}")
-            resources = Lake(cfg, clients).registry
-            raw_bucket, table_name = resources.raw_bucket, resources.catalog_table
-            s3, ddb = clients.client("s3"), clients.client("dynamodb")
-            size = len(file_body(0, file_records, "x"))
-            print(f"{files} JSON-lines files of {file_records} records ({size / 1e3:.1f} kB) per scenario; "
-                  f"catalog polled every {poll * 1000:.0f} ms")
+        def put(index: int, run: str) -> tuple[str, float]:
+            return dev.put(index, file_records, run)
 
-            def put(index: int, run: str) -> tuple[str, float]:
-                key = f"{team_name}/{dataset_name}/bench-{run}-{index:03d}.jsonl"
-                body = file_body(index, file_records, run)
-                put_at = time.time()
-                s3.put_object(Bucket=raw_bucket, Key=key, Body=body)
-                return f"s3://{raw_bucket}/{key}", put_at
+        # warm-up: the first invocation of each function starts its warm worker; not measured.
+        uri, put_at = put(0, "warm")
+        warm = wait_processed(ddb, table_name, {uri: put_at}, timeout, poll)[uri]
+        print(f"warm-up file (cold workers, not counted): {warm['status']} after {warm['observed']:.2f} s")
+        print()
 
-            # warm-up: the first invocation of each function starts its warm worker; not measured.
-            uri, put_at = put(0, "warm")
-            warm = wait_processed(ddb, table_name, {uri: put_at}, timeout, poll)[uri]
-            print(f"warm-up file (cold workers, not counted): {warm['status']} after {warm['observed']:.2f} s")
-            print()
-
-            sequential: dict[str, dict] = {}
-            sequential_first_put = time.time()
-            for i in range(files):
-                uri, put_at = put(i, "seq")
-                sequential.update(wait_processed(ddb, table_name, {uri: put_at}, timeout, poll))
-            sampler = ThreadSampler() if profile else None
-            burst_pending = dict(put(i, "burst") for i in range(files))
-            put_span = max(burst_pending.values()) - min(burst_pending.values())
-            burst_first_put = min(burst_pending.values())
-            burst = wait_processed(ddb, table_name, burst_pending, timeout, poll)
-            if sampler is not None:
-                sampler.stop()
-        finally:
-            emulator.stop()
+        sequential: dict[str, dict] = {}
+        sequential_first_put = time.time()
+        for i in range(files):
+            uri, put_at = put(i, "seq")
+            sequential.update(wait_processed(ddb, table_name, {uri: put_at}, timeout, poll))
+        sampler = ThreadSampler() if profile else None
+        burst_pending = dict(put(i, "burst") for i in range(files))
+        put_span = max(burst_pending.values()) - min(burst_pending.values())
+        burst_first_put = min(burst_pending.values())
+        burst = wait_processed(ddb, table_name, burst_pending, timeout, poll)
+        if sampler is not None:
+            sampler.stop()
 
     def column(results: dict[str, dict], field: str) -> list[float]:
         return [r[field] for r in results.values() if r["status"] == "PROCESSED"]
