@@ -129,9 +129,22 @@ def make_environment(templates_dir: Path, layer: str) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        bytecode_cache=_bytecode_cache(Path(templates_dir)),
     )
     env.filters["tojson"] = _tojson
     return env
+
+
+def _bytecode_cache(templates_dir: Path) -> jinja2.BytecodeCache | None:
+    """Compiled templates kept in the project's `.sdlf/cache/jinja`: compiling the layers' templates and
+    partials costs more than rendering them, and a no-change deploy renders everything. Jinja checks each
+    entry against its template's source and Python version, and writes entries atomically."""
+    folder = templates_dir.resolve().parent / ".sdlf" / "cache" / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only checkout: compile every time
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
 
 
 def render_layer(cfg: LakeConfig, layer: str, templates_dir: Path = Path("templates")) -> list[RenderedTemplate]:

@@ -460,3 +460,17 @@ def test_templates_parse_as_cfn_flip_parses_them():
     short_forms = "Outputs:\n  A:\n    Value: !GetAtt rQueue.Arn\n  B:\n    Value: !Sub ['${x}', {x: !Ref y}]\n"
     assert parse_template(short_forms) == load_yaml(short_forms)
     assert parse_template(short_forms)["Outputs"]["A"]["Value"] == {"Fn::GetAtt": ["rQueue", "Arn"]}
+
+
+def test_compiled_templates_are_cached_in_the_project_and_an_edited_partial_compiles_anew(tmp_path):
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES_DIR, templates)
+    first = render_layer(FULL, "foundations", templates)
+    cached = sorted((tmp_path / ".sdlf" / "cache" / "jinja").iterdir())
+    assert cached  # the main template and its partials
+    assert [t.body for t in render_layer(FULL, "foundations", templates)] == [t.body for t in first]
+    partial = next(p for p in (templates / "foundations").glob("_*.yaml.j2"))
+    partial.write_text(partial.read_text() + "\n# edited\n")
+    assert "# edited" in render_layer(FULL, "foundations", templates)[0].body
