@@ -160,6 +160,12 @@ class FolderS3:
         path.write_bytes(Body if isinstance(Body, bytes) else Body.read())
         return {"ETag": '"0"'}
 
+    def upload_file(self, Filename, Bucket, Key, ExtraArgs=None):
+        import shutil
+        path = self.root / Bucket / Key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Filename, path)
+
 
 heavy = load_heavy()
 started = time.perf_counter()

@@ -101,6 +101,16 @@ def write_object(s3: Any, uri: str, body: bytes, content_type: str) -> None:
         raise JobError(f"cannot write {uri}: {_describe(exc)}") from None
 
 
+def write_file(s3: Any, uri: str, path: str, content_type: str) -> None:
+    """A local file to S3 through boto3's managed transfer (in parts past its threshold): an output file is
+    never held whole in memory, however large the batch."""
+    bucket, key = parse_s3_uri(uri)
+    try:
+        s3.upload_file(path, bucket, key, ExtraArgs={"ContentType": content_type})
+    except Exception as exc:
+        raise JobError(f"cannot write {uri}: {_describe(exc)}") from None
+
+
 def _describe(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict) and response.get("Error"):
@@ -555,12 +565,22 @@ class FileRead:
         self.uri, self.location, self.kind, self.rows, self.table = uri, location, kind, rows, table
 
 
-def check_utf8(uri: str, body: bytes) -> None:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = body[: exc.start].count(b"\n") + 1
-        raise JobError(f"{uri} line {line}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+UTF8_CHECK_BYTES = 16 * 1024 * 1024  # checked at a time: decoding a whole object would copy it as text
+
+
+def check_utf8(uri: str, body: bytes, piece: int = UTF8_CHECK_BYTES) -> None:
+    """The object is UTF-8, checked in pieces cut after a newline (which no multi-byte character contains)."""
+    start = 0
+    while start < len(body):
+        end = body.find(b"\n", start + piece)
+        end = len(body) if end < 0 else end + 1
+        try:
+            body[start:end].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            offset = start + exc.start
+            line = body.count(b"\n", 0, offset) + 1
+            raise JobError(f"{uri} line {line}: not UTF-8 ({exc.reason} at byte {offset})") from None
+        start = end
 
 
 def raw_kind(arrow: Any, reference: Any = None) -> tuple:
@@ -923,8 +943,7 @@ def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
         outputs = []
         for values, (path, rows) in sorted(files.close().items(), key=lambda item: _sort_key(item[0])):
             uri = output_uri(manifest, list(zip(plan.partition_by, values)))
-            with open(path, "rb") as handle:
-                write_object(s3, uri, handle.read(), "application/vnd.apache.parquet")
+            write_file(s3, uri, path, "application/vnd.apache.parquet")
             outputs.append({"uri": uri, "rows": rows, "partition": _partition_dict(plan, values)})
     write_table_schema(s3, manifest, table_schema, plan)
     return write_result(s3, manifest_uri, manifest, plan, outputs, "python")
@@ -1153,8 +1172,7 @@ def write_arrow_output(s3: Any, out: OutputTable, table: Any, scratch: str) -> D
     outputs = []
     for values, (path, rows) in sorted(files.close().items(), key=lambda item: _sort_key(item[0])):
         uri = output_uri(out.manifest, list(zip(out.partition_by, values)))
-        with open(path, "rb") as handle:
-            write_object(s3, uri, handle.read(), "application/vnd.apache.parquet")
+        write_file(s3, uri, path, "application/vnd.apache.parquet")
         outputs.append({"uri": uri, "rows": rows, "partition": dict(zip(out.partition_by, values)), "table": out.name})
     columns = [{"name": f.name, "type": arrow_hive_type(f.type)} for f in data.schema]
     partition_keys = [{"name": n, "type": "string" if n in added else arrow_hive_type(table.schema.field(n).type)}
@@ -1513,8 +1531,7 @@ def _publish_spark_files(s3: Any, manifest: Dict[str, Any], plan: Plan, staging:
             source_bucket, source_key = parse_s3_uri(found[values])
             s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": source_bucket, "Key": source_key})
         else:
-            with open(found[values], "rb") as handle:
-                write_object(s3, uri, handle.read(), "application/vnd.apache.parquet")
+            write_file(s3, uri, found[values], "application/vnd.apache.parquet")
         outputs.append({"uri": uri, "rows": counts[values], "partition": _partition_dict(plan, values)})
     if glue:
         _delete_prefix(s3, staging)

@@ -112,3 +112,12 @@ def read_parquet(s3, uri: str):
 
 def keys(s3, bucket: str, prefix: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
+def test_utf8_is_checked_piece_by_piece_and_a_bad_byte_is_named_by_its_line_and_offset():
+    heavy = load_script("heavy_transform")
+    body = '{"a": "ø"}\n{"b": "æ"}\n{"c": "å"}\n'.encode() * 3
+    heavy.check_utf8("s3://b/k.jsonl", body, piece=5)  # pieces end after a newline, never inside "ø"
+    bad = body + b'{"d": "\xff"}\n'
+    with pytest.raises(heavy.JobError, match=rf"s3://b/k.jsonl line 10: not UTF-8 \(invalid start byte at byte {len(body) + 7}\)"):
+        heavy.check_utf8("s3://b/k.jsonl", bad, piece=5)
