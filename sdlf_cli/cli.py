@@ -276,10 +276,11 @@ def quality(team, dataset, count, opts, lake):
 @click.option("--team", default=None)
 @click.option("--pipeline", default=None)
 @click.option("--dataset", default=None)
-@click.option("--stage", type=click.Choice(["catalog", "a", "b"]), default=None)
+@click.option("--stage", type=click.Choice(["catalog", "a", "b", "routing-b"]), default=None)
 @global_options
 def dead_letters(team, pipeline, dataset, stage, opts, lake):
-    """The lake's dead-letter queues (catalog, stage A per pipeline, stage B per dataset) and their counts."""
+    """The lake's dead-letter queues (catalog, stage A and stage-B routing per pipeline, stage B per dataset) and
+    their counts."""
     from sdlf_cli.workflows.redrive import list_dead_letters
 
     return list_dead_letters(lake, team=team, pipeline=pipeline, dataset=dataset, stage=stage)
@@ -287,9 +288,11 @@ def dead_letters(team, pipeline, dataset, stage, opts, lake):
 
 @cli.command()
 @click.option("--team", default=None)
-@click.option("--pipeline", default=None, help="Only the DLQs of this pipeline (its stage A and its datasets' stage B).")
+@click.option("--pipeline", default=None,
+              help="Only the DLQs of this pipeline (its stage A, its stage-B routing and its datasets' stage B).")
 @click.option("--dataset", default=None)
-@click.option("--stage", type=click.Choice(["catalog", "a", "b"]), default=None, help="Only this kind of DLQ.")
+@click.option("--stage", type=click.Choice(["catalog", "a", "b", "routing-b"]), default=None,
+              help="Only this kind of DLQ (routing-b: schedule events the stage-B router failed on).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most N messages.")
 @click.option("--dry-run", is_flag=True, help="List what would move; move nothing.")
 @global_options

@@ -31,6 +31,7 @@ TEAM_KEYS = (
 )
 PIPELINE_KEYS = (
     "queue-a-url", "queue-a-arn", "dlq-a-url", "state-machine-a-arn", "routing-b-arn", "state-machine-b-arn",
+    "dlq-routing-b-url",
 )
 # Dataset registrations: one JSON String per dataset, below this folder (the Lambda layer reads them).
 DATASETS = "datasets"
@@ -75,6 +76,14 @@ def stage_a_queue(team_name: str, pipeline_name: str) -> str:
 
 def stage_a_dlq(team_name: str, pipeline_name: str) -> str:
     return pipeline(team_name, pipeline_name, "dlq-a-url")
+
+
+def routing_b(team_name: str, pipeline_name: str) -> str:
+    return pipeline(team_name, pipeline_name, "routing-b-arn")
+
+
+def routing_b_dlq(team_name: str, pipeline_name: str) -> str:
+    return pipeline(team_name, pipeline_name, "dlq-routing-b-url")
 
 
 def dataset(team_name: str, dataset_name: str) -> str:

@@ -37,6 +37,10 @@ class Functions(Gateway):
         response = self._invoker._call("invoke", FunctionName=name, Payload=json.dumps(event).encode())
         return Invocation(json.loads(response["Payload"].read() or b"null"), response.get("FunctionError"))
 
+    def invoke_async(self, name: str, event: dict) -> None:
+        """InvocationType=Event: Lambda queues the event (retries, then the function's DLQ) and answers 202."""
+        self._call("invoke", FunctionName=name, InvocationType="Event", Payload=json.dumps(event).encode())
+
     def layer_versions(self, layer: str) -> list[str]:
         return [v["LayerVersionArn"] for v in self._pages("list_layer_versions", "LayerVersions", LayerName=layer)]
 

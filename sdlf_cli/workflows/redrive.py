@@ -11,8 +11,11 @@ Every failure in the lake leaves a replayable message in one of three kinds of D
   routing-a gives a replay of failed execution X its own deterministic name (so replaying the same
   failure twice runs once).
 - `b` (one per dataset): stage A's hand-offs whose stage-B batch failed; back to the stage-B queue.
+- `routing-b` (one per pipeline): schedule events ({"team", "dataset"}) the stage-B routing function failed
+  on after Lambda's retries; each is given back to that function (an asynchronous invoke, so a new failure
+  returns to the DLQ). The router starts the dataset's waiting batch, or says why not; it is safe to ask twice.
 
-Moving a message is SEND to the destination, then, only once the send succeeded, DELETE from the DLQ:
+Moving a message is SEND to the destination (or INVOKE, for `routing-b`), then, only once the send succeeded, DELETE from the DLQ:
 a message is never lost, and a crash in between at worst sends it twice (the pipelines dedupe).
 Messages that are not moved (skipped, failed, other teams', dry run) are made visible again at the end.
 
@@ -37,7 +40,7 @@ from sdlf_cli.results import Listing
 
 log = logging.getLogger("sdlf.redrive")
 
-KINDS = ("catalog", "a", "b")
+KINDS = ("catalog", "a", "b", "routing-b")
 DEFAULT_VISIBILITY = 120  # seconds a received message stays hidden while this run decides about it
 
 
@@ -45,8 +48,9 @@ DEFAULT_VISIBILITY = 120  # seconds a received message stays hidden while this r
 class DeadLetterQueue:
     name: str
     url: str
-    source_url: str  # where its messages are replayed (catalog: unclaimed objects may go elsewhere)
-    kind: str  # catalog | a | b
+    source_url: str  # where its messages are replayed (catalog: unclaimed objects may go elsewhere; routing-b:
+    # the function's ARN or name)
+    kind: str  # catalog | a | b | routing-b
     approximate_count: int = 0
     team: str | None = None
     pipeline: str | None = None
@@ -121,6 +125,7 @@ class _DeadLetters:
         self.cfg = lake.config
         self.names = self.cfg.names
         self.sqs: Queues = lake.queues
+        self.functions = lake.functions
         self.storage = lake.storage
         self.registry = lake.registry
         self._urls: dict[str, str | None] = {}
@@ -171,6 +176,11 @@ class _DeadLetters:
             if dlq and source:
                 queues.append(DeadLetterQueue(names.dlq(team, pipeline, "a"), dlq, source, "a", team=team,
                                               pipeline=pipeline))
+            dlq = self.url(self.registry.find(keys.routing_b_dlq(team, pipeline)), names.dlq(team, pipeline, "routing-b"))
+            if dlq:
+                router = self.registry.find(keys.routing_b(team, pipeline)) or names.function(team, pipeline, "routing-b")
+                queues.append(DeadLetterQueue(names.dlq(team, pipeline, "routing-b"), dlq, router, "routing-b",
+                                              team=team, pipeline=pipeline))
         for team, dataset in self.datasets():
             registration = self.registration(team, dataset) or {}
             dlq = self.url(registration.get("stage_b_dlq_url"), names.dlq(team, dataset, "b"))
@@ -207,7 +217,7 @@ def _selected(queues: list[DeadLetterQueue], lake: _DeadLetters, team, pipeline,
             return False
         if dataset and q.kind == "b" and q.dataset != dataset:
             return False
-        if dataset and q.kind == "a" and (q.team, q.pipeline) not in dataset_pipelines:
+        if dataset and q.kind in ("a", "routing-b") and (q.team, q.pipeline) not in dataset_pipelines:
             return False
         return True
 
@@ -271,7 +281,7 @@ def _plan(lake: _DeadLetters, queue: DeadLetterQueue, text: str, team, dataset, 
     """Where the message goes, if the object it replays is still there: a replay of a deleted object could
     only fail again (and a stage-B batch with it)."""
     plan = _route(lake, queue, text, team, dataset, now)
-    if plan.action != "move" or not plan.object:
+    if plan.action != "move" or not plan.object or queue.kind == "routing-b":
         return plan
     version = _version_of(plan.body or "") if queue.kind != "b" else None
     bucket, _, key = plan.object[len("s3://"):].partition("/")
@@ -297,6 +307,9 @@ def _route(lake: _DeadLetters, queue: DeadLetterQueue, text: str, team, dataset,
         return _Plan("skip", reason=f"body is not JSON ({exc}); no stage can process it: inspect and delete it")
     if not isinstance(body, dict):
         return _Plan("skip", reason="body is not a JSON object; no stage can process it: inspect and delete it")
+
+    if queue.kind == "routing-b":
+        return _route_schedule_event(lake, queue, body, team, dataset)
 
     if queue.kind == "b":
         uri, key = body.get("uri"), body.get("key")
@@ -333,6 +346,21 @@ def _route(lake: _DeadLetters, queue: DeadLetterQueue, text: str, team, dataset,
         return _Plan("skip", uri, reason=f"dataset {key_team}/{key_dataset} is registered, but the stage-A queue "
                                          f"of its pipeline {key_team}/{pipeline} was not found; deploy the pipeline")
     return _Plan("move", uri, destination, _marked(body, now))
+
+
+def _route_schedule_event(lake: _DeadLetters, queue: DeadLetterQueue, body: dict, team, dataset) -> _Plan:
+    """A schedule event the stage-B router failed on goes back to the router, if its dataset is still there."""
+    event_team, event_dataset = body.get("team"), body.get("dataset")
+    if not (isinstance(event_team, str) and event_team and isinstance(event_dataset, str) and event_dataset):
+        return _Plan("skip", reason="not a stage-B routing request (no 'team' and 'dataset' strings): inspect and "
+                                    "delete it")
+    if (team and event_team != team) or (dataset and event_dataset != dataset):
+        return _Plan("other")
+    if lake.registration(event_team, event_dataset) is None:
+        return _Plan("skip", reason=f"dataset {event_team}/{event_dataset} is no longer registered: there is no batch "
+                                    "to start; delete the message")
+    request = {k: body[k] for k in ("team", "dataset", "force") if k in body}
+    return _Plan("move", f"{event_team}/{event_dataset}", queue.source_url, json.dumps(request))
 
 
 # --- moving ----------------------------------------------------------------------------------------
@@ -421,7 +449,10 @@ def _handle(lake: _DeadLetters, queue: DeadLetterQueue, result: QueueRedrive, me
         return
     sqs = lake.sqs
     try:
-        sqs.send(plan.destination, plan.body, _attributes(message))
+        if queue.kind == "routing-b":
+            lake.functions.invoke_async(plan.destination, json.loads(plan.body or "{}"))
+        else:
+            sqs.send(plan.destination, plan.body, _attributes(message))
     except AwsError as exc:
         outcome = MessageOutcome(message_id, "failed", plan.object, plan.destination,
                                  f"sending failed, left in the DLQ: {exc}")

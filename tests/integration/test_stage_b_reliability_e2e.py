@@ -209,3 +209,29 @@ def test_a_batch_failing_after_its_parquet_was_written_is_quarantined_and_redriv
     keys, rows = _table_rows(lake, QUARANTINED)
     assert len(keys) == 1 and rows == 6
     _clean_audit(lake, QUARANTINED, records=6)
+
+
+def test_a_schedule_event_in_the_routing_dlq_raises_its_alarm_and_redrive_gives_it_back_to_the_router(lake):
+    lake, project = lake
+    names = lake.config.names
+    _through_stage_a(lake, project, TWICE, {"g.json": _jsonl(5, 2)})
+    # The schedule's event that routing-b failed on after Lambda's retries, as Lambda parks it.
+    sqs = lake.clients.client("sqs")
+    dlq = lake.registry.get(f"pipelines/{TEAM}/{PIPELINE}/dlq-routing-b-url")
+    sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"team": TEAM, "dataset": TWICE}),
+                     MessageAttributes={"ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                                        "ErrorMessage": {"DataType": "String", "StringValue": "Task timed out"}})
+    cloudwatch = lake.clients.client("cloudwatch")
+    alarm = names.resource(TEAM, PIPELINE, "dlq-routing-b-not-empty")
+    assert _wait(lambda: cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "ALARM",
+                 timeout=60), "the routing DLQ's alarm did not go off"
+
+    moved = redrive(lake, team=TEAM, stage="routing-b")
+    [queue] = moved.queues
+    assert (queue.queue.kind, moved.moved, moved.failed) == ("routing-b", 1, 0), moved.to_dict()
+    assert [m.destination for m in queue.messages] == [lake.registry.get(f"pipelines/{TEAM}/{PIPELINE}/routing-b-arn")]
+    # The router, invoked again, starts the dataset's waiting batch.
+    assert _wait(lambda: len(_stage_rows(lake, TWICE, "PROCESSED")) == 3 and _table_rows(lake, TWICE)[1] == 7,
+                 timeout=300), "the redriven schedule event started no batch"
+    assert not sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages")
+    _clean_audit(lake, TWICE, records=7)

@@ -26,7 +26,7 @@ TEAM_PUBLISHED = ("kms-key-arn", "lambda-role-arn", "states-role-arn", "glue-rol
                   "glue-security-configuration",
                   "glue-database", "permissions-boundary-arn")
 PIPELINE_PUBLISHED = ("queue-a-url", "queue-a-arn", "dlq-a-url", "state-machine-a-arn", "routing-b-arn",
-                      "state-machine-b-arn")
+                      "state-machine-b-arn", "dlq-routing-b-url")
 RETRY_ERRORS = ["TransientError", "Lambda.ServiceException", "Lambda.AWSLambdaException",
                 "Lambda.SdkClientException", "Lambda.TooManyRequestsException"]
 
@@ -250,6 +250,30 @@ def test_stage_a_queue_redrive_and_visibility():
     functions = {f["Properties"]["FunctionName"]: f for f in of_type(template, "AWS::Lambda::Function").values()}
     routing = functions[NAMES.function("eng", "main", "routing-a")]
     assert queue["Properties"]["VisibilityTimeout"] >= 6 * routing["Properties"]["Timeout"]
+
+
+@pytest.mark.parametrize("layer, unit", [("pipeline", "eng/main"), ("dataset", "eng/legislators")])
+def test_every_dead_letter_queue_has_a_depth_alarm_to_the_team(layer, unit):
+    """A DLQ (a queue's redrive target or a function's dead-letter target) nobody is told about loses nothing but
+    is forgotten: each has an alarm on its visible messages that notifies the team's topic."""
+    template = parsed(layer, unit)
+    targets = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+               for q in of_type(template, "AWS::SQS::Queue").values() if "RedrivePolicy" in q["Properties"]}
+    targets |= {f["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+                for f in of_type(template, "AWS::Lambda::Function").values() if "DeadLetterConfig" in f["Properties"]}
+    assert targets, "the layer declares dead-letter queues"
+    watched = {}
+    for alarm in of_type(template, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        if props["Namespace"] == "AWS/SQS" and props["MetricName"] == "ApproximateNumberOfMessagesVisible":
+            (dimension,) = props["Dimensions"]
+            watched[dimension["Value"]["Fn::GetAtt"][0]] = props
+    assert targets <= set(watched), f"DLQs without an alarm: {sorted(targets - set(watched))}"
+    for queue in targets:
+        props = watched[queue]
+        assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert props["AlarmActions"] == props["OKActions"] == [{"Ref": "pTeamTopicArn"}]
+        assert "sdlf redrive" in props["AlarmDescription"]
 
 
 def test_stage_a_queue_policy_admits_the_team_rules_only():

@@ -308,3 +308,25 @@ def test_a_message_whose_object_is_gone_is_skipped_and_kept(lake):
     assert reasons[0].startswith(f"s3://{RAW}/{T}/{D}/gone.json no longer exists")
     assert reasons[1].startswith(f"s3://{STAGE}/{T}/{D}/gone.jsonl no longer exists")
     assert (lake.count("a-dlq"), lake.count("b-dlq"), lake.count("a")) == (1, 1, 1)
+
+
+def test_schedule_events_the_stage_b_router_failed_on_go_back_to_the_router(lake):
+    names = lake.cfg.names
+    lake.q["routing-b-dlq"] = lake.sqs.create_queue(QueueName=names.dlq(T, P, "routing-b"))["QueueUrl"]
+    lake.put("routing-b-dlq", {"team": T, "dataset": D}, {"team": T, "dataset": "gone"}, {"hello": 1}, objects=False)
+    (queue,) = list_dead_letters(lake.lake, stage="routing-b")
+    assert (queue.kind, queue.team, queue.pipeline, queue.approximate_count) == ("routing-b", T, P, 3)
+    assert queue.source_url == names.function(T, P, "routing-b"), "replayed by invoking the router"
+
+    result = run(lake, stage="routing-b", dry_run=True)
+    [outcome] = [m for m in result.queues[0].messages if m.action == "would move"]
+    assert (outcome.object, outcome.destination) == (f"{T}/{D}", names.function(T, P, "routing-b"))
+    reasons = sorted(m.reason for m in result.queues[0].skipped)
+    assert "dataset engineering/gone is no longer registered" in reasons[0]
+    assert "not a stage-B routing request" in reasons[1]
+    assert lake.count("routing-b-dlq") == 3, "a dry run moves nothing"
+
+    # --dataset and --pipeline select the pipeline's router DLQ, and only that dataset's events in it.
+    narrowed = run(lake, dataset=D, stage="routing-b", dry_run=True).queues[0]
+    assert (narrowed.moved, narrowed.others) == (1, 1)
+    assert [q.kind for q in list_dead_letters(lake.lake, pipeline=P)] == ["a", "routing-b", "b"]
