@@ -4,6 +4,11 @@ moto's seam is `LambdaFunction._invoke_lambda(event) -> (result, errored, logs)`
 `LambdaFunction.invoke` because moto runs `InvocationType=Event` synchronously and hard-codes the
 error header, and `LambdaSimpleBackend.invoke` (the backend moto serves when `use_docker` is off)
 because it returns canned answers instead of running anything.
+
+Asynchronous invokes (InvocationType=Event, EventBridge and schedule targets) behave as Lambda's: a failed one
+is retried twice, and then the event goes to the function's `DeadLetterConfig` target (an SQS queue: the
+event as the body, `RequestID`, `ErrorCode` and `ErrorMessage` attributes), which moto would drop: the named
+patch "lambda: functions keep their DeadLetterConfig" keeps it on the function and in its configuration.
 """
 from __future__ import annotations
 
@@ -11,12 +16,18 @@ import base64
 import json
 import logging
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sdlf_cli.local.runtime.workers import FunctionSpec, InvocationResult, WorkerManager
 
 LOG = logging.getLogger(__name__)
+
+# Lambda retries a failed asynchronous invoke twice (after about 1 and 2 minutes); the emulator waits seconds.
+ASYNC_RETRY_DELAYS = (1.0, 2.0)
+PATCH_DEAD_LETTER_CONFIG = "lambda: functions keep their DeadLetterConfig"
 
 
 class LambdaRuntime:
@@ -89,7 +100,14 @@ class LambdaRuntime:
 
     def _run_quietly(self, fn: Any, event: Any) -> None:
         try:
-            self.run(fn, event)
+            result = self.run(fn, event)
+            for delay in ASYNC_RETRY_DELAYS:
+                if not result.errored or self._closed:
+                    return
+                time.sleep(delay)
+                result = self.run(fn, event)
+            if result.errored and not self._closed:
+                _dead_letter(fn, event, result)
         except Exception:
             LOG.exception("async invoke of %s failed", getattr(fn, "function_name", fn))
 
@@ -97,6 +115,50 @@ class LambdaRuntime:
         self._closed = True
         self.async_pool.shutdown(wait=False, cancel_futures=True)
         self.manager.close()
+
+
+def _dead_letter(fn: Any, event: Any, result: InvocationResult) -> None:
+    """The event of an async invoke that failed every attempt, to the function's DLQ (if it has one)."""
+    target = (getattr(fn, "dead_letter_config", None) or {}).get("TargetArn") or ""
+    if not target:
+        LOG.warning("async invoke of %s failed after its retries; it has no DeadLetterConfig", fn.function_name)
+        return
+    if not target.startswith("arn:aws:sqs:"):
+        LOG.warning("%s: dead-letter target %s is not an SQS queue; the emulator delivers only to SQS",
+                    fn.function_name, target)
+        return
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, queue_name = target.split(":", 5)
+    try:
+        message = json.loads(result.payload).get("errorMessage") or ""
+    except (ValueError, AttributeError):
+        message = str(result.payload)
+    attributes = {
+        "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())},
+        "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+        "ErrorMessage": {"DataType": "String", "StringValue": message[:1000] or "Unhandled"},
+    }
+    sqs_backends[account][region].send_message(queue_name, json.dumps(event), message_attributes=attributes)
+    LOG.info("async invoke of %s failed after its retries: event sent to %s", fn.function_name, target)
+
+
+def _keep_dead_letter_config(original: Any) -> Any:
+    def __init__(self: Any, account_id: str, spec: dict, region: str, version: Any = 1) -> None:
+        original(self, account_id, spec, region, version)
+        self.dead_letter_config = dict(spec.get("DeadLetterConfig") or {})
+
+    return __init__
+
+
+def _configuration_with_dead_letters(original: Any) -> Any:
+    def get_configuration(self: Any, on_create: bool = False) -> dict:
+        config = original(self, on_create)
+        if getattr(self, "dead_letter_config", None):
+            config["DeadLetterConfig"] = dict(self.dead_letter_config)
+        return config
+
+    return get_configuration
 
 
 _active: dict[str, LambdaRuntime] = {}
@@ -150,6 +212,11 @@ def install_lambda_hooks(runtime: LambdaRuntime) -> None:
     from moto.awslambda.models import LambdaFunction
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
+    from sdlf_cli.local.cfn import _patching
+
+    _patching.wrap(LambdaFunction, "__init__", PATCH_DEAD_LETTER_CONFIG, _keep_dead_letter_config)
+    _patching.wrap(LambdaFunction, "get_configuration", PATCH_DEAD_LETTER_CONFIG + " (configuration)",
+                   _configuration_with_dead_letters)
     _active["runtime"] = runtime
     if not _originals:
         _originals["_invoke_lambda"] = LambdaFunction._invoke_lambda
