@@ -16,7 +16,6 @@ The table of end states and why is in docs/transforms.md ("Hostile input").
 from __future__ import annotations
 
 import gzip
-import io
 import json
 from dataclasses import dataclass
 
@@ -36,24 +35,20 @@ class Case:
 
 
 def gzip_bomb(inflated: int = 80 * 1024**2) -> bytes:
-    """`inflated` bytes of one JSON line repeated: ~1,000 times smaller compressed, past stage A's limit
-    (inflation beyond 64 MiB must stay under 100x the compressed size)."""
+    """`inflated` bytes of one JSON line repeated, as gzip members of 1 MiB each (a gzip file may hold several;
+    readers inflate them all): ~1,000 times smaller, past stage A's limit (inflation beyond 64 MiB must stay
+    under 100x the compressed size)."""
     line = b'{"id": 0, "name": "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"}\n'
     chunk = line * ((1024**2) // len(line))
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as stream:
-        for _ in range(inflated // len(chunk) + 1):
-            stream.write(chunk)
-    return buffer.getvalue()
+    member = gzip.compress(chunk, compresslevel=9, mtime=0)
+    return member * (inflated // len(chunk) + 1)
 
 
 def single_line(size: int = 50 * 1024**2) -> tuple[bytes, int]:
     """A JSON array of `size` bytes on one line (a minified export): (body, records)."""
-    record = {"id": 0, "name": "person", "note": "n" * 120}
-    one = len(json.dumps(record, separators=(",", ":")).encode()) + 1
-    count = size // one
-    body = ("[" + ",".join(json.dumps({**record, "id": i}, separators=(",", ":")) for i in range(count)) + "]").encode()
-    return body, count
+    record = json.dumps({"id": 0, "name": "person", "note": "n" * 120}, separators=(",", ":")).encode()
+    count = size // (len(record) + 1)
+    return b"[" + b",".join([record] * count) + b"]", count
 
 
 def _deep(levels: int) -> bytes:

@@ -50,6 +50,7 @@ def test_a_50_mb_single_line_is_one_record():
 
 def test_refusals_say_what_was_expected():
     for case in CASES:
-        if case.reason and case.reason.startswith(("binary", "JSON nested", "gzip data inflates")):
-            with pytest.raises(InvalidInputError, match="expected"):
+        if case.reason:
+            with pytest.raises(InvalidInputError) as refused:
                 _run(case.name, case.body)
+            assert "expected" in str(refused.value) or "Expecting" in str(refused.value), str(refused.value)

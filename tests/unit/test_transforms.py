@@ -199,7 +199,7 @@ def test_keys_with_dot_segments_are_refused_because_their_output_would_name_anot
 
 
 def test_gzip_of_an_empty_file_is_empty():
-    with pytest.raises(InvalidInputError, match="^empty file$"):
+    with pytest.raises(InvalidInputError, match="^empty file: no data; expected JSON, JSON lines or CSV"):
         get_transform("default")(raw("x", key="engineering/persons/e.json.gz", body=gzip.compress(b"")))
 
 

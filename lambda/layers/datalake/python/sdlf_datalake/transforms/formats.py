@@ -35,6 +35,7 @@ _CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 # (Athena, Spark) handle a few dozen levels well; 100 is far beyond any real record.
 MAX_NESTING_DEPTH = 100
 _CSV_DELIMITERS = (",", "\t", ";", "|")
+EMPTY = "empty file: no data; expected JSON, JSON lines or CSV with a header row"
 
 
 def is_gzip(data: bytes) -> bool:
@@ -61,7 +62,7 @@ def gunzip_if_needed(data: bytes, limit: int = MAX_INFLATED_BYTES) -> bytes:
                         f"{MAX_INFLATION_RATIO}x past {MIN_INFLATION_ALLOWANCE} bytes, or past {limit}): a zip bomb, "
                         "or too large for stage A; expected at most that")
     except (OSError, EOFError, zlib.error) as exc:
-        raise InvalidInputError(f"corrupt gzip data: {exc}") from None
+        raise InvalidInputError(f"corrupt gzip data: {exc}; expected a complete gzip file (a truncated upload?)") from None
     return b"".join(chunks)
 
 
@@ -80,7 +81,7 @@ def detect_text(data: bytes) -> tuple[str, str]:
     with control bytes (other than tab, line feed, form feed and carriage return) is binary, in any encoding.
     """
     if not data.strip():
-        raise InvalidInputError("empty file")
+        raise InvalidInputError(EMPTY)
     if data.startswith(codecs.BOM_UTF8):
         text, encoding = _utf8(data[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)), "utf-8-sig"
     else:
@@ -93,7 +94,7 @@ def detect_text(data: bytes) -> tuple[str, str]:
             except _NotUtf8:
                 text, encoding = _eight_bit(data), "cp1252"
     if not text.strip():
-        raise InvalidInputError("empty file")
+        raise InvalidInputError(EMPTY)
     return text, encoding
 
 
@@ -326,13 +327,15 @@ def read_csv(text: str, delimiter: str | None = None) -> Iterator[dict[str, str]
             if len(row) != len(header):
                 raise InvalidInputError(
                     f"CSV row {row_number} has {len(row)} fields, header has {len(header)}"
-                    f" (line {reader.line_num})"
+                    f" (line {reader.line_num}); expected {len(header)}, one per header column (quote values"
+                    " that hold the delimiter)"
                 )
             yield dict(zip(header, row))
     except csv.Error as exc:
-        raise InvalidInputError(f"malformed CSV at row {row_number + 1} (line {reader.line_num}): {exc}") from None
+        raise InvalidInputError(f"malformed CSV at row {row_number + 1} (line {reader.line_num}): {exc}; expected "
+                                "fields quoted with \" and every quote closed") from None
     if header is None:
-        raise InvalidInputError("empty file")
+        raise InvalidInputError(EMPTY)
 
 
 def _header(row: list[str]) -> list[str]:
@@ -340,6 +343,7 @@ def _header(row: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     for index, name in enumerate(names, start=1):
         if name in seen:
-            raise InvalidInputError(f"CSV header has duplicate column {name!r} (columns {seen[name]} and {index})")
+            raise InvalidInputError(f"CSV header has duplicate column {name!r} (columns {seen[name]} and {index}); "
+                                   "expected each column name once")
         seen[name] = index
     return names
