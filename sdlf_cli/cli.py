@@ -56,10 +56,19 @@ def local_up(port, faults, seed, iam, opts):
 @local.command("down")
 @global_options
 def local_down(opts):
-    """Stop the emulator (its state is in memory and goes with it)."""
+    """Stop the emulator; its state stays saved in the state folder and the next `up` restores it."""
     from sdlf_cli.local import process
 
     return process.down(None)
+
+
+@local.command("reset")
+@global_options
+def local_reset(opts):
+    """Remove the emulator's saved state (a running emulator starts again, empty, on its port)."""
+    from sdlf_cli.local import process
+
+    return process.reset(None)
 
 
 @local.command("status")

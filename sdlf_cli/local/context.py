@@ -18,6 +18,7 @@ class EmulatorContext:
     region: str = DEFAULT_REGION
     account_id: str = ACCOUNT_ID
     iam: bool = IAM_ENFORCED_BY_DEFAULT  # enforce the identity policies of the lake's roles (sdlf_cli.local.iam)
+    persist: bool = False  # restore the saved state on start, save every change (sdlf_cli.local.persistence)
 
     @property
     def endpoint_url(self) -> str:

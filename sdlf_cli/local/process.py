@@ -5,6 +5,8 @@ The state folder (default `.sdlf/local`, or `$SDLF_LOCAL_STATE_DIR`) holds:
   emulator.port   the port it listens on (127.0.0.1 only)
   emulator.ready  written by the process once moto and every fix are installed
   emulator.log    its log
+  state.pickle, blobs/   the saved state (sdlf_cli.local.persistence), restored on start
+  restored.json   what the last start restored; last.port: the port the saved state's URLs name
 A pid file whose process is gone (or is some other program now) is stale: it is removed and reported
 as not running.
 """
@@ -16,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sdlf_cli.errors import SdlfError, UsageError
@@ -31,6 +33,7 @@ PID_FILE = "emulator.pid"
 PORT_FILE = "emulator.port"
 READY_FILE = "emulator.ready"
 LOG_FILE = "emulator.log"
+LAST_PORT_FILE = "last.port"
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -45,6 +48,7 @@ class EmulatorStatus:
     log_file: Path
     uptime: float | None  # seconds since start, when running
     state_dir: Path
+    saved_state: str | None = None  # what was restored on start, or where the state was saved on stop
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -153,11 +157,15 @@ def port_is_free(port: int, host: str = HOST) -> bool:
         return True
 
 
-def _pick_port(port: int | None) -> int:
+def _pick_port(port: int | None, state_dir: Path) -> int:
     if port is not None:
         if not port_is_free(port):
             raise UsageError(f"port {port} on {HOST} is already in use: choose another with --port")
         return port
+    # The saved state's queue URLs and endpoints name the port it ran on: keep it when it is free.
+    last = _read_int(state_dir / LAST_PORT_FILE)
+    if last and snapshot_exists(state_dir) and port_is_free(last):
+        return last
     if port_is_free(DEFAULT_PORT):
         return DEFAULT_PORT
     with socket.socket() as s:
@@ -199,7 +207,7 @@ def up(state_dir: Path | str | None = None, port: int | None = None,
     state_dir = current.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     _remove_state_files(state_dir)
-    port = _pick_port(port)
+    port = _pick_port(port, state_dir)
     log_file = state_dir / LOG_FILE
     command = [sys.executable, "-m", SERVER_MODULE, "--host", HOST, "--port", str(port), "--state-dir", str(state_dir)]
     if faults:
@@ -214,6 +222,7 @@ def up(state_dir: Path | str | None = None, port: int | None = None,
         )
     (state_dir / PID_FILE).write_text(f"{child.pid}\n")
     (state_dir / PORT_FILE).write_text(f"{port}\n")
+    (state_dir / LAST_PORT_FILE).write_text(f"{port}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -223,7 +232,7 @@ def up(state_dir: Path | str | None = None, port: int | None = None,
                 f"{log_file}:\n{_log_tail(log_file)}"
             )
         if (state_dir / READY_FILE).exists() and _answers(port):
-            return status(state_dir)
+            return replace(status(state_dir), saved_state=_restored_text(state_dir))
         time.sleep(0.1)
     _stop_pid(child.pid, STOP_TIMEOUT_S)
     _remove_state_files(state_dir)
@@ -259,9 +268,79 @@ def _stop_pid(pid: int, timeout: float) -> None:
 
 
 def down(state_dir: Path | str | None = None, timeout: float = STOP_TIMEOUT_S) -> EmulatorStatus:
-    """Stops the background emulator (SIGTERM, then SIGKILL after `timeout`); a no-op when not running."""
+    """Stops the background emulator (SIGTERM, then SIGKILL after `timeout`); a no-op when not running.
+    Its state stays saved under the state folder for the next `up`."""
     current = status(state_dir)
     if current.running and current.pid is not None:
         _stop_pid(current.pid, timeout)
     _remove_state_files(current.state_dir)
-    return _not_running(current.state_dir)
+    stopped = _not_running(current.state_dir)
+    if snapshot_exists(current.state_dir):
+        return replace(stopped, saved_state=f"state saved in {current.state_dir} (`sdlf local up` restores it, "
+                                            "`sdlf local reset` removes it)")
+    return stopped
+
+
+# --- saved state ---------------------------------------------------------------------------------------------
+def snapshot_exists(state_dir: Path) -> bool:
+    from sdlf_cli.local.persistence.snapshot import exists
+
+    return exists(state_dir)
+
+
+def _restored_text(state_dir: Path) -> str | None:
+    from sdlf_cli.local.persistence import read_restored
+
+    restored = read_restored(state_dir)
+    if not restored:
+        return None
+    text = f"restored the state saved at {restored['saved_at']} ({len(restored['services'])} services)"
+    if restored.get("restarted_executions"):
+        text += f"; {restored['restarted_executions']} running Step Functions execution(s) started again"
+    ended = restored.get("failed_job_runs", 0) + restored.get("failed_crawls", 0)
+    if ended:
+        text += f"; {ended} interrupted Glue job run(s)/crawl(s) ended FAILED"
+    return text
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    state_dir: Path
+    removed: list[str] = field(default_factory=list)  # files removed, relative to the state folder
+    removed_bytes: int = 0
+    restarted: EmulatorStatus | None = None  # it was running: started again, empty
+
+    @property
+    def summary(self) -> str:
+        if not self.removed:
+            return f"nothing saved in {self.state_dir}: the emulator starts empty"
+        size = f"{self.removed_bytes / 1_000_000:.1f} MB" if self.removed_bytes >= 100_000 else f"{self.removed_bytes} bytes"
+        return f"removed the saved state from {self.state_dir}: {len(self.removed)} file(s), {size}"
+
+    def to_dict(self) -> dict:
+        return {"state_dir": str(self.state_dir), "removed": self.removed, "removed_bytes": self.removed_bytes,
+                "summary": self.summary, "restarted": self.restarted.to_dict() if self.restarted else None}
+
+
+def reset(state_dir: Path | str | None = None, timeout: float = STOP_TIMEOUT_S) -> ResetResult:
+    """Removes the saved state. A running emulator is stopped first and started again, empty, on its port."""
+    from sdlf_cli.local.persistence import RESTORED_FILE
+    from sdlf_cli.local.persistence.snapshot import saved_files
+
+    current = status(state_dir)
+    state_dir = current.state_dir
+    if current.running:
+        down(state_dir, timeout)
+    removed, size = [], 0
+    for path in [*saved_files(state_dir), state_dir / RESTORED_FILE, state_dir / LAST_PORT_FILE]:
+        if not path.is_file():
+            continue
+        size += path.stat().st_size
+        path.unlink()
+        removed.append(str(path.relative_to(state_dir)))
+    from sdlf_cli.local.persistence.snapshot import BLOBS_DIR
+
+    if (state_dir / BLOBS_DIR).is_dir() and not any((state_dir / BLOBS_DIR).iterdir()):
+        (state_dir / BLOBS_DIR).rmdir()
+    restarted = up(state_dir, port=current.port) if current.running else None
+    return ResetResult(state_dir, removed, size, restarted)

@@ -108,11 +108,20 @@ def start(ctx: EmulatorContext) -> RunningEmulator:
     running = RunningEmulator(ctx, server, stops)
     try:
         stops.append(cfn.install(ctx))
+        restored = None
+        if ctx.persist:
+            from sdlf_cli.local import persistence
+
+            restored = persistence.restore(ctx)
+            # Stopped after the execution parts (they are stopped first): the final save sees them at rest.
+            stops.append(persistence.install(ctx))
         stops.append(request_log.install())
         stops.append(_install_iam(ctx))
         runtime_stop = _install_runtime(ctx)
         if runtime_stop is not None:
             stops.append(runtime_stop)
+        if ctx.persist:
+            persistence.recover(ctx, restored)
     except BaseException:
         running.stop()
         raise
@@ -138,6 +147,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iam", choices=("on", "off"), default="on" if IAM_ENFORCED_BY_DEFAULT else "off",
                         help="Enforce the identity policies of the lake's roles.")
+    parser.add_argument("--persist", choices=("on", "off"), default="on",
+                        help="Restore the state saved in --state-dir, and save every change there.")
     return parser.parse_args(argv)
 
 
@@ -160,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         running = start(EmulatorContext(host=args.host, port=args.port, state_dir=state_dir,
-                                        iam=args.iam == "on"))
+                                        iam=args.iam == "on", persist=args.persist == "on"))
     except Exception:
         LOG.exception("emulator failed to start")
         return 1

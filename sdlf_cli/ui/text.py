@@ -15,7 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from sdlf_cli.config.show import ConfigValues
-from sdlf_cli.local.process import EmulatorStatus
+from sdlf_cli.local.process import EmulatorStatus, ResetResult
 from sdlf_cli.ui.results import changes_table, outputs_table, results_table
 from sdlf_cli.workflows.audit import AuditResult
 from sdlf_cli.workflows.build import Findings, LintOutcome, PackageOutcome, Written
@@ -60,6 +60,17 @@ def _(status: EmulatorStatus) -> None:
         _out.print(f"emulator running: {status.endpoint_url} (pid {status.pid}, log {status.log_file})")
     else:
         _out.print("emulator not running")
+    if status.saved_state:
+        _out.print(status.saved_state)
+
+
+@render.register
+def _(reset: ResetResult) -> None:
+    _out.print(reset.summary)
+    for name in reset.removed:
+        _out.print(f"  removed {name}")
+    if reset.restarted is not None:
+        render(reset.restarted)
 
 
 @render.register
