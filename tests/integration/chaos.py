@@ -112,29 +112,35 @@ class Scenario:
     def run(self, count: int, records: int, spec: str, seed: int, log_path: Path | None) -> ChaosOutcome:
         self.ops.fast_retries()
         started = time.monotonic()
-        redriven = rounds = 0
         with fault_injection.injected(spec, seed=seed, log_path=log_path) as injected:
             for name, body in files(count, records):
                 self.ops.put(name, body)
             self.say(f"put {count} objects")
-            self.settle(("catalog", "a"), stage_b=True)
-            self.stage_b()
-            self.say(f"stage A and B done once: {injected.summary()['faults']}")
-            for rounds in range(1, 8):
-                moved = self.ops.redrive()
-                redriven += moved
-                if moved == 0 and not self._failed():
-                    rounds -= 1
-                    break
-                self.settle(("catalog", "a"), stage_b=True)
-                self.stage_b()
-                self.say(f"redrive round {rounds}: moved {moved}")
+            redriven, rounds = self.drain(lambda: f"stage A and B done once: {injected.summary()['faults']}")
             summary = injected.summary()
         audit = self.settle()
         seconds = time.monotonic() - started
         rows = self.ops.count_rows()
         return ChaosOutcome(count, count * records, summary, summary["retries"], redriven, rounds, self.batches, seconds,
                             audit, rows, fault_injection.read_log(log_path) if log_path else [])
+
+    def drain(self, done_once: Callable[[], str] = lambda: "stage A and B done once") -> tuple[int, int]:
+        """Stage A and B until quiet, then redrive what reached a DLQ and run them again, until nothing is left
+        to redrive: (messages redriven, redrive rounds)."""
+        redriven = rounds = 0
+        self.settle(("catalog", "a"), stage_b=True)
+        self.stage_b()
+        self.say(done_once())
+        for rounds in range(1, 8):
+            moved = self.ops.redrive()
+            redriven += moved
+            if moved == 0 and not self._failed():
+                rounds -= 1
+                break
+            self.settle(("catalog", "a"), stage_b=True)
+            self.stage_b()
+            self.say(f"redrive round {rounds}: moved {moved}")
+        return redriven, rounds
 
     def _failed(self) -> bool:
         result = self.ops.audit()
