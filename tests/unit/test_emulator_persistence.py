@@ -4,6 +4,7 @@ answered only once a snapshot holding it is saved, a read is not held; what was 
 from __future__ import annotations
 
 import io
+import json
 import threading
 import zipfile
 
@@ -190,3 +191,30 @@ def test_interrupted_glue_runs_and_crawls_end_failed_with_the_reason(aws_env):
         assert recovered.failed_job_runs == [f"job/{run_id}"]
         assert run.sdlf_state == "FAILED" and "stopped" in run.sdlf_error_message
         assert recovered.failed_crawls == []
+
+
+def test_an_execution_saved_while_running_starts_again_after_the_load(tmp_path, aws_env):
+    from tests.integration.helpers import wait_for
+
+    definition = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 2, "Next": "Done"},
+                                                 "Done": {"Type": "Succeed"}}}
+    config = {"stepfunctions": {"execute_state_machine": True}}
+    with mock_aws(config=config):
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(name="held", definition=json.dumps(definition),
+                                           roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=machine, name="interrupted",
+                                        input='{"object": "s3://b/k"}')["executionArn"]
+        assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+        snapshot.save(tmp_path)  # its worker thread goes with the process
+
+    with mock_aws(config=config):
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        snapshot.load(tmp_path)
+        recovered = recovery.Recovered()
+        recovery.restart_executions(recovered)
+        assert recovered.restarted_executions == [execution]
+        done = wait_for(lambda: sfn.describe_execution(executionArn=execution)["status"] != "RUNNING", timeout=30)
+        described = sfn.describe_execution(executionArn=execution)
+        assert done and described["status"] == "SUCCEEDED", described
+        assert json.loads(described["input"]) == {"object": "s3://b/k"}  # the same name and input, run again
