@@ -10,7 +10,8 @@ Every failure in the lake leaves a replayable message in one of three kinds of D
 - `a` (one per pipeline): raw-object events stage A failed on; back to the stage-A queue, where
   routing-a gives a replay of failed execution X its own deterministic name (so replaying the same
   failure twice runs once).
-- `b` (one per dataset): stage A's hand-offs whose stage-B batch failed; back to the stage-B queue.
+- `b` (one per dataset): stage A's hand-offs whose stage-B batch failed; back to the stage-B queue, unless their
+  stage object, or the raw object it came from, is gone (skipped with the reason, kept in the DLQ).
 - `routing-b` (one per pipeline): schedule events ({"team", "dataset"}) the stage-B routing function failed
   on after Lambda's retries; each is given back to that function (an asynchronous invoke, so a new failure
   returns to the DLQ). The router starts the dataset's waiting batch, or says why not; it is safe to ask twice.
@@ -285,11 +286,27 @@ def _plan(lake: _DeadLetters, queue: DeadLetterQueue, text: str, team, dataset, 
         return plan
     version = _version_of(plan.body or "") if queue.kind != "b" else None
     bucket, _, key = plan.object[len("s3://"):].partition("/")
-    if lake.storage.object_exists(bucket, key, version):
-        return plan
-    which = f" (version {version})" if version else ""
-    return _Plan("skip", plan.object, reason=f"{plan.object}{which} no longer exists: there is nothing to replay; "
-                                             "inspect and delete the message")
+    if not lake.storage.object_exists(bucket, key, version):
+        which = f" (version {version})" if version else ""
+        return _Plan("skip", plan.object, reason=f"{plan.object}{which} no longer exists: there is nothing to replay; "
+                                                 "inspect and delete the message")
+    source = _source_of(plan.body or "") if queue.kind == "b" else None
+    if source:
+        source_bucket, _, source_key = source[len("s3://"):].partition("/")
+        if not lake.storage.object_exists(source_bucket, source_key, None):
+            return _Plan("skip", plan.object, reason=f"its raw object {source} no longer exists (deleted after stage A): "
+                                                     "a replay would put rows of a deleted object in the table; "
+                                                     "inspect and delete the message")
+    return plan
+
+
+def _source_of(body_text: str) -> str | None:
+    """The raw object a stage-B hand-off came from."""
+    try:
+        source = json.loads(body_text).get("source")
+    except (ValueError, AttributeError):
+        return None
+    return source if isinstance(source, str) and source.startswith("s3://") and "/" in source[5:] else None
 
 
 def _version_of(body_text: str) -> str | None:

@@ -61,6 +61,10 @@ class Queues:
                 key = (detail.get("object") or {}).get("key") or body.get("key")
                 if bucket and key:
                     s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+                source = body.get("source")
+                if isinstance(source, str) and source.startswith("s3://"):  # a hand-off's raw object
+                    source_bucket, _, source_key = source[5:].partition("/")
+                    s3.put_object(Bucket=source_bucket, Key=source_key, Body=b"{}")
             self.sqs.send_message(QueueUrl=self.q[queue], MessageBody=body if isinstance(body, str) else json.dumps(body))
 
     def bodies(self, queue: str) -> list:
@@ -330,3 +334,14 @@ def test_schedule_events_the_stage_b_router_failed_on_go_back_to_the_router(lake
     narrowed = run(lake, dataset=D, stage="routing-b", dry_run=True).queues[0]
     assert (narrowed.moved, narrowed.others) == (1, 1)
     assert [q.kind for q in list_dead_letters(lake.lake, pipeline=P)] == ["a", "routing-b", "b"]
+
+
+def test_a_stage_b_hand_off_whose_raw_object_was_deleted_is_skipped_and_kept(lake):
+    lake.put("b-dlq", hand_off(f"{T}/{D}/kept.jsonl"), hand_off(f"{T}/{D}/orphan.jsonl"))
+    lake.clients.client("s3").delete_object(Bucket=RAW, Key=f"{T}/{D}/orphan.jsonl")
+    result = run(lake, stage="b")
+    assert result.ok and (result.moved, result.skipped) == (1, 1)
+    [skipped] = result.queues[0].skipped
+    assert skipped.object == f"s3://{STAGE}/{T}/{D}/orphan.jsonl"
+    assert skipped.reason.startswith(f"its raw object s3://{RAW}/{T}/{D}/orphan.jsonl no longer exists")
+    assert lake.count("b-dlq") == 1 and [b["key"] for b in lake.bodies("b")] == [f"{T}/{D}/kept.jsonl"]
