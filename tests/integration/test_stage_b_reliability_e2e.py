@@ -30,7 +30,7 @@ from tests.integration.helpers import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "stbr"
 TEAM, PIPELINE = "engineering", "main"
-TWICE, FLAKY, QUARANTINED = "twice", "flaky", "quarantined"
+TWICE, FLAKY, QUARANTINED, STRICT = "twice", "flaky", "quarantined", "strict"
 # The schedules would start batches on their own; once a day never fires during the test.
 ENV_FILE = f"""# stage-B reliability lake
 env: {ENV}
@@ -44,7 +44,14 @@ teams:
         engine: python
         schedule: rate(1 day)
         batch: {{min_items: 1, max_items: 100}}
-""" for name in (TWICE, FLAKY, QUARANTINED))
+""" for name in (TWICE, FLAKY, QUARANTINED)) + f"""      {STRICT}:
+        pipeline: {PIPELINE}
+        engine: python
+        schedule: rate(1 day)
+        batch: {{min_items: 1, max_items: 100}}
+        quality:
+          - {{rule: completeness, column: email, threshold: 1.0, severity: fail}}
+"""
 
 _wait = partial(wait_for, timeout=90.0, interval=0.25)
 
@@ -67,6 +74,15 @@ def lake(emulator, tmp_path_factory):
                             root=project)
     assert outcome.ok, outcome.to_dict()
     return Lake(cfg, clients), project
+
+
+def _redeploy(lake: Lake, project: Path, env_file: str) -> Lake:
+    (project / "parameters" / f"{ENV}.yaml").write_text(env_file)
+    cfg = load_config(ENV, project / "parameters")
+    fixed = Lake(cfg, lake.clients)
+    outcome = deploy_layers(fixed, make_reporter("json"), ["dataset"], root=project)
+    assert outcome.ok, outcome.to_dict()
+    return fixed
 
 
 def _through_stage_a(lake: Lake, project: Path, dataset: str, files: dict[str, bytes]) -> None:
@@ -235,3 +251,27 @@ def test_a_schedule_event_in_the_routing_dlq_raises_its_alarm_and_redrive_gives_
                  timeout=300), "the redriven schedule event started no batch"
     assert not sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages")
     _clean_audit(lake, TWICE, records=7)
+
+
+def test_a_batch_failing_a_fail_rule_is_quarantined_and_after_the_rule_is_fixed_redrive_processes_it_once(lake):
+    lake, project = lake
+    people = b"".join(json.dumps(r).encode() + b"\n" for r in
+                      ({"id": 1, "email": "a@example.com"}, {"id": 2, "email": None}, {"id": 3, "email": "c@x"}))
+    _through_stage_a(lake, project, STRICT, {"people.json": people})
+    failed = run_stage_b(lake, TEAM, STRICT, timeout=300)
+    assert failed.started and failed.status == "FAILED", failed.to_dict()
+    [row] = _wait(lambda: _stage_rows(lake, STRICT, "FAILED"))
+    assert "completeness(email)" in row["reason"]
+    assert _table_rows(lake, STRICT) == ([], 0), "the failed batch's rows are out of the table"
+    assert _wait(lambda: _dlq_count(lake, STRICT) == 1)
+
+    # The rule was too strict: the team lowers its threshold, deploys the dataset, then redrives.
+    fixed = _redeploy(lake, project, ENV_FILE.replace("threshold: 1.0, severity: fail", "threshold: 0.5, severity: fail"))
+    moved = redrive(fixed, team=TEAM, dataset=STRICT, stage="b")
+    assert moved.moved == 1, moved.to_dict()
+    replay = run_stage_b(fixed, TEAM, STRICT, timeout=300)
+    assert replay.started and replay.status == "SUCCEEDED", replay.to_dict()
+    keys, rows = _table_rows(fixed, STRICT)
+    assert len(keys) == 1 and rows == 3
+    assert redrive(fixed, team=TEAM, dataset=STRICT, stage="b").moved == 0
+    _clean_audit(fixed, STRICT, records=3)
