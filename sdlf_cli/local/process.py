@@ -314,7 +314,8 @@ class ResetResult:
     def summary(self) -> str:
         if not self.removed:
             return f"nothing saved in {self.state_dir}: the emulator starts empty"
-        size = f"{self.removed_bytes / 1_000_000:.1f} MB" if self.removed_bytes >= 100_000 else f"{self.removed_bytes} bytes"
+        count = self.removed_bytes
+        size = f"{count / 1_000_000:.1f} MB" if count >= 100_000 else f"{count} bytes"
         return f"removed the saved state from {self.state_dir}: {len(self.removed)} file(s), {size}"
 
     def to_dict(self) -> dict:

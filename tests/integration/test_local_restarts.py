@@ -80,7 +80,7 @@ def test_kill_9_in_stage_a_then_up_and_redrive_audits_like_an_undisturbed_run(st
     assert up["endpoint_url"] == lake.clients.target.endpoint_url  # same port: the saved URLs still point at it
     assert up["saved_state"].startswith("restored the state saved at"), up
 
-    scenario = chaos.Scenario(ops, timeout=180)
+    scenario = chaos.Scenario(ops)
     redriven, rounds = scenario.drain()
     audit = scenario.settle()
     rows = ops.count_rows()

@@ -57,6 +57,7 @@ def test_backends_survive_a_save_and_a_load_into_an_empty_moto(tmp_path, aws_env
         again = snapshot.save(tmp_path)
 
     assert report.size > 0 and report.blobs_written >= 1  # the big object went to blobs/
+    assert snapshot._fallback_reported == []  # every object moto held was saved by the fast pickler
     assert again.blobs_written == 0  # nothing new: no blob written twice
     assert any(p.name.startswith("s3-") for p in (tmp_path / snapshot.BLOBS_DIR).iterdir())
 

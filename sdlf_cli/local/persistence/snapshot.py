@@ -26,6 +26,7 @@ does not name are removed after each save.
 from __future__ import annotations
 
 import collections
+import copyreg
 import io
 import logging
 import os
@@ -166,10 +167,12 @@ class _Reducers:
         from moto.stepfunctions.parser.backend.execution import Execution
 
         self.blobs = blobs
-        table: dict[type, Any] = {_LOCK_TYPES[0]: lambda _: (_new_lock, (False,)),
-                                  _LOCK_TYPES[1]: lambda _: (_new_lock, (True,)),
-                                  weakref.WeakValueDictionary: lambda d: (_weak_values, (dict(d.items()),)),
-                                  collections.defaultdict: self._defaultdict}
+        # copyreg's own table first (compiled patterns and the like pickle through it)
+        table: dict[type, Any] = dict(copyreg.dispatch_table)
+        table.update({_LOCK_TYPES[0]: lambda _: (_new_lock, (False,)),
+                      _LOCK_TYPES[1]: lambda _: (_new_lock, (True,)),
+                      weakref.WeakValueDictionary: lambda d: (_weak_values, (dict(d.items()),)),
+                      collections.defaultdict: self._defaultdict})
         table.update((kind, lambda _: (_nothing, ())) for kind in _subclasses(threading.Thread))
         table.update((kind, self._s3_key) for kind in _subclasses(FakeKey))
         table.update((kind, self._execution) for kind in _subclasses(Execution))
@@ -227,6 +230,9 @@ class _Reducers:
         return _restore_object, (type(execution), state)
 
 
+_fallback_reported: list[str] = []
+
+
 def _dump(data: Any, blobs: "_BlobWriter") -> bytes:
     reducers = _Reducers(blobs)
     buffer = io.BytesIO()
@@ -236,7 +242,9 @@ def _dump(data: Any, blobs: "_BlobWriter") -> bytes:
         pickler.dump(data)
         return buffer.getvalue()
     except (TypeError, AttributeError, pickle.PicklingError) as exc:
-        LOG.debug("fast snapshot failed (%s): saving with the slower, thorough pickler", exc)
+        if not _fallback_reported:
+            _fallback_reported.append(str(exc))
+            LOG.warning("an object the reducers do not know (%s): snapshots are saved by the slower pickler", exc)
 
     class Thorough(pickle.Pickler):
         def reducer_override(self, obj: Any) -> Any:
