@@ -1,7 +1,7 @@
 """Stage A: the default light transform per input format, and put_object -> catalog PROCESSED on the emulator.
 
-    .venv/bin/python benchmarks/stage_a.py [--records 50000] [--repeat 3] [--files 20] [--file-records 100]
-                                           [--skip-transform] [--skip-e2e]
+    .venv/bin/python benchmarks/stage_a.py [--records 50000] [--repeat 3] [--files 20] [--burst 200]
+                                           [--file-records 100] [--skip-transform] [--skip-e2e]
 
 Part 1 runs the `default` transform (lambda/layers/datalake/python/sdlf_datalake/transforms) in-process on the
 same flat records written as JSON lines, a JSON array document, CSV with a header, and gzip JSON lines;
@@ -9,9 +9,10 @@ the runs are interleaved (every format once, then again) and the best of --repea
 
 Part 2 starts the in-process emulator, deploys the dev lake (parameters/dev.yaml under another env name,
 as tests/integration/test_stage_a_e2e.py does; the stage-B schedule is set to rate(1 day) so no stage-B
-batch runs during the measurement), then puts --files small JSON-lines objects into the raw bucket, first
-one at a time (each waited for) and then all at once, and reports the latency from put_object to the
-object's catalog row turning PROCESSED (its `updated_at`; RECEIVED is its `created_at`).
+batch runs during the measurement), then puts --files small JSON-lines objects into the raw bucket one at a
+time (each waited for), then --burst more all at once, and reports the latency from put_object to the
+object's catalog row turning PROCESSED (its `updated_at`; RECEIVED is its `created_at`), the throughput,
+and the CPU time each scenario cost per file (this process and its Lambda workers, from /proc).
 Prints figures side by side; nothing is asserted.
 """
 from __future__ import annotations
@@ -21,14 +22,16 @@ import csv
 import gzip
 import io
 import json
+import os
 import random
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ThreadSampler, header, pct, ratio, summary, table  # noqa: E402
-from _lake import dev_lake, file_body, wait_processed  # noqa: E402
+from _common import ThreadSampler, header, pct, process_tree_cpu, ratio, summary, table  # noqa: E402
+from _lake import dev_lake, file_body  # noqa: E402
+from _lake import wait_processed_batched as wait_processed  # noqa: E402
 
 from sdlf_datalake.transforms import RawObject, get_transform  # noqa: E402
 
@@ -98,7 +101,13 @@ def bench_transform(records: int, repeat: int) -> None:
 
 
 # --- part 2: end to end on the emulator -------------------------------------------------------------------
-def bench_e2e(files: int, file_records: int, timeout: float, poll: float, profile: bool = False) -> None:
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds by process between two readings."""
+    spent = {part: seconds - before.get(part, 0.0) for part, seconds in after.items()}
+    return {part: seconds for part, seconds in spent.items() if seconds > 0.005}
+
+
+def bench_e2e(files: int, burst_files: int, file_records: int, timeout: float, poll: float, profile: bool = False) -> None:
     env = "bsta"
     with dev_lake(env) as dev:
         print(f"dev lake deployed on the emulator as env {env!r} ({dev.stacks} stacks) "
@@ -107,8 +116,8 @@ def bench_e2e(files: int, file_records: int, timeout: float, poll: float, profil
         table_name = resources.catalog_table
         ddb = dev.clients.client("dynamodb")
         size = len(file_body(0, file_records, "x"))
-        print(f"{files} JSON-lines files of {file_records} records ({size / 1e3:.1f} kB) per scenario; "
-              f"catalog polled every {poll * 1000:.0f} ms")
+        print(f"JSON-lines files of {file_records} records ({size / 1e3:.1f} kB): {files} one at a time, "
+              f"a burst of {burst_files}; catalog polled every {poll * 1000:.0f} ms")
 
         def put(index: int, run: str) -> tuple[str, float]:
             return dev.put(index, file_records, run)
@@ -121,21 +130,27 @@ def bench_e2e(files: int, file_records: int, timeout: float, poll: float, profil
 
         sequential: dict[str, dict] = {}
         sequential_first_put = time.time()
+        cpu_before = process_tree_cpu()
         for i in range(files):
             uri, put_at = put(i, "seq")
             sequential.update(wait_processed(ddb, table_name, {uri: put_at}, timeout, poll))
+        cpu_sequential = cpu_spent(cpu_before, process_tree_cpu())
         sampler = ThreadSampler() if profile else None
-        burst_pending = dict(put(i, "burst") for i in range(files))
+        print(f"[{time.strftime('%H:%M:%S')}] burst of {burst_files} starts", file=sys.stderr, flush=True)
+        cpu_before = process_tree_cpu()
+        burst_pending = dict(put(i, "burst") for i in range(burst_files))
         put_span = max(burst_pending.values()) - min(burst_pending.values())
         burst_first_put = min(burst_pending.values())
         burst = wait_processed(ddb, table_name, burst_pending, timeout, poll)
+        cpu_burst = cpu_spent(cpu_before, process_tree_cpu())
+        load = os.getloadavg()[0]
         if sampler is not None:
             sampler.stop()
 
     def column(results: dict[str, dict], field: str) -> list[float]:
         return [r[field] for r in results.values() if r["status"] == "PROCESSED"]
 
-    rows = [["put_object -> catalog", f"one at a time ({files} files)", f"all at once ({files} files)",
+    rows = [["put_object -> catalog", f"one at a time ({files} files)", f"all at once ({burst_files} files)",
              "at once / one at a time (p50)"]]
     for label, field in (("RECEIVED (created_at)", "received"), ("PROCESSED (updated_at)", "processed"),
                          ("PROCESSED seen by the poller", "observed")):
@@ -158,15 +173,25 @@ def bench_e2e(files: int, file_records: int, timeout: float, poll: float, profil
         if done:
             span = max(done) - first_put
             print(f"{name + ':':14} first put -> last PROCESSED {span:5.2f} s = {len(done) / span:.1f} files/s through stage A")
+    cores = len(os.sched_getaffinity(0))
+    for name, results, spent in (("one at a time", sequential, cpu_sequential), ("all at once", burst, cpu_burst)):
+        done, cpu = len(column(results, "processed")), sum(spent.values())
+        if done:
+            print(f"{name + ':':14} CPU (emulator + Lambda workers + this client) {cpu:6.2f} s = {cpu / done * 1000:4.0f} ms "
+                  f"per file; {cores} cores / CPU per file = {cores * done / cpu:.1f} files/s ceiling")
+            print(" " * 15 + "per file: " + ", ".join(f"{part} {seconds / done * 1000:.0f} ms"
+                                                      for part, seconds in sorted(spent.items(), key=lambda i: -i[1])))
+    print(f"load average at the end of the burst: {load:.1f} ({cores} cores)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000, help="records per format (part 1)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per format (part 1)")
-    parser.add_argument("--files", type=int, default=20, help="files per scenario (part 2)")
+    parser.add_argument("--files", type=int, default=20, help="files put one at a time (part 2)")
+    parser.add_argument("--burst", type=int, default=200, help="files put all at once (part 2)")
     parser.add_argument("--file-records", type=int, default=100, help="records per file (part 2)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a file (part 2)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a file or the burst (part 2)")
     parser.add_argument("--poll", type=float, default=0.05, help="catalog poll interval in seconds (part 2)")
     parser.add_argument("--skip-transform", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
@@ -181,7 +206,7 @@ def main() -> None:
         print()
     if not args.skip_e2e:
         print("## end to end on the in-process emulator")
-        bench_e2e(args.files, args.file_records, args.timeout, args.poll, args.profile)
+        bench_e2e(args.files, args.burst, args.file_records, args.timeout, args.poll, args.profile)
 
 
 if __name__ == "__main__":

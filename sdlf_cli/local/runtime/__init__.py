@@ -7,6 +7,8 @@
 - stepfunctions: fixes to moto's Step Functions interpreter;
 - glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables;
 - atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS;
+- dynamodb_expressions: moto's UpdateItem validation in linear time (same answers, same errors);
+- request_routing: moto's server finds a request's backend once per host name, not once per request;
 - codepipeline (+ codepipeline_api, pipeline_model, pipeline_actions, cicd_events): pipeline executions
   running their stages; codebuild (+ codebuild_api, buildspec, build_shell, build_python, build_artifacts,
   build_log): CodeBuild builds running their buildspecs.
@@ -31,19 +33,24 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             return _installed["stop"]
 
         from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild_api, codepipeline, codepipeline_api,
-                                            crawler, events, glue_jobs, stepfunctions)
+                                            crawler, dynamodb_expressions, events, glue_jobs, request_routing,
+                                            stepfunctions)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
-        from sdlf_cli.local.runtime.sqs_poller import SqsPoller, install_mapping_takeover
+        from sdlf_cli.local.runtime.sqs_poller import (SqsPoller, install_mapping_takeover, install_wake_on_send,
+                                                        uninstall_wake_on_send)
         from sdlf_cli.local.runtime.workers import WorkerManager
 
         atomic_writes.install()
+        dynamodb_expressions.install()
+        request_routing.install()
         from sdlf_cli.local.iam.credentials import role_environment
 
         manager = WorkerManager(ctx.state_dir / "lambda", ctx.endpoint_url, role_environment)
         runtime = LambdaRuntime(manager, ctx.region)
         install_lambda_hooks(runtime)
         install_mapping_takeover()
+        install_wake_on_send()
         events.install(runtime)
         stepfunctions.install(ctx)
         job_runner = glue_jobs.install(ctx)
@@ -68,6 +75,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             alarm_engine.stop()
             scheduler.stop()
             poller.stop()
+            uninstall_wake_on_send()
             codebuild_api.uninstall(build_runner)  # running builds end first, so executions waiting on them can end
             codepipeline_api.uninstall(pipeline_executor)
             crawler.uninstall(crawler_runner)
@@ -76,6 +84,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             uninstall_lambda_hooks()
             runtime.close()
             atomic_writes.uninstall()
+            dynamodb_expressions.uninstall()
+            request_routing.uninstall()
 
         _installed["stop"] = stop
         _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler, alarms=alarm_engine, glue_jobs=job_runner,

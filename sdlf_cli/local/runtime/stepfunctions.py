@@ -10,13 +10,16 @@ side, `sdlf_cli.local.cfn.statemachines`, together with the other definition pro
    and a string output is returned unquoted (not JSON): store the output as its JSON text.
 4. Tasks call services with fixed keys ("ak"): they call as the execution's role instead (its assumed-role
    keys), as Step Functions does, so the role's identity policy decides (one named patch per interpreter
-   module that imported `boto_client_for`).
+   module that imported `boto_client_for`). moto builds a new boto3 client for every task (~10-30 ms of
+   CPU each, and a new connection); the clients are kept per (region, service, keys) instead - botocore
+   clients are thread-safe - so a task's call reuses a warm client and a kept-alive connection.
 Lambda tasks need nothing else: the interpreter calls the Lambda API on this server, which runs them on
 the warm workers.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from typing import Any
 
@@ -92,20 +95,49 @@ _CLIENT_MODULES = tuple("moto.stepfunctions.parser.asl." + name for name in (
 ))
 
 
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+MAX_CACHED_CLIENTS = 256  # keys are renewed every 45 min: old entries are dropped wholesale past this
+
+
 def _clients_as_execution_role(original: Any) -> Any:
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        import boto3
-
         from sdlf_cli.local.iam.credentials import role_keys
 
-        client = original(region=region, service=service, state_credentials=state_credentials)
         keys = role_keys(getattr(state_credentials, "role_arn", None), "states-execution")
-        if keys is None:
+        cache_key = (region, service, keys, _endpoint_marker())
+        client = _clients.get(cache_key)
+        if client is not None:
             return client
-        return boto3.client(service, region_name=region, endpoint_url=client.meta.endpoint_url,
-                            config=client.meta.config, **keys.client_kwargs())
+        # boto3's default session is not safe to create clients from concurrently: one at a time.
+        with _clients_lock:
+            client = _clients.get(cache_key)
+            if client is None:
+                client = original(region=region, service=service, state_credentials=state_credentials)
+                if keys is not None:
+                    import boto3
+
+                    from botocore.config import Config
+
+                    # Many executions share the client: room for a connection each (botocore's default is 10).
+                    config = client.meta.config.merge(Config(max_pool_connections=64))
+                    client = boto3.client(service, region_name=region, endpoint_url=client.meta.endpoint_url,
+                                          config=config, **keys.client_kwargs())
+                if len(_clients) >= MAX_CACHED_CLIENTS:
+                    _clients.clear()
+                _clients[cache_key] = client
+        return client
 
     return boto_client_for
+
+
+def _endpoint_marker() -> Any:
+    """What moto's endpoint choice depends on: the server port, and whether calls are intercepted in-process."""
+    import os
+
+    from moto.core.models import botocore_stubber
+
+    return os.environ.get("MOTO_PORT"), bool(botocore_stubber.enabled)
 
 
 def _tasks_as_execution_role() -> None:

@@ -1,0 +1,48 @@
+"""moto's server finds the backend of every request once per host name, not once per request.
+
+`DomainDispatcherApplication.get_backend_for_host` lists moto's package directory (an `isdir` system call
+per service, ~170) and then tries every service's URL patterns in turn - for every request, under the
+dispatcher's one global lock, so all the server's request threads queue behind it. Its answer depends
+only on the host name (the directory and the patterns never change while the server runs), so one named
+patch remembers it per host name.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+PATCH_NAME = "server: the backend serving a host name is looked up once per host name"
+MAX_HOSTS = 1024  # host names are service endpoints and bucket names; a bound all the same
+
+_MISSING = object()
+
+
+def _remembered(original: Callable) -> Callable:
+    answers: dict[Any, Any] = {}
+    lock = threading.Lock()
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        answer = answers.get(host, _MISSING)
+        if answer is _MISSING:
+            answer = original(self, host)
+            with lock:
+                if len(answers) >= MAX_HOSTS:
+                    answers.clear()
+                answers[host] = answer
+        return answer
+
+    return get_backend_for_host
+
+
+def install() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from sdlf_cli.local.cfn import _patching
+
+    _patching.wrap(DomainDispatcherApplication, "get_backend_for_host", PATCH_NAME, _remembered)
+
+
+def uninstall() -> None:
+    from sdlf_cli.local.cfn import _patching
+
+    _patching.uninstall(PATCH_NAME)
