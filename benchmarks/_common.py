@@ -64,12 +64,14 @@ def summary(values: list[float]) -> str:
             f"min {min(values):.3f} s  max {max(values):.3f} s  mean {statistics.fmean(values):.3f} s")
 
 
-def process_tree_cpu_seconds(root: int | None = None) -> float:
-    """User + system CPU seconds used so far by a process and every live descendant (Lambda workers, Glue
-    job subprocesses), read from /proc. A difference of two readings is what the work in between cost in
-    CPU, which, unlike wall time, the other load on a shared machine does not inflate much."""
+def process_tree_cpu(root: int | None = None) -> dict[str, float]:
+    """User + system CPU seconds used so far by a process ("emulator": this one) and every live descendant
+    (Lambda workers by function name, from their working directory; other subprocesses by pid), read from
+    /proc. The difference of two readings is what the work in between cost in CPU, which, unlike wall time,
+    other load on a shared machine hardly inflates."""
     tick = os.sysconf("SC_CLK_TCK")
-    pending, total, seen = [root or os.getpid()], 0.0, set()
+    root = root or os.getpid()
+    pending, out, seen = [root], {}, set()
     while pending:
         pid = pending.pop()
         if pid in seen:
@@ -77,13 +79,22 @@ def process_tree_cpu_seconds(root: int | None = None) -> float:
         seen.add(pid)
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            if pid == root:
+                name = "emulator"
+            else:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+                name = f"lambda {cwd.split('/functions/')[1].split('/')[0]}" if "/functions/" in cwd else f"pid {pid}"
+            out[name] = out.get(name, 0.0) + cpu
             for task in Path(f"/proc/{pid}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pending.extend(int(c) for c in children)
+                pending.extend(int(c) for c in (task / "children").read_text().split())
         except (OSError, IndexError, ValueError):
             continue  # exited meanwhile
-    return total
+    return out
+
+
+def process_tree_cpu_seconds(root: int | None = None) -> float:
+    return sum(process_tree_cpu(root).values())
 
 
 def table(rows: list[list[str]], align: str | None = None) -> None:
