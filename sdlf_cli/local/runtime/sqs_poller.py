@@ -8,10 +8,9 @@ DLQ once its receive count reaches the redrive policy's maxReceiveCount (checked
 the DLQ comes for free.
 
 The polling thread only receives; the invokes run on a pool, so a slow or hung function never holds up
-the other mappings. A mapping with `ScalingConfig.MaximumConcurrency` gets up to that many batches in flight
-at once (capped at `MAX_BATCHES_PER_MAPPING` on this machine), as Lambda scales out its pollers; one
-without it gets one batch at a time, so a batch that outlives a short visibility timeout is not received
-again by a second poller while it runs. A message sent to any queue wakes the poller (a named patch on moto's
+the other mappings. Each mapping has at most `min(ScalingConfig.MaximumConcurrency, MAX_BATCHES_PER_MAPPING)`
+batches in flight (one without ScalingConfig: one), so a batch that outlives a short visibility timeout is
+not received again by a second poller while it runs. A message sent to any queue wakes the poller (a named patch on moto's
 SendMessage); the idle sleep only matters for messages that become visible again by themselves.
 """
 from __future__ import annotations
@@ -28,9 +27,10 @@ from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime
 LOG = logging.getLogger(__name__)
 
 IDLE_SLEEP_S = 0.15
-# Most batches of one mapping in flight at once, whatever its ScalingConfig.MaximumConcurrency: on this
-# machine more would only queue for the function's warm workers (workers.MAX_WORKERS_PER_FUNCTION).
-MAX_BATCHES_PER_MAPPING = 4
+# Most batches of one mapping in flight at once, whatever its ScalingConfig.MaximumConcurrency. Lambda would
+# scale out, but here every extra concurrent batch means another cold worker process per function (~1 s of
+# CPU each): on a 2-core machine one batch of up to BatchSize messages at a time per mapping is faster.
+MAX_BATCHES_PER_MAPPING = 1
 WAKE_PATCH = "sqs: a message sent wakes the event source mapping poller"
 _wakers: list[threading.Event] = []
 
