@@ -6,6 +6,8 @@
              bucket; returns the outputs [{"bucket", "key", "uri", "etag", "records", "size"}]
 - post:      stage rows PROCESSED with lineage, one stage-B message per output, raw row PROCESSED,
              execution SUCCEEDED
+An object deleted before stage A read it is skipped by every step: no output, its row stays DELETED,
+nothing goes to the DLQ (there is nothing to replay) and the execution SUCCEEDED with "skipped".
 
 Bad input raises InvalidInputError (the state machine does not retry it); throttling and AWS 5xx
 raise TransientError (retried). The logic lives in sdlf_datalake.stage_a.steps.
