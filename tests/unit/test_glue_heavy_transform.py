@@ -193,3 +193,11 @@ def test_later_batches_are_widened_to_the_table_or_fail_naming_the_column(aws, e
 def test_hive_types_read_back_as_the_raw_types_they_came_from():
     for kind in (("bigint",), ("array", ("struct", (("a", ("double",)), ("b", ("array", ("string",))))))):
         assert heavy.parse_hive_type(heavy.hive_type(heavy.finalise(kind))) == kind
+
+
+def test_a_line_longer_than_the_json_readers_block_is_read_whole(aws):
+    blob = "x" * (6 * 1024**2)  # past pyarrow's 4 MiB block: read exactly instead of split
+    result = _batch(aws, "python", None, "b000000000000000000000009", "long-line.jsonl",
+                    json.dumps({"id": 1, "blob": blob}).encode() + b"\n" + b'{"id": 2, "blob": "short"}\n')
+    rows = read_parquet(aws, result["outputs"][0]["uri"]).to_pylist()
+    assert [(r["id"], len(r["blob"])) for r in rows] == [(1, len(blob)), (2, 5)]
