@@ -45,12 +45,16 @@ def local():
 @click.option("--iam", type=click.Choice(["on", "off"]), default=None,
               help="Enforce the identity policies of the lake's roles on its Lambda functions, state machines, "
                    "Glue jobs and crawlers (default: the emulator's, see README).")
+@click.option("--persist", type=click.Choice(["on", "off"]), default="on", show_default=True,
+              help="Restore the state saved in .sdlf/local/ and answer each change once it is saved there "
+                   "(off: state in memory only, gone with `sdlf local down`; faster).")
 @global_options
-def local_up(port, faults, seed, iam, opts):
+def local_up(port, faults, seed, iam, persist, opts):
     """Start the emulator (a no-op when it already runs)."""
     from sdlf_cli.local import process
 
-    return process.up(None, port=port, faults=faults, seed=seed, iam=None if iam is None else iam == "on")
+    return process.up(None, port=port, faults=faults, seed=seed, iam=None if iam is None else iam == "on",
+                      persist=persist == "on")
 
 
 @local.command("down")

@@ -190,10 +190,11 @@ def _log_tail(log_file: Path, lines: int = 15) -> str:
 
 def up(state_dir: Path | str | None = None, port: int | None = None,
        timeout: float = START_TIMEOUT_S, faults: str | None = None, seed: int = 0,
-       iam: bool | None = None) -> EmulatorStatus:
+       iam: bool | None = None, persist: bool = True) -> EmulatorStatus:
     """Starts the emulator in the background, or returns the running one's status (no-op). `faults`
     (`kind=rate,...`, see `sdlf_cli.local.faults`) makes it fail on purpose, logged to faults.jsonl;
-    `iam` turns enforcement of the lake's identity policies on or off (None: the emulator's default)."""
+    `iam` turns enforcement of the lake's identity policies on or off (None: the emulator's default); `persist`
+    restores the state saved in the state folder and saves every change there (sdlf_cli.local.persistence)."""
     if faults:
         from sdlf_cli.local.faults import FaultSpec, FaultSpecError
 
@@ -214,6 +215,8 @@ def up(state_dir: Path | str | None = None, port: int | None = None,
         command += ["--faults", faults, "--seed", str(seed)]
     if iam is not None:
         command += ["--iam", "on" if iam else "off"]
+    if not persist:
+        command += ["--persist", "off"]
     with open(log_file, "ab") as log:
         # Own session: the emulator survives the terminal that started it and gets no terminal signals.
         child = subprocess.Popen(

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import boto3
 import pytest
 
 from sdlf_cli.aws.session import AwsTarget, Clients
@@ -146,3 +147,21 @@ def test_down_then_up_keeps_everything_and_reset_starts_empty(state, lake):
     assert reset["restarted"]["running"] and reset["restarted"]["endpoint_url"] == up["endpoint_url"]
     assert s3.list_buckets()["Buckets"] == []
     assert lake.clients.client("cloudformation").describe_stacks()["Stacks"] == []
+
+
+def test_up_with_persist_off_keeps_the_state_in_memory_only(tmp_path):
+    state = tmp_path / "local"
+    up = sdlf(state, "local", "up", "--port", str(free_port()), "--persist", "off")
+    s3 = boto3.client("s3", endpoint_url=up["endpoint_url"], region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    try:
+        s3.create_bucket(Bucket="forgotten-bucket")
+    finally:
+        down = sdlf(state, "local", "down")
+    assert down["saved_state"] is None and not (state / "state.pickle").exists()
+    again = sdlf(state, "local", "up", "--port", str(up["port"]))
+    try:
+        assert again["saved_state"] is None
+        assert s3.list_buckets()["Buckets"] == []
+    finally:
+        sdlf(state, "local", "down")
