@@ -83,9 +83,9 @@ def actions(status: dict) -> dict[tuple[str, str], dict]:
 
 
 def test_push_validates_deploys_dev_waits_for_prod_approval_then_deploys_prod(repo):
-    # IAM enforcement off: the emulator authorizes sts:AssumeRole against "*", not the role's ARN, so the build
-    # role (allowed to assume its stages' deploy roles only) is refused there while AWS would allow it.
-    sdlf(repo, "local", "up", "--iam", "off")
+    # IAM enforced (the default): the build role assumes each stage's deploy role by its identity policy and
+    # the deploy role's trust policy, as on AWS.
+    sdlf(repo, "local", "up")
     for env in ("dev", "prod"):
         sdlf(repo, "deploy", "cicd-target", "--env", env)
     deployed = sdlf(repo, "deploy", "cicd", "--env", "dev")

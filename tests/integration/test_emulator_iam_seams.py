@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from sdlf_cli.local.iam import enforcement, resources
+from sdlf_cli.local.iam import enforcement, resources, trust
 from tests.integration.test_emulator_runtime_helpers import REGION, client, role_arn, unique, zip_bytes
 
 ACCOUNT = "123456789012"
@@ -65,7 +65,7 @@ def test_the_cli_keys_act_as_root_and_enforcement_is_named_patches(enforced):
     from sdlf_cli.local.cfn import _patching
 
     names = _patching.installed_names()
-    for name in (enforcement.ENFORCE, enforcement.ROOT, enforcement.ACTION_NAMES, enforcement.EVERY_RESOURCE,
+    for name in (enforcement.ENFORCE, enforcement.ROOT, enforcement.ACTION_NAMES, enforcement.EVERY_RESOURCE, trust.TRUST,
                  *(resources.patch_name(s) for s in ("dynamodb", "kms", "sns", "ssm", "states", "glue", "lambda",
                                                      "events"))):
         assert name in names
@@ -224,3 +224,63 @@ def test_s3_object_is_checked_by_moto_itself(enforced):
     with pytest.raises(ClientError) as caught:
         role_s3.get_object(Bucket=bucket, Key="b/x")
     assert caught.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def role_trusting(emulator, statement: dict) -> str:
+    """A role whose trust policy is the one statement (Action sts:AssumeRole)."""
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", **statement}]}
+    return client(emulator, "iam").create_role(RoleName=unique("iam-target"),
+                                               AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+
+def caller_role_arn(principal: str) -> str:
+    """arn:aws:sts::<account>:assumed-role/<name>/<session> -> the role's IAM ARN."""
+    return f"arn:aws:iam::{ACCOUNT}:role/{principal.split('/')[1]}"
+
+
+def test_sts_assume_role_on_the_role_it_assumes(enforced):
+    # The delivery pipeline's shape: the target trusts the account, narrowed to one role by aws:PrincipalArn.
+    make, principal = as_role(enforced, [allow("sts:GetCallerIdentity", "*")])
+    caller = caller_role_arn(principal)
+    trust = {"Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+             "Condition": {"ArnEquals": {"aws:PrincipalArn": caller}}}
+    target, other = role_trusting(enforced, trust), role_trusting(enforced, trust)
+    client(enforced, "iam").put_role_policy(
+        RoleName=caller.rsplit("/", 1)[1], PolicyName="assume",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow("sts:AssumeRole", target)]}))
+    role_sts = make("sts")
+    assumed = role_sts.assume_role(RoleArn=target, RoleSessionName="chained")["AssumedRoleUser"]["Arn"]
+    assert assumed == f"arn:aws:sts::{ACCOUNT}:assumed-role/{target.rsplit('/', 1)[1]}/chained"
+    assert_denied(lambda: role_sts.assume_role(RoleArn=other, RoleSessionName="chained"), principal,
+                  "sts:AssumeRole", other)
+
+
+def assert_refused_by_trust(call, principal: str, role: str) -> None:
+    with pytest.raises(ClientError) as caught:
+        call()
+    error = caught.value.response["Error"]
+    assert error["Code"] == "AccessDenied", error
+    assert error["Message"] == f"User: {principal} is not authorized to perform: sts:AssumeRole on resource: {role}"
+
+
+def test_sts_assume_role_needs_the_target_trust_policy_too(enforced):
+    make, principal = as_role(enforced, [allow("sts:AssumeRole", "*")])
+    caller = caller_role_arn(principal)
+    role_sts = make("sts")
+    by_role_arn = role_trusting(enforced, {"Principal": {"AWS": caller}})
+    assert role_sts.assume_role(RoleArn=by_role_arn, RoleSessionName="ok")["Credentials"]["AccessKeyId"]
+    with_external_id = role_trusting(enforced, {"Principal": {"AWS": ACCOUNT},
+                                                "Condition": {"StringEquals": {"sts:ExternalId": "shared"}}})
+    assert role_sts.assume_role(RoleArn=with_external_id, RoleSessionName="ok", ExternalId="shared")
+    refused = {
+        "a service principal": role_trusting(enforced, {"Principal": {"Service": "lambda.amazonaws.com"}}),
+        "another role": role_trusting(enforced, {"Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/someone-else"}}),
+        "a condition naming another role": role_trusting(enforced, {
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/someone-else"}}}),
+        "another account": role_trusting(enforced, {"Principal": {"AWS": "arn:aws:iam::210987654321:root"}}),
+    }
+    for why, role in refused.items():
+        assert_refused_by_trust(lambda: role_sts.assume_role(RoleArn=role, RoleSessionName="no"), principal, role)
+    assert_refused_by_trust(lambda: role_sts.assume_role(RoleArn=with_external_id, RoleSessionName="no",
+                                                         ExternalId="wrong"), principal, with_external_id)

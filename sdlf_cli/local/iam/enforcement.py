@@ -15,7 +15,9 @@ only knows two kinds of keys: IAM users' and STS assumed roles'. The patches:
   as a mapping, which moto's policy reader does not take;
 - "iam: AccessDenied names the resource": the message AWS gives, `User: <arn> is not authorized to perform:
   <action> on resource: <arn> because no identity-based policy allows the <action> action`.
-Resource ARNs per service come from `sdlf_cli.local.iam.resources`.
+Resource ARNs per service come from `sdlf_cli.local.iam.resources`; `sts:AssumeRole` by a principal of the
+emulator is authorized on the target role's ARN (moto's own) and by the role's trust policy
+(`sdlf_cli.local.iam.trust`).
 """
 from __future__ import annotations
 
@@ -112,11 +114,17 @@ def _documents_as_objects(original: Any) -> Any:
     return __init__
 
 
-def denied_message(principal_arn: str, action: str, resource: str) -> str:
+def denied_message(principal_arn: str, action: str, resource: str, reason: str | None = None) -> str:
+    """AWS's words; `reason` is "trust" when the role's trust policy refused (AWS then names no policy), or
+    a sentence of the emulator's own."""
     if not resource or resource == "*":
         return f"User: {principal_arn} is not authorized to perform: {action}"
-    return (f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} "
-            f"because no identity-based policy allows the {action} action")
+    refused = f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource}"
+    if reason == "trust":
+        return refused
+    if reason:
+        return f"{refused} because {reason}"
+    return f"{refused} because no identity-based policy allows the {action} action"
 
 
 _SERVICE_MODELS = {"states": "stepfunctions", "monitoring": "cloudwatch"}  # signing name -> botocore model
@@ -141,7 +149,8 @@ def _denied_with_resource(original: Any) -> Any:
             super(AccessDeniedError, self).__init__("AccessDenied", message)
 
     def _raise_access_denied(self: Any) -> None:
-        message = denied_message(self._access_key.arn, self._action, getattr(self, "sdlf_resource", "*"))
+        message = denied_message(self._access_key.arn, self._action, getattr(self, "sdlf_resource", "*"),
+                                 getattr(self, "sdlf_reason", None))
         protocol = protocol_of(self._service)
         if protocol in ("json", "rest-json"):
             # JSON services answer AccessDeniedException (400 for json, 403 for REST APIs such as Lambda).
@@ -160,7 +169,7 @@ def install() -> None:
     from moto.iam.access_control import IAMPolicy, IAMRequest, IAMRequestBase
 
     from sdlf_cli.local.cfn import _patching
-    from sdlf_cli.local.iam import resources
+    from sdlf_cli.local.iam import resources, trust
 
     _patching.wrap(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", ROOT, _root_for_unknown_keys)
     _patching.wrap(IAMRequestBase, "__init__", ACTION_NAMES, _renamed_actions)
@@ -168,14 +177,16 @@ def install() -> None:
     _patching.wrap(IAMRequest, "_raise_access_denied", DENIED_MESSAGE, _denied_with_resource)
     _patching.wrap(IAMPolicy, "__init__", DOCUMENT_OBJECTS, _documents_as_objects)
     resources.install()
+    trust.install()
     _patching.install(_patching.Patch(ENFORCE, settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0))
 
 
 def uninstall() -> None:
     from sdlf_cli.local.cfn import _patching
-    from sdlf_cli.local.iam import resources
+    from sdlf_cli.local.iam import resources, trust
 
     _patching.uninstall(ENFORCE)
+    trust.uninstall()
     resources.uninstall()
     for name in (DOCUMENT_OBJECTS, DENIED_MESSAGE, EVERY_RESOURCE, ACTION_NAMES, ROOT):
         _patching.uninstall(name)
