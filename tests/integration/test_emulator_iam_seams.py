@@ -65,9 +65,10 @@ def test_the_cli_keys_act_as_root_and_enforcement_is_named_patches(enforced):
     from sdlf_cli.local.cfn import _patching
 
     names = _patching.installed_names()
-    for name in (enforcement.ENFORCE, enforcement.ROOT, enforcement.ACTION_NAMES, enforcement.EVERY_RESOURCE, trust.TRUST,
+    for name in (enforcement.ENFORCE, enforcement.ROOT, enforcement.ACTION_NAMES, enforcement.EVERY_RESOURCE,
+                 trust.TRUST,
                  *(resources.patch_name(s) for s in ("dynamodb", "kms", "sns", "ssm", "states", "glue", "lambda",
-                                                     "events"))):
+                                                     "events", "cloudformation"))):
         assert name in names
 
 
@@ -284,3 +285,25 @@ def test_sts_assume_role_needs_the_target_trust_policy_too(enforced):
         assert_refused_by_trust(lambda: role_sts.assume_role(RoleArn=role, RoleSessionName="no"), principal, role)
     assert_refused_by_trust(lambda: role_sts.assume_role(RoleArn=with_external_id, RoleSessionName="no",
                                                          ExternalId="wrong"), principal, with_external_id)
+
+
+def test_cloudformation_stack_by_name_arn_and_change_set(enforced):
+    cfn = client(enforced, "cloudformation")
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    names = [unique("seam-stack") for _ in range(2)]
+    ids = [cfn.create_stack(StackName=name, TemplateBody=body)["StackId"] for name in names]
+    make, principal = as_role(enforced, [allow(["cloudformation:DescribeStacks", "cloudformation:CreateChangeSet",
+                                                "cloudformation:DescribeChangeSet"],
+                                               arn("cloudformation", f"stack/{names[0]}/*"))])
+    role_cfn = make("cloudformation")
+    assert role_cfn.describe_stacks(StackName=names[0])["Stacks"][0]["StackId"] == ids[0]
+    assert role_cfn.describe_stacks(StackName=ids[0])["Stacks"][0]["StackName"] == names[0]
+    assert_denied(lambda: role_cfn.describe_stacks(StackName=names[1]), principal, "cloudformation:DescribeStacks",
+                  ids[1])
+    change_set = role_cfn.create_change_set(StackName=names[0], ChangeSetName="seam", TemplateBody=body)["Id"]
+    assert role_cfn.describe_change_set(ChangeSetName=change_set)["StackName"] == names[0]
+    # A stack that does not exist yet is authorized as stack/<name>/*.
+    new = unique("seam-new")
+    assert_denied(lambda: role_cfn.create_change_set(StackName=new, ChangeSetName="seam", TemplateBody=body,
+                                                     ChangeSetType="CREATE"),
+                  principal, "cloudformation:CreateChangeSet", arn("cloudformation", f"stack/{new}/*"))

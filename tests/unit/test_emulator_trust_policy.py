@@ -26,7 +26,8 @@ def test_the_forms_that_name_the_caller(principal):
     assert allows(trust({"Effect": "Allow", "Principal": {"AWS": principal}}))
 
 
-@pytest.mark.parametrize("principal", [{"Service": "codebuild.amazonaws.com"}, {"AWS": "arn:aws:iam::210987654321:root"},
+@pytest.mark.parametrize("principal", [{"Service": "codebuild.amazonaws.com"},
+                                       {"AWS": "arn:aws:iam::210987654321:root"},
                                        {"AWS": f"arn:aws:iam::{ACCOUNT}:role/other"},
                                        {"Federated": "cognito-identity.amazonaws.com"}])
 def test_principals_that_do_not_name_the_caller(principal):

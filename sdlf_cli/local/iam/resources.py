@@ -139,8 +139,38 @@ def events_resource(self: Any) -> Resource:
     return tuple(bus if bus.startswith("arn:") else _arn(self, "events", f"event-bus/{bus}") for bus in sorted(buses))
 
 
+def _stack_arn(self: Any, name: str) -> str:
+    """The stack's ARN; `stack/<name>/*` for a stack that does not exist yet (what CreateChangeSet of a
+    new stack is authorized on: a policy's `stack/<name>/*` matches it)."""
+    if name.startswith("arn:"):
+        return name
+    from moto.cloudformation.models import cloudformation_backends
+
+    backend = cloudformation_backends[self.current_account][self.region]
+    for stack in list(backend.stacks.values()):
+        if stack.name == name and stack.status != "DELETE_COMPLETE":
+            return stack.stack_id
+    return _arn(self, "cloudformation", f"stack/{name}/*")
+
+
+def cloudformation_resource(self: Any) -> Resource:
+    """The stack a request names (StackName, or the stack of a change set given by its ARN)."""
+    name = _param(self, "StackName")
+    if name:
+        return _stack_arn(self, name)
+    change_set = _param(self, "ChangeSetName")
+    if change_set and change_set.startswith("arn:"):
+        from moto.cloudformation.models import cloudformation_backends
+
+        found = cloudformation_backends[self.current_account][self.region].change_sets.get(change_set)
+        if found is not None:
+            return found.stack_id
+    return "*"
+
+
 def _responses() -> dict[str, tuple[type, Callable[[Any], Resource]]]:
     from moto.awslambda.responses import LambdaResponse
+    from moto.cloudformation.responses import CloudFormationResponse
     from moto.dynamodb.responses import DynamoHandler
     from moto.events.responses import EventsHandler
     from moto.glue.responses import GlueResponse
@@ -160,6 +190,7 @@ def _responses() -> dict[str, tuple[type, Callable[[Any], Resource]]]:
         "glue": (GlueResponse, glue_resource),
         "lambda": (LambdaResponse, lambda_resource),
         "events": (EventsHandler, events_resource),
+        "cloudformation": (CloudFormationResponse, cloudformation_resource),
     }
 
 
