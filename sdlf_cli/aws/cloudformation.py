@@ -249,8 +249,14 @@ class CloudFormationGateway:
         events = response.get("StackEvents", [])
         return events[0]["EventId"] if events else None
 
-    def list_stacks(self) -> list[StackInfo]:
-        """Every live stack of the account and region (deleted ones left out), with tags."""
+    def list_stacks(self, name_prefix: str | None = None) -> list[StackInfo]:
+        """Every live stack of the account and region (deleted ones left out), with tags.
+
+        With `name_prefix`, only the stacks whose name starts with it, each described by name: DescribeStacks
+        without a stack is authorized on every stack (`stack/*/*`), which a principal allowed only its lake's
+        stacks (`stack/<prefix>*/*`, as the delivery pipeline's deploy role) is refused; ListStacks is not."""
+        if name_prefix is not None:
+            return self._stacks_named(name_prefix)
         stacks: list[StackInfo] = []
         try:
             for page in self._client.get_paginator("describe_stacks").paginate():
@@ -258,6 +264,18 @@ class CloudFormationGateway:
         except (ClientError, *_BOTO_ERRORS) as err:
             raise _client_error("DescribeStacks", "(all stacks)", err) from err
         return stacks
+
+    def _stacks_named(self, name_prefix: str) -> list[StackInfo]:
+        names: list[str] = []
+        try:
+            for page in self._client.get_paginator("list_stacks").paginate():
+                names.extend(summary["StackName"] for summary in page.get("StackSummaries", [])
+                             if summary["StackStatus"] != "DELETE_COMPLETE"
+                             and summary["StackName"].startswith(name_prefix))
+        except (ClientError, *_BOTO_ERRORS) as err:
+            raise _client_error("ListStacks", f"(stacks named {name_prefix}*)", err) from err
+        found = (self.describe_stack(name) for name in dict.fromkeys(names))
+        return [stack for stack in found if stack is not None]  # one deleted since it was listed is gone
 
     def exports(self) -> dict[str, str]:
         """Every export of the account and region: name -> value (what `Fn::ImportValue` resolves to)."""

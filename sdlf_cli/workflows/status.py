@@ -129,7 +129,7 @@ class LakeStatus(Listing):
 def lake_status(lake: Lake, root: Path = Path(".")) -> LakeStatus:
     cfg = lake.config
     account = lake.account()
-    live = {s.name: s for s in lake.stacks.list_stacks()}
+    live = {s.name: s for s in lake.stacks.list_stacks(name_prefix=f"{cfg.names.prefix}-")}
     boot = live.get(cfg.names.bootstrap_stack())
     bucket = (boot.outputs.get("ArtifactsBucket") if boot else None) or cfg.names.resolve(
         cfg.names.bucket("artifacts"), account, lake.target.region)

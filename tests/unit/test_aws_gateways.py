@@ -56,3 +56,26 @@ def test_no_answer_is_unreachable_with_botocores_words():
         tables.get("catalog", "s3://b/k")
     assert str(raised.value) == 'AWS call failed: Could not connect to the endpoint URL: "http://127.0.0.1:9"'
     assert not isinstance(raised.value, NotFound)
+
+
+def test_the_stacks_of_a_name_prefix_are_listed_then_described_one_by_one():
+    """A principal allowed its lake's stacks only may not DescribeStacks without a stack (that is authorized
+    on every stack): the lake's stacks are found with ListStacks and described by name."""
+    from sdlf_cli.aws.cloudformation import CloudFormationGateway
+
+    client = boto3.client("cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    when = "2026-01-01T00:00:00Z"
+
+    def summary(name: str, status: str) -> dict:
+        return {"StackName": name, "StackId": f"id-{name}", "StackStatus": status, "CreationTime": when}
+
+    with Stubber(client) as stub:
+        stub.add_response("list_stacks", {"StackSummaries": [
+            summary("acme-lake-dev-foundations", "UPDATE_COMPLETE"), summary("acme-lake-dev-team-a", "DELETE_COMPLETE"),
+            summary("acme-lake-prod-foundations", "CREATE_COMPLETE"), summary("someone-else", "CREATE_COMPLETE")]}, {})
+        stub.add_response("describe_stacks", {"Stacks": [{**summary("acme-lake-dev-foundations", "UPDATE_COMPLETE"),
+                                                          "Tags": [{"Key": "sdlf:env", "Value": "dev"}]}]},
+                          {"StackName": "acme-lake-dev-foundations"})
+        stacks = CloudFormationGateway(client).list_stacks(name_prefix="acme-lake-dev-")
+        stub.assert_no_pending_responses()  # no DescribeStacks without a stack, none of another lake's stacks
+    assert [(s.name, s.tags) for s in stacks] == [("acme-lake-dev-foundations", {"sdlf:env": "dev"})]
