@@ -300,6 +300,10 @@ def test_cloudformation_stack_by_name_arn_and_change_set(enforced):
     assert role_cfn.describe_stacks(StackName=ids[0])["Stacks"][0]["StackName"] == names[0]
     assert_denied(lambda: role_cfn.describe_stacks(StackName=names[1]), principal, "cloudformation:DescribeStacks",
                   ids[1])
+    # Without a stack, DescribeStacks is authorized on every stack (a role scoped to its stacks lists them with
+    # ListStacks, then describes each).
+    assert_denied(lambda: role_cfn.describe_stacks(), principal, "cloudformation:DescribeStacks",
+                  arn("cloudformation", "stack/*/*"))
     change_set = role_cfn.create_change_set(StackName=names[0], ChangeSetName="seam", TemplateBody=body)["Id"]
     assert role_cfn.describe_change_set(ChangeSetName=change_set)["StackName"] == names[0]
     # A stack that does not exist yet is authorized as stack/<name>/*.

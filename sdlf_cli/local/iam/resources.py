@@ -153,6 +153,10 @@ def _stack_arn(self: Any, name: str) -> str:
     return _arn(self, "cloudformation", f"stack/{name}/*")
 
 
+# Without a stack, these are authorized on every stack, as AWS words it (`... on resource: ...:stack/*/*`).
+_EVERY_STACK_OPERATIONS = ("DescribeStacks", "ListStacks")
+
+
 def cloudformation_resource(self: Any) -> Resource:
     """The stack a request names (StackName, or the stack of a change set given by its ARN)."""
     name = _param(self, "StackName")
@@ -165,6 +169,8 @@ def cloudformation_resource(self: Any) -> Resource:
         found = cloudformation_backends[self.current_account][self.region].change_sets.get(change_set)
         if found is not None:
             return found.stack_id
+    if (self._get_action() or "") in _EVERY_STACK_OPERATIONS:
+        return _arn(self, "cloudformation", "stack/*/*")
     return "*"
 
 
