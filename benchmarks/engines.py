@@ -152,7 +152,11 @@ class FolderS3:
         self.root = Path(root)
 
     def get_object(self, Bucket, Key):
-        return {"Body": open(self.root / Bucket / Key, "rb")}
+        path = self.root / Bucket / Key
+        if not path.is_file():
+            from botocore.exceptions import ClientError
+            raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "no such key"}}, "GetObject")
+        return {"Body": open(path, "rb")}
 
     def put_object(self, Bucket, Key, Body, **_):
         path = self.root / Bucket / Key

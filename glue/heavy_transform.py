@@ -553,7 +553,7 @@ def _partition_dict(plan: Plan, values: Sequence[Optional[str]]) -> Dict[str, Op
 # that is not an object (it raises), an integer beyond int64 (it makes a double). It also infers
 # timestamps from ISO-looking strings, which stay text here: such fields are read again as strings.
 PREFIX_BYTES = 256 * 1024  # the prefix whose inferred schema fixes the field order and text fields
-KEEP_BYTES = 256 * 1024 * 1024  # tables kept between the two passes; past this they are read again
+KEEP_BYTES = 64 * 1024 * 1024  # tables kept between the two passes; past this they are read again
 FLUSH_BYTES = 64 * 1024 * 1024  # rows buffered per output file before a row group is written
 INT64_LIMIT = float(2 ** 63)  # a double this large may be an integer past int64 pyarrow widened
 
@@ -810,7 +810,17 @@ def infer_inputs(s3: Any, uris: Sequence[str], scratch: str) -> List[FileRead]:
             with open(location, "wb") as handle:
                 handle.write(body)
         reads.append(read)
+        del body
+        _release_memory()
     return reads
+
+
+def _release_memory() -> None:
+    """Hand the Arrow buffers freed by the last object back to the system: the allocator keeps them otherwise,
+    and the process's resident memory would grow with the batch instead of with its largest object."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def batch_tables(plan: "Plan", reads: Sequence[FileRead], s3: Any = None) -> Iterator[Tuple[str, Any]]:
@@ -842,6 +852,7 @@ def batch_tables(plan: "Plan", reads: Sequence[FileRead], s3: Any = None) -> Ite
         read.table = None
         if columns is not None:
             yield read.uri, pa.Table.from_arrays(columns, schema=schema)
+            _release_memory()
             continue
         records = read_exact(read.uri, body if body is not None else read_location(s3, read.uri, read.location))
         rows = [{name: convert(record.get(key), kind) for name, key, kind in plan.columns} for record in records]
