@@ -133,6 +133,40 @@ def test_mappings_created_disabled_and_deleted_at_any_time_are_followed(emulator
     assert _drain(emulator, url) == ["after-delete"]
 
 
+HELD_HANDLER = """
+import os, time, boto3
+s3 = boto3.client("s3")
+def handler(event, context):
+    s3.put_object(Bucket=os.environ["OUT"], Key="held/started", Body=b"")
+    while context.get_remaining_time_in_millis() > 2000:
+        if s3.list_objects_v2(Bucket=os.environ["OUT"], Prefix="release").get("KeyCount"):
+            break
+        time.sleep(0.2)
+    for record in event["Records"]:
+        s3.put_object(Bucket=os.environ["OUT"], Key=f"held/{record['body']}", Body=b"ok")
+"""
+
+
+def test_a_function_that_holds_its_batch_does_not_hold_up_other_mappings(emulator):
+    out = bucket(emulator)
+    sqs, lam = client(emulator, "sqs"), client(emulator, "lambda")
+    held_url, held_arn, _ = _queue_with_dlq(emulator, max_receive=5, visibility=120)
+    url, arn, _ = _queue_with_dlq(emulator, max_receive=5, visibility=120)
+    held = create_function(emulator, HELD_HANDLER, env={"OUT": out}, timeout=90)
+    other = create_function(emulator, BATCH_HANDLER, env={"OUT": out})
+    lam.create_event_source_mapping(EventSourceArn=held_arn, FunctionName=held["FunctionName"], BatchSize=1)
+    lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=other["FunctionName"], BatchSize=1)
+    sqs.send_message(QueueUrl=held_url, MessageBody="first")
+    wait_for(lambda: "held/started" in s3_keys(emulator, out, "held/"), timeout=60, what="the held batch running")
+    sqs.send_message(QueueUrl=url, MessageBody="meanwhile")
+    # Served while the other function still holds its batch (it lets go only once "release" exists).
+    wait_for(lambda: s3_keys(emulator, out, "done/") == ["done/meanwhile"], timeout=60,
+             what="the other mapping's message processed")
+    assert s3_keys(emulator, out, "held/") == ["held/started"]
+    client(emulator, "s3").put_object(Bucket=out, Key="release", Body=b"")
+    wait_for(lambda: "held/first" in s3_keys(emulator, out, "held/"), timeout=60, what="the held batch done")
+
+
 def _rule_to_queue(emulator, pattern: dict) -> tuple[str, str]:
     events = client(emulator, "events")
     sqs = client(emulator, "sqs")
