@@ -219,3 +219,21 @@ def test_an_execution_saved_while_running_starts_again_after_the_load(tmp_path, 
         described = sfn.describe_execution(executionArn=execution)
         assert done and described["status"] == "SUCCEEDED", described
         assert json.loads(described["input"]) == {"object": "s3://b/k"}  # the same name and input, run again
+
+
+def test_reset_removes_the_saved_state_and_says_what(tmp_path, aws_env):
+    from sdlf_cli.local import process
+
+    state = tmp_path / "local"
+    with mock_aws():
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="kept-bucket")
+        boto3.client("s3", region_name=REGION).put_object(Bucket="kept-bucket", Key="big", Body=b"b" * BIG)
+        snapshot.save(state)
+    (state / "emulator.log").write_text("kept: the log is not state\n")
+    reset = process.reset(state)
+    assert reset.restarted is None  # it was not running: nothing to start again
+    assert reset.removed[0] == snapshot.SNAPSHOT_FILE and any(n.startswith("blobs/s3-") for n in reset.removed)
+    assert reset.summary.startswith(f"removed the saved state from {state.resolve()}: {len(reset.removed)} file(s)")
+    assert not snapshot.exists(state) and not (state / snapshot.BLOBS_DIR).exists()
+    assert (state / "emulator.log").exists()
+    assert process.reset(state).summary == f"nothing saved in {state.resolve()}: the emulator starts empty"
