@@ -120,12 +120,14 @@ class StageB:
         for output in outputs:
             uri = output["uri"]
             etag, version_id = self._head(uri)
-            extra = {**self._marks(ref, key="execution"), "rows": output.get("rows"), "partition": output.get("partition")}
+            # An output file is the batch's own (its key names the batch), so its lineage is exactly the batch's
+            # inputs: set with its status in one write, where a merge would read the row and write it again.
+            extra = {**self._marks(ref, key="execution"), "rows": output.get("rows"), "partition": output.get("partition"),
+                     "lineage": list(dict.fromkeys(sources))}
             with aws_call(f"cataloging {uri}"):
                 self.catalog.set_status(
                     uri, Status.PROCESSED, stage="analytics", etag=etag, version_id=version_id, extra=extra
                 )
-                self.catalog.add_lineage(uri, sources)
             analytics.append(uri)
         for item in inputs:
             # analytics_etag: which content of the stage object is in the analytics table, so routing-b
