@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from sdlf_cli.local.context import IAM_ENFORCED_BY_DEFAULT, EmulatorContext
 from sdlf_cli.local.process import LOG_FILE as LOG_FILE_NAME
@@ -86,14 +86,44 @@ def _install_iam(ctx: EmulatorContext) -> Callable[[], None]:
     return stop
 
 
+class PortUnavailable(RuntimeError):
+    """The emulator's port could not be bound (taken since it was chosen, or by another program)."""
+
+
+def _moto_server(host: str, port: int) -> Any:
+    """moto's threaded server, started; a port it cannot bind is raised here (moto's own `start()` would
+    wait for ever for a server that never came up)."""
+    from moto.server import ThreadedMotoServer
+
+    class Server(ThreadedMotoServer):
+        failure: BaseException | None = None
+
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except BaseException as exc:  # noqa: BLE001 - handed to start(), in the caller's thread
+                if not self._server_ready_event.is_set():
+                    self.failure = exc
+                    self._server_ready_event.set()
+                else:
+                    raise
+
+    server = Server(ip_address=host, port=port, verbose=False)
+    server.start()
+    if server.failure is not None:
+        raise PortUnavailable(f"the emulator cannot listen on {host}:{port}: {server.failure} (is another emulator "
+                              "or program using it? choose another with --port)") from server.failure
+    return server
+
+
 def start(ctx: EmulatorContext) -> RunningEmulator:
     # moto's Step Functions interpreter calls back to localhost:$MOTO_PORT; it reads the variable
     # lazily, but set it before importing moto all the same.
+    previous_port = os.environ.get("MOTO_PORT")
     os.environ["MOTO_PORT"] = str(ctx.port)
     ctx.state_dir.mkdir(parents=True, exist_ok=True)
 
     from moto.core.config import default_user_config
-    from moto.server import ThreadedMotoServer
 
     from sdlf_cli.local import cfn, request_log
 
@@ -103,8 +133,14 @@ def start(ctx: EmulatorContext) -> RunningEmulator:
     # werkzeug logs a line per request at INFO; keep it for real problems only.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stops: list[Callable[[], None]] = []
-    server = ThreadedMotoServer(ip_address=ctx.host, port=ctx.port, verbose=False)
-    server.start()
+    try:
+        server = _moto_server(ctx.host, ctx.port)
+    except PortUnavailable:
+        if previous_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = previous_port
+        raise
     running = RunningEmulator(ctx, server, stops)
     try:
         stops.append(cfn.install(ctx))

@@ -1,6 +1,7 @@
 """`sdlf local up|down|status` against a real background process on 127.0.0.1."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -71,3 +72,32 @@ def test_busy_port_is_a_usage_error(tmp_path):
         busy.listen()
         with pytest.raises(UsageError, match="already in use"):
             process.up(tmp_path / "local", port=busy.getsockname()[1])
+
+
+def test_a_port_taken_before_the_server_binds_is_raised_not_waited_for(tmp_path, monkeypatch):
+    import socket
+    import threading
+
+    from sdlf_cli.local.context import EmulatorContext
+    from sdlf_cli.local.server import PortUnavailable, start
+
+    monkeypatch.setenv("MOTO_PORT", "4999")
+    outcome: list[BaseException] = []
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ctx = EmulatorContext(host="127.0.0.1", port=busy.getsockname()[1], state_dir=tmp_path / "local")
+
+        def attempt() -> None:
+            try:
+                start(ctx).stop()
+            except BaseException as exc:  # noqa: BLE001 - examined below
+                outcome.append(exc)
+
+        worker = threading.Thread(target=attempt, daemon=True)
+        worker.start()
+        worker.join(60)
+    assert not worker.is_alive(), "start() waited for a server that could not bind"
+    [error] = outcome
+    assert isinstance(error, PortUnavailable) and str(ctx.port) in str(error) and "--port" in str(error)
+    assert os.environ["MOTO_PORT"] == "4999", "the port of an emulator already running is left as it was"
