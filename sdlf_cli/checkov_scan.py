@@ -111,7 +111,7 @@ class Scan:
             else:
                 self.cached[template.output_name] = hit
         self.pending = [t.output_name for t in pending]
-        self._folder = self._process = None
+        self._folder = self._process = self._out = self._err = None
         if pending:
             self._folder = tempfile.TemporaryDirectory(prefix="sdlf-checkov-")
             for template in pending:
@@ -120,20 +120,25 @@ class Scan:
                 path.write_text(template.body, encoding="utf-8")
             # Its report goes to files, not pipes: nobody reads a pipe while cfn-lint runs, and a full one
             # would stop checkov.
-            self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-            self._process = _start(checkov, Path(self._folder.name), self._out, self._err)
+            self._out = tempfile.TemporaryFile("w+", encoding="utf-8")
+            self._err = tempfile.TemporaryFile("w+", encoding="utf-8")
+            try:
+                self._process = _start(checkov, Path(self._folder.name), self._out, self._err)
+            except BaseException:
+                self.__exit__()
+                raise
 
     def __enter__(self) -> "Scan":
         return self
 
     def __exit__(self, *_) -> None:
         """Stop a checkov whose result is no longer wanted (the caller failed meanwhile)."""
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.kill()
-                self._process.wait()
-            self._out.close()
-            self._err.close()
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        for file in (self._out, self._err):
+            if file is not None:
+                file.close()
         if self._folder is not None:
             self._folder.cleanup()
 
