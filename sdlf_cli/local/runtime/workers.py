@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import select
+import shutil
 import subprocess
 import sys
 import threading
@@ -74,18 +75,32 @@ class InvocationResult:
 
 
 def extract_zip(data: bytes, target: Path) -> Path:
-    """Extract once per content hash; a marker file makes a half-finished extraction redo itself."""
+    """Extract once per content hash. Two workers of one function (or two functions sharing a layer) start
+    at the same moment: each extracts into its own folder, and the first to rename it into place wins, so
+    nobody sees a half-extracted tree or trips over the other's directories."""
     marker = target / ".sdlf-extracted"
     if marker.exists():
         return target
-    target.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for info in zf.infolist():
-            zf.extract(info, target)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                os.chmod(target / info.filename, mode | 0o400)
-    marker.write_text("ok")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    scratch.mkdir()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                zf.extract(info, scratch)
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    os.chmod(scratch / info.filename, mode | 0o400)
+        (scratch / marker.name).write_text("ok")
+        if target.exists() and not marker.exists():
+            shutil.rmtree(target, ignore_errors=True)  # a half-finished extraction of an older emulator
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not marker.exists():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return target
 
 
