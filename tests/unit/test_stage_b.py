@@ -21,6 +21,10 @@ from sdlf_datalake.errors import InvalidInputError, TransientError
 from sdlf_datalake.manifest import batch_id, table_name
 from sdlf_datalake.stage_b.routing import execution_name_b
 
+# moto runs no execution here, whatever an emulator started earlier in this process set (its
+# `execute_state_machine`): a started batch stays RUNNING until the test ends it.
+NO_EXECUTIONS = {"stepfunctions": {"execute_state_machine": False}}
+
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -188,7 +192,7 @@ def lake(monkeypatch):
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
-    with mock_aws():
+    with mock_aws(config=NO_EXECUTIONS):
         lake = Lake()
         monkeypatch.setenv("STATE_MACHINE_ARN", lake.state_machine)
         monkeypatch.setenv("TOPIC_ARN", lake.topic)

@@ -14,6 +14,10 @@ from tests.unit.lake_fakes import create_dataset_table
 from sdlf_datalake.stage_b.lease import BatchLease, Busy, Lease, is_batch_of, lease_id
 from sdlf_datalake.stage_b.routing import execution_name_b
 
+# moto runs no execution here, whatever an emulator started earlier in this process set (its
+# `execute_state_machine`): a started batch stays RUNNING until the test ends it.
+NO_EXECUTIONS = {"stepfunctions": {"execute_state_machine": False}}
+
 REGION = "eu-west-1"
 TABLE = "lake-executions"
 TEAM, DATASET = "engineering", "sales"
@@ -51,7 +55,7 @@ def aws(monkeypatch):
                         "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    with mock_aws(config=NO_EXECUTIONS):
         ddb = boto3.client("dynamodb", region_name=REGION)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         create_dataset_table(ddb, TABLE, "started_at")
