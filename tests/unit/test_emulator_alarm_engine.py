@@ -91,3 +91,34 @@ def test_missing_data_treated_as_breaching_raises_the_alarm():
     engine, cloudwatch, sns, _ = _engine(_errors_alarm(TreatMissingData="breaching"))
     engine.tick()
     assert cloudwatch.alarm["StateValue"] == "ALARM" and sns.published[0]["Subject"].startswith("ALARM")
+
+
+class Queues(Quiet):
+    def __init__(self, depths: dict[str, int]):
+        self.depths = depths
+
+    def list_queues(self):
+        return {"QueueUrls": [f"http://emulator/123456789012/{name}" for name in self.depths]}
+
+    def get_queue_attributes(self, QueueUrl, AttributeNames):
+        return {"Attributes": {"ApproximateNumberOfMessages": str(self.depths[QueueUrl.rsplit("/", 1)[-1]])}}
+
+
+def test_a_queue_depth_is_a_data_point_when_it_changes_or_has_not_been_given_for_a_while():
+    engine, cloudwatch, _, clock = _engine(_errors_alarm())
+    queues = Queues({"steady": 0, "busy": 0})
+    engine.client = {"cloudwatch": cloudwatch, "sns": FakeSns(), "sqs": queues, "stepfunctions": Quiet()}.__getitem__
+
+    def depth_points():
+        return [(d["Dimensions"][0]["Value"], d["Value"]) for ns, d in cloudwatch.points if ns == "AWS/SQS"]
+
+    engine.sample_queues(clock.now)
+    assert depth_points() == [("steady", 0.0), ("busy", 0.0)]
+    for second in (2, 4, 6):
+        clock.now = NOW + timedelta(seconds=second)
+        queues.depths["busy"] = second
+        engine.sample_queues(clock.now)
+    assert depth_points()[2:] == [("busy", 2.0), ("busy", 4.0), ("busy", 6.0)], "an unchanged depth is not repeated"
+    clock.now = NOW + timedelta(seconds=31)
+    engine.sample_queues(clock.now)
+    assert depth_points()[5:] == [("steady", 0.0)], "every alarm period still holds a point of each queue"

@@ -25,6 +25,7 @@ from typing import Any, Callable
 LOG = logging.getLogger(__name__)
 
 TICK_S = 2.0
+DEPTH_REFRESH_S = 30.0  # an unchanged queue depth is sampled again this often
 _COMPARE = {
     "GreaterThanThreshold": lambda v, t: v > t,
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
@@ -70,6 +71,7 @@ class AlarmEngine:
         self.clock = clock
         self.tick_s = tick_s
         self._seen_executions: set[str] = set()
+        self._last_depth: dict[str, tuple[float, datetime]] = {}  # queue url -> (value, when) of its last data point
         self._invocations: list[dict] = []  # Lambda data points waiting for the next tick
         self._invocations_lock = threading.Lock()
         self._stop = threading.Event()
@@ -128,12 +130,18 @@ class AlarmEngine:
 
     # --- metrics ----------------------------------------------------------------------------------------
     def sample_queues(self, now: datetime) -> None:
+        """A depth data point when it changed, or when the last is DEPTH_REFRESH_S old: every alarm period (60 s
+        at least) still holds one, and a long-running emulator does not keep (and save) a point per queue per tick."""
         sqs, data = self.client("sqs"), []
         for url in sqs.list_queues().get("QueueUrls", []):
             attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            value = float(attributes["Attributes"].get("ApproximateNumberOfMessages", 0))
+            last = self._last_depth.get(url)
+            if last is not None and last[0] == value and (now - last[1]).total_seconds() < DEPTH_REFRESH_S:
+                continue
+            self._last_depth[url] = (value, now)
             data.append({"MetricName": "ApproximateNumberOfMessagesVisible", "Timestamp": now, "Unit": "Count",
-                         "Dimensions": [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}],
-                         "Value": float(attributes["Attributes"].get("ApproximateNumberOfMessages", 0))})
+                         "Dimensions": [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}], "Value": value})
         self._put("AWS/SQS", data)
 
     def sample_executions(self, now: datetime) -> None:
