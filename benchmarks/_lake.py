@@ -96,6 +96,18 @@ def file_body(index: int, records: int, run: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _timing(item: dict, status: str, put_at: float) -> dict:
+    """One catalog row's times since its put: cataloged, terminal, and seen by the poller."""
+    return {
+        "status": status,
+        "received": parse_iso(item["created_at"]["S"]) - put_at,
+        "processed": parse_iso(item["updated_at"]["S"]) - put_at,
+        "observed": time.time() - put_at,
+        "processed_at": parse_iso(item["updated_at"]["S"]),
+        "reason": item.get("reason", {}).get("S", ""),
+    }
+
+
 def wait_processed(ddb, table_name: str, pending: dict[str, float], timeout: float, poll: float) -> dict[str, dict]:
     """uri -> {received, processed, observed} in seconds after its put; FAILED or timed out rows noted."""
     out: dict[str, dict] = {}
@@ -106,14 +118,7 @@ def wait_processed(ddb, table_name: str, pending: dict[str, float], timeout: flo
             status = item and item.get("status", {}).get("S")
             if status in ("PROCESSED", "FAILED"):
                 put_at = pending.pop(uri)
-                out[uri] = {
-                    "status": status,
-                    "received": parse_iso(item["created_at"]["S"]) - put_at,
-                    "processed": parse_iso(item["updated_at"]["S"]) - put_at,
-                    "observed": time.time() - put_at,
-                    "processed_at": parse_iso(item["updated_at"]["S"]),
-                    "reason": item.get("reason", {}).get("S", ""),
-                }
+                out[uri] = _timing(item, status, put_at)
         if pending:
             time.sleep(poll)
     for uri, put_at in pending.items():
@@ -139,14 +144,7 @@ def wait_processed_batched(ddb, table_name: str, pending: dict[str, float], time
                     if status not in ("PROCESSED", "FAILED") or uri not in pending:
                         continue
                     put_at = pending.pop(uri)
-                    out[uri] = {
-                        "status": status,
-                        "received": parse_iso(item["created_at"]["S"]) - put_at,
-                        "processed": parse_iso(item["updated_at"]["S"]) - put_at,
-                        "observed": time.time() - put_at,
-                        "processed_at": parse_iso(item["updated_at"]["S"]),
-                        "reason": item.get("reason", {}).get("S", ""),
-                    }
+                    out[uri] = _timing(item, status, put_at)
                 request = response.get("UnprocessedKeys") or {}
         if pending:
             time.sleep(poll)
