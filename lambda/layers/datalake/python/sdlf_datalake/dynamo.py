@@ -39,3 +39,30 @@ def _plain(value: Any) -> Any:
     if isinstance(value, set):
         return sorted(_plain(v) for v in value)
     return value
+
+
+def update_expression(values: dict[str, Any], *, if_not_exists: dict[str, Any] | None = None,
+                      remove: tuple[str, ...] = ()) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """An UpdateExpression with its names and values: SET `values` (None skipped), SET `if_not_exists` only where
+    the attribute is missing, REMOVE `remove` (except what is set). Placeholders are #a/#n/#r and :a/:n, so a
+    caller's own condition placeholders do not collide."""
+    names: dict[str, str] = {}
+    attrs: dict[str, Any] = {}
+    sets: list[str] = []
+    for index, (name, value) in enumerate(values.items()):
+        if value is None:
+            continue
+        names[f"#a{index}"] = name
+        attrs[f":a{index}"] = to_attr(value)
+        sets.append(f"#a{index} = :a{index}")
+    for index, (name, value) in enumerate((if_not_exists or {}).items()):
+        names[f"#n{index}"] = name
+        attrs[f":n{index}"] = to_attr(value)
+        sets.append(f"#n{index} = if_not_exists(#n{index}, :n{index})")
+    expression = "SET " + ", ".join(sets)
+    removable = [name for name in remove if name not in values]
+    if removable:
+        for index, name in enumerate(removable):
+            names[f"#r{index}"] = name
+        expression += " REMOVE " + ", ".join(f"#r{index}" for index in range(len(removable)))
+    return expression, names, attrs

@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from typing import Any, Mapping
 
-from sdlf_datalake.dynamo import from_item, to_attr
+from sdlf_datalake.dynamo import from_item, update_expression
 from sdlf_datalake.support import lazy_client
 from sdlf_datalake.timeutil import Clock, iso, parse_time, utc_now
 
@@ -120,25 +120,7 @@ class ExecutionsRepository:
         if_not_exists: dict[str, Any] | None = None,
         remove: tuple[str, ...] = (),
     ) -> None:
-        names: dict[str, str] = {}
-        attrs: dict[str, Any] = {}
-        sets: list[str] = []
-        for index, (name, value) in enumerate(values.items()):
-            if value is None:
-                continue
-            names[f"#a{index}"] = name
-            attrs[f":a{index}"] = to_attr(value)
-            sets.append(f"#a{index} = :a{index}")
-        for index, (name, value) in enumerate((if_not_exists or {}).items()):
-            names[f"#n{index}"] = name
-            attrs[f":n{index}"] = to_attr(value)
-            sets.append(f"#n{index} = if_not_exists(#n{index}, :n{index})")
-        expression = "SET " + ", ".join(sets)
-        removable = [r for r in remove if r not in values]
-        if removable:
-            for index, name in enumerate(removable):
-                names[f"#r{index}"] = name
-            expression += " REMOVE " + ", ".join(f"#r{index}" for index in range(len(removable)))
+        expression, names, attrs = update_expression(values, if_not_exists=if_not_exists, remove=remove)
         self.client.update_item(
             TableName=self.table_name,
             Key={"id": {"S": execution_id}},

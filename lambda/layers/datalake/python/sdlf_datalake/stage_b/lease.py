@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
-from sdlf_datalake.dynamo import from_item, to_attr
+from sdlf_datalake.dynamo import from_item, to_attr, update_expression
 from sdlf_datalake.errors import aws_call, error_code
 from sdlf_datalake.executions import NAME_LIMIT
 from sdlf_datalake.manifest import BATCH_ID_LENGTH
@@ -182,19 +182,9 @@ class BatchLease:
 
     def _write(self, key: str, values: dict[str, Any], condition: str, condition_values: dict[str, Any],
                remove: tuple[str, ...] = ()) -> bool:
-        names = {"#holder": "holder"}
-        attrs = dict(condition_values)
-        sets = []
-        for index, (name, value) in enumerate(values.items()):
-            names[f"#s{index}"] = name
-            attrs[f":s{index}"] = to_attr(value)
-            sets.append(f"#s{index} = :s{index}")
-        expression = "SET " + ", ".join(sets)
-        removable = [name for name in remove if name not in values]
-        if removable:
-            for index, name in enumerate(removable):
-                names[f"#r{index}"] = name
-            expression += " REMOVE " + ", ".join(f"#r{index}" for index in range(len(removable)))
+        expression, names, attrs = update_expression(values, remove=remove)
+        names["#holder"] = "holder"
+        attrs.update(condition_values)
         try:
             with aws_call(f"writing the stage-B lease {key}"):
                 self.dynamodb.update_item(
