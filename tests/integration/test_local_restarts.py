@@ -18,7 +18,6 @@ from sdlf_cli.aws.session import AwsTarget, Clients
 from sdlf_cli.config.loader import load_config
 from sdlf_cli.lake import Lake
 from sdlf_cli.local import process
-from sdlf_cli.local.server import free_port
 from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import all_layers, deploy_layers
 from tests.integration import chaos
@@ -26,6 +25,23 @@ from tests.integration.helpers import wait_for
 
 OBJECTS, RECORDS = 20, 3
 
+
+
+def port_outside_ephemeral_range() -> int:
+    """A free port below Linux's ephemeral range (32768-60999): after a kill -9 the emulator must get its port back
+    on `up`, and a port the kernel hands out to any other process's free_port() or connection meanwhile (the other
+    test worker's) may be taken by then."""
+    import random
+    import socket
+
+    for port in random.sample(range(20000, 32000), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 def sdlf(state, *args: str) -> dict:
     """`sdlf <args> -o json` as a person runs it, against the emulator whose state is in `state`."""
@@ -41,7 +57,7 @@ def sdlf(state, *args: str) -> dict:
 @pytest.fixture(scope="module")
 def state(tmp_path_factory):
     state = tmp_path_factory.mktemp("restarts") / "local"
-    up = sdlf(state, "local", "up", "--port", str(free_port()))
+    up = sdlf(state, "local", "up", "--port", str(port_outside_ephemeral_range()))
     assert up["running"] and up["saved_state"] is None  # nothing saved yet: it starts empty
     yield state
     process.down(state)
@@ -151,7 +167,7 @@ def test_down_then_up_keeps_everything_and_reset_starts_empty(state, lake):
 
 def test_up_with_persist_off_keeps_the_state_in_memory_only(tmp_path):
     state = tmp_path / "local"
-    up = sdlf(state, "local", "up", "--port", str(free_port()), "--persist", "off")
+    up = sdlf(state, "local", "up", "--port", str(port_outside_ephemeral_range()), "--persist", "off")
     s3 = boto3.client("s3", endpoint_url=up["endpoint_url"], region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     try:
