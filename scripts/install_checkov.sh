@@ -15,5 +15,10 @@ if [ -x .venv-checkov/bin/checkov ] && [ "$(.venv-checkov/bin/checkov --version 
   exit 0
 fi
 python3 -m venv .venv-checkov
-.venv-checkov/bin/pip install -q -r requirements-checkov.txt
+# uv (installed into .venv by the README's commands) resolves and installs the same pins several times faster.
+if [ -x .venv/bin/uv ]; then
+  .venv/bin/uv pip install -q -p .venv-checkov -r requirements-checkov.txt
+else
+  .venv-checkov/bin/pip install -q -r requirements-checkov.txt
+fi
 .venv-checkov/bin/checkov --version
