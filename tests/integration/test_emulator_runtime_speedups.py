@@ -5,18 +5,27 @@
 - request_routing: the backend serving a host name looked up once - same answers as moto's lookup;
 - sqs_poller's wake-up: SendMessage and SendMessageBatch wake the poller (moto's batch goes through
   SendMessage; if an upgrade changes that, this fails);
-- stepfunctions: a task's client is reused for the same role keys.
+- stepfunctions: a task's client is reused for the same role keys;
+- stepfunctions_parsing: a definition's parse tree and a JSONPath built once per text - same outputs and
+  histories as moto's (checked with the patches out), and a new program per execution;
+- sqs_queue_scans: a queue's attribute map and the retention check - same answers as moto's for visible,
+  in-flight and delayed messages and for expired ones;
+- request_routing's method list: the same action methods as moto lists, once per class.
 """
 from __future__ import annotations
 
+import copy
+import json
 import threading
+import time
 
 import pytest
 from botocore.exceptions import ClientError
 
 from sdlf_cli.local.cfn import _patching
-from sdlf_cli.local.runtime import dynamodb_expressions, install, request_routing, sqs_poller, stepfunctions
-from tests.integration.test_emulator_runtime_helpers import client, unique
+from sdlf_cli.local.runtime import (dynamodb_expressions, install, request_routing, sqs_poller, sqs_queue_scans,
+                                    stepfunctions, stepfunctions_parsing)
+from tests.integration.test_emulator_runtime_helpers import client, role_arn, unique, wait_for
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -77,7 +86,8 @@ def _outcomes(emulator) -> list:
 def test_update_items_and_errors_are_moto_s_own(emulator):
     names = [dynamodb_expressions.PARSE_PATCH, dynamodb_expressions.TYPES_PATCH,
              dynamodb_expressions.ROOT_FIRST_PATCH.format("ActionCountValidator"),
-             dynamodb_expressions.ROOT_FIRST_PATCH.format("OverlappingPathsValidator")]
+             dynamodb_expressions.ROOT_FIRST_PATCH.format("OverlappingPathsValidator"),
+             dynamodb_expressions.COPY_PATCH]
     assert all(name in _patching.installed_names() for name in names)
     patched = _outcomes(emulator)
     dynamodb_expressions.uninstall()
@@ -104,6 +114,166 @@ def test_an_expression_text_is_parsed_once_and_the_tree_is_left_as_parsed(emulat
                     ExpressionAttributeNames=_NAMES, ExpressionAttributeValues=_VALUES)
     assert UpdateExpressionParser.make(text) is tree
     assert repr([type(node).__name__ for node in tree.find_clauses([type(tree.children[0])])]) == printed
+
+
+def _tree_shape(node, parent=None) -> tuple:
+    """A syntax tree as nested tuples (class, children), checking every parent link on the way."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    if not isinstance(node, Node):
+        return (type(node).__name__, repr(node))
+    assert node.parent is parent or parent is None
+    children = None if node.children is None else tuple(_tree_shape(child, node) for child in node.children)
+    return (type(node).__name__, node.type, children)
+
+
+def _tree_nodes(node) -> list:
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    if not isinstance(node, Node):
+        return []
+    return [node] + [n for child in node.children or [] for n in _tree_nodes(child)]
+
+
+def test_a_syntax_tree_is_deep_copied_as_deepcopy_copies_it():
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    assert dynamodb_expressions.COPY_PATCH in _patching.installed_names()
+    text = ("SET #a = :a, b = if_not_exists(b, :b), c.d[2] = :c + :d, e = list_append(e, :l) "
+            "REMOVE x, y[1] ADD n :one DELETE s :s")
+    tree = UpdateExpressionParser.make(text)
+    patched, from_inside = copy.deepcopy(tree), copy.deepcopy(tree.children[0])
+    dynamodb_expressions.uninstall()
+    try:
+        assert dynamodb_expressions.COPY_PATCH not in _patching.installed_names()
+        original, original_inside = copy.deepcopy(tree), copy.deepcopy(tree.children[0])
+    finally:
+        dynamodb_expressions.install()
+    assert _tree_shape(patched) == _tree_shape(original) == _tree_shape(tree)
+    assert not {id(n) for n in _tree_nodes(patched)} & {id(n) for n in _tree_nodes(tree)}  # nothing shared
+    # A node copied from inside the tree brings a copy of the whole tree along, as deepcopy's does.
+    assert _tree_shape(from_inside.parent) == _tree_shape(original_inside.parent) == _tree_shape(tree)
+    assert from_inside.parent is not tree and from_inside in from_inside.parent.children
+
+
+# Pass states only (no Lambda): Parameters with paths and an intrinsic, ResultPath into the input, a Choice.
+_DEFINITION = json.dumps({
+    "StartAt": "Shape",
+    "States": {
+        "Shape": {"Type": "Pass", "Parameters": {"key.$": "$.object.key", "size.$": "$.object.size",
+                                                 "label.$": "States.Format('{}-{}', $.object.key, $.n)"},
+                  "ResultPath": "$.shaped", "Next": "Big?"},
+        "Big?": {"Type": "Choice", "Choices": [{"Variable": "$.shaped.size", "NumericGreaterThan": 10,
+                                                "Next": "Big"}], "Default": "Small"},
+        "Big": {"Type": "Pass", "Result": {"big": True}, "ResultPath": "$.verdict", "Next": "Done"},
+        "Small": {"Type": "Pass", "Result": {"big": False}, "ResultPath": "$.verdict", "Next": "Done"},
+        "Done": {"Type": "Pass", "OutputPath": "$.shaped", "End": True},
+    },
+})
+
+
+def _executions(emulator, machine: str) -> list:
+    sfn = client(emulator, "stepfunctions")
+    arns = [sfn.start_execution(stateMachineArn=machine, input=json.dumps({"object": {"key": f"k{n}", "size": n * 7}, "n": n}))
+            ["executionArn"] for n in range(3)]
+    outcomes = []
+    for arn in arns:
+        described = wait_for(lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
+                             what="the execution to end")
+        events = sfn.get_execution_history(executionArn=arn)["events"]
+        outcomes.append((described["status"], json.loads(described["output"]),
+                         [(e["type"], (e.get("stateEnteredEventDetails") or {}).get("name")) for e in events]))
+    return outcomes
+
+
+def test_step_functions_parse_once_and_run_as_moto_runs(emulator):
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    names = [stepfunctions_parsing.DEFINITION_PATCH,
+             *(stepfunctions_parsing.JSONPATH_PATCH.format(m.rsplit(".", 1)[-1]) for m in stepfunctions_parsing.JSONPATH_MODULES)]
+    assert all(name in _patching.installed_names() for name in names)
+    machine = client(emulator, "stepfunctions").create_state_machine(
+        name=unique("parsed-once"), definition=_DEFINITION, roleArn=role_arn(emulator))["stateMachineArn"]
+    patched = _executions(emulator, machine)
+    first_program, first_tree = AmazonStateLanguageParser.parse(_DEFINITION)
+    second_program, second_tree = AmazonStateLanguageParser.parse(_DEFINITION)
+    assert second_tree is first_tree and second_program is not first_program  # one tree, a program per execution
+    stepfunctions_parsing.uninstall()
+    try:
+        assert not any(name in _patching.installed_names() for name in names)
+        original = _executions(emulator, machine)
+    finally:
+        stepfunctions_parsing.install()
+    assert patched == original
+    assert [o[1] for o in patched] == [{"key": "k0", "size": 0, "label": "k0-0"}, {"key": "k1", "size": 7, "label": "k1-1"},
+                                       {"key": "k2", "size": 14, "label": "k2-2"}]
+    assert ("PassStateEntered", "Big") in patched[2][2] and ("PassStateEntered", "Small") in patched[1][2]
+
+
+def test_a_definition_that_does_not_parse_raises_moto_s_error_every_time():
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+
+    for _ in range(2):
+        with pytest.raises(ASLParserException):
+            AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": {"Type": "Nope"}}}')
+
+
+def _queue_answers(emulator) -> list:
+    from moto.sqs.models import sqs_backends
+
+    sqs = client(emulator, "sqs")
+    backend = sqs_backends[emulator.context.account_id][emulator.context.region]
+    url = sqs.create_queue(QueueName=unique("scans"), Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    name = url.rsplit("/", 1)[-1]
+    for n in range(5):
+        sqs.send_message(QueueUrl=url, MessageBody=f"visible {n}")
+    sqs.send_message(QueueUrl=url, MessageBody="delayed", DelaySeconds=60)
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=60)["Messages"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    for volatile in ("CreatedTimestamp", "LastModifiedTimestamp", "QueueArn"):
+        attributes.pop(volatile)
+    queue = backend.get_queue(name)
+    fresh = queue._messages[0]
+    expired = copy.copy(fresh)
+    expired.sent_timestamp = int((time.time() - 61) * 1000)
+    return [attributes, len(received),
+            backend.is_message_valid_based_on_retention_period(name, fresh),
+            backend.is_message_valid_based_on_retention_period(name, expired),
+            sorted(queue.attributes)]
+
+
+def test_queue_attributes_and_retention_are_moto_s_answers(emulator):
+    names = [sqs_queue_scans.RETENTION_PATCH, sqs_queue_scans.ATTRIBUTES_PATCH]
+    assert all(name in _patching.installed_names() for name in names)
+    patched = _queue_answers(emulator)
+    sqs_queue_scans.uninstall()
+    try:
+        assert not any(name in _patching.installed_names() for name in names)
+        original = _queue_answers(emulator)
+    finally:
+        sqs_queue_scans.install()
+    assert patched == original
+    attributes = patched[0]
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"],
+            attributes["ApproximateNumberOfMessagesDelayed"]) == ("3", "2", "1")
+    assert patched[2:4] == [True, False]
+
+
+def test_action_methods_are_listed_as_moto_lists_them():
+    from moto.core import responses
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
+
+    assert request_routing.METHODS_PATCH in _patching.installed_names()
+    patched = [responses.method_names_from_class(cls) for cls in (DynamoHandler, SQSResponse, DynamoHandler)]
+    patched[0].append("not_an_action")  # a caller's list is its own
+    request_routing.uninstall()
+    try:
+        original = [responses.method_names_from_class(cls) for cls in (DynamoHandler, SQSResponse, DynamoHandler)]
+    finally:
+        request_routing.install()
+    assert patched[1:] == original[1:] and patched[0][:-1] == original[0]
+    assert "update_item" in original[0] and "receive_message" in original[1]
 
 
 def test_request_routing_answers_as_moto_and_comes_out_again(emulator):

@@ -2,9 +2,11 @@
 
 - lambda_hook / workers: Lambda functions on warm host-Python workers instead of Docker;
 - sqs_poller: SQS event source mappings polled in batches with retries and DLQ, like Lambda's poller;
+  sqs_queue_scans: moto's queue attributes and retention check without a rescan per message;
 - events: EventBridge delivery to Lambda / Step Functions targets, schedule-only rules kept out of matching;
 - scheduler (+ schedule_expressions): rate()/cron() rules fired by a clock;
-- stepfunctions: fixes to moto's Step Functions interpreter;
+- stepfunctions: fixes to moto's Step Functions interpreter; stepfunctions_parsing: a definition and a JSONPath
+  parsed once per text;
 - glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables;
 - atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS;
 - dynamodb_expressions: moto's UpdateItem validation in linear time (same answers, same errors);
@@ -34,7 +36,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
 
         from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild_api, codepipeline, codepipeline_api,
                                             crawler, dynamodb_expressions, events, glue_jobs, request_routing,
-                                            stepfunctions)
+                                            sqs_queue_scans, stepfunctions, stepfunctions_parsing)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import (SqsPoller, install_mapping_takeover, install_wake_on_send,
@@ -44,6 +46,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         atomic_writes.install()
         dynamodb_expressions.install()
         request_routing.install()
+        sqs_queue_scans.install()
         from sdlf_cli.local.iam.credentials import role_environment
 
         manager = WorkerManager(ctx.state_dir / "lambda", ctx.endpoint_url, role_environment)
@@ -53,6 +56,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         install_wake_on_send()
         events.install(runtime)
         stepfunctions.install(ctx)
+        stepfunctions_parsing.install()
         job_runner = glue_jobs.install(ctx)
         crawler_runner = crawler.install(ctx)
         build_runner = codebuild_api.install(ctx)
@@ -86,6 +90,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             atomic_writes.uninstall()
             dynamodb_expressions.uninstall()
             request_routing.uninstall()
+            stepfunctions_parsing.uninstall()
+            sqs_queue_scans.uninstall()
 
         _installed["stop"] = stop
         _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler, alarms=alarm_engine, glue_jobs=job_runner,

@@ -16,7 +16,12 @@ Named patches (`sdlf_cli.local.cfn._patching`):
 - the clause counter and the overlapping-paths check look at the root first. The root's actions are a
   superset of every subtree's, and both checks are pure (they return the node unchanged), so a root that
   passes means every node passes; a root that fails re-runs moto's own bottom-up walk, which raises the
-  very error moto would have raised.
+  very error moto would have raised;
+- the validator's deep copy of the syntax tree copies it node by node (`Node.__deepcopy__`) instead of
+  through `copy.deepcopy`'s generic reduce-and-rebuild per object, which took ~40 % of a validated
+  UpdateItem. The copy is the same: every node a new object of the same class with its own attributes and
+  children list, parent links pointing into the copy, and any child that is not a node or an immutable
+  scalar (a DynamoType value) deep-copied as before.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ PARSE_PATCH = "dynamodb: an update expression's text is parsed once"
 MAX_PARSED = 512
 TYPES_PATCH = "dynamodb: update-expression walkers build their node-type table once per class"
 ROOT_FIRST_PATCH = "dynamodb: clause-count and overlapping-path checks look at the root first ({})"
+COPY_PATCH = "dynamodb: an update-expression syntax tree is deep-copied node by node"
+_IMMUTABLE = (str, int, float, bool, type(None))
 
 _types_by_class: dict[type, tuple[type, ...]] = {}
 
@@ -75,14 +82,52 @@ def _root_first(check_name: str) -> Any:
     return make
 
 
+def _node_deepcopy(_absent: Any) -> Any:
+    import copy
+
+    def copy_child(child: Any, memo: dict) -> Any:
+        if type(child) in _IMMUTABLE:
+            return child
+        if isinstance(child, node_class) and id(child) not in memo:
+            return __deepcopy__(child, memo)  # what deepcopy would call, without its dispatch per node
+        return copy.deepcopy(child, memo)
+
+    def __deepcopy__(self: Any, memo: dict) -> Any:
+        parent = self.parent
+        if parent is not None and id(parent) not in memo:
+            # Copying from inside a tree: the parent link makes it a copy of the whole tree, as deepcopy does.
+            copy.deepcopy(parent, memo)
+            done = memo.get(id(self))
+            if done is not None:
+                return done
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        attributes = {}
+        for name, value in self.__dict__.items():
+            if name == "parent":
+                value = memo.get(id(value), value) if value is not None else None
+            elif name == "children" and value is not None:
+                value = [copy_child(child, memo) for child in value]
+            elif type(value) not in _IMMUTABLE:
+                value = copy.deepcopy(value, memo)
+            attributes[name] = value
+        clone.__dict__.update(attributes)
+        return clone
+
+    from moto.dynamodb.parsing.ast_nodes import Node as node_class
+
+    return __deepcopy__
+
+
 def install() -> None:
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
 
     from sdlf_cli.local.cfn import _patching
 
     _patching.wrap(UpdateExpressionParser, "make", PARSE_PATCH, _parsed_once)
+    _patching.wrap(Node, "__deepcopy__", COPY_PATCH, _node_deepcopy)
     _patching.wrap(DepthFirstTraverser, "nodes_to_be_processed", TYPES_PATCH, _cached_types)
     for cls, check in ((ActionCountValidator, "verify_action_counts"),
                        (OverlappingPathsValidator, "check_for_overlapping_paths")):
@@ -99,4 +144,5 @@ def uninstall() -> None:
     for cls in (ActionCountValidator, OverlappingPathsValidator):
         _patching.uninstall(ROOT_FIRST_PATCH.format(cls.__name__))
     _patching.uninstall(TYPES_PATCH)
+    _patching.uninstall(COPY_PATCH)
     _patching.uninstall(PARSE_PATCH)

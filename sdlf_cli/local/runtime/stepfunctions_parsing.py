@@ -1,0 +1,83 @@
+"""moto's Step Functions interpreter parses a definition once per text, and a JSONPath once per text.
+
+moto 5.2.5 parses the state machine's whole definition with its ANTLR grammar at the start of every execution
+(~9 ms of CPU for stage A's five-state machine, the largest single cost of an execution), and compiles every
+ResultPath and every `.$` JSONPath with a new jsonpath_ng parser each time it is evaluated, which rebuilds
+ply's parsing tables (~0.6 ms a path, several paths per state). The lake starts the same few definitions and
+evaluates the same few paths over and over.
+
+Named patches (`sdlf_cli.local.cfn._patching`):
+- the ANTLR parse tree of a definition text is remembered; moto's preprocessor still builds a new program
+  (the evaluation components) from it for every execution, so no execution shares a component with another.
+  The tree is only ever read (visited) once built. Definitions that do not parse are not remembered: each
+  attempt raises moto's own error;
+- a JSONPath text is compiled once, in each interpreter module that imported jsonpath_ng's `parse`: a
+  compiled jsonpath_ng expression holds no state between `find`/`update_or_create` calls.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+DEFINITION_PATCH = "states: a definition's parse tree is built once per definition text"
+JSONPATH_PATCH = "states: a JSONPath is compiled once per text ({})"
+MAX_REMEMBERED = 1024  # definitions and paths are few; a bound all the same
+
+# Interpreter modules that imported their own `parse` from jsonpath_ng (moto 5.2.5).
+JSONPATH_MODULES = (
+    "moto.stepfunctions.parser.asl.component.common.path.result_path",  # jsonpath_ng.parse
+    "moto.stepfunctions.parser.asl.utils.json_path",  # jsonpath_ng.ext.parse
+)
+
+
+def _remembering(compute: Callable[[str], Any]) -> Callable[[str], Any]:
+    answers: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def remembered(text: str) -> Any:
+        answer = answers.get(text)
+        if answer is None:
+            answer = compute(text)
+            with lock:
+                if len(answers) >= MAX_REMEMBERED:
+                    answers.clear()
+                answers[text] = answer
+        return answer
+
+    return remembered
+
+
+def _tree_once(original: Any) -> Any:
+    def parse_tree(definition: str) -> Any:
+        return original.__func__(definition)[1]  # moto raises its ASLParserException here
+
+    tree_of = _remembering(parse_tree)
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+        tree = tree_of(definition)
+        return Preprocessor().visit(tree), tree
+
+    return staticmethod(parse)
+
+
+def install() -> None:
+    import importlib
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    from sdlf_cli.local.cfn import _patching
+
+    _patching.wrap(AmazonStateLanguageParser, "parse", DEFINITION_PATCH, _tree_once)
+    for name in JSONPATH_MODULES:
+        module = importlib.import_module(name)
+        _patching.wrap(module, "parse", JSONPATH_PATCH.format(name.rsplit(".", 1)[-1]), _remembering)
+
+
+def uninstall() -> None:
+    from sdlf_cli.local.cfn import _patching
+
+    for name in JSONPATH_MODULES:
+        _patching.uninstall(JSONPATH_PATCH.format(name.rsplit(".", 1)[-1]))
+    _patching.uninstall(DEFINITION_PATCH)
