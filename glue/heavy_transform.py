@@ -30,15 +30,20 @@ Output: one Parquet file (snappy) per hive partition, `<output>/<col>=<value>/..
 so a replayed batch overwrites its files instead of adding new ones. `ingestion_date` (the batch's
 created_at date) is added as a column when the data has none. Then `result.json` next to the manifest:
   {"batch_id", "outputs": [{"uri", "rows", "partition"}], "rows", "columns": [{"name", "type"}],
-   "partition_keys": [{"name", "type"}], "engine"}
+   "partition_keys": [{"name", "type"}], "engine", "rejected": [{"uri", "reason"}]}
 
 The dataset's own heavy transform (`--transform`, `--transform-script`, `--tables`; see the section
 below and docs/heavy-transforms.md) runs SQL (DuckDB / Spark SQL) or a glue/transforms script over the
 batch and writes each output table the same way under <dataset>/<table>/; result.json then also lists
 "tables": [{"name", "output", "rows", "columns", "partition_keys"}] and each output names its "table".
 
-Bad input (a line that is not a JSON object, an unreadable object) fails the job with a message naming
-the object and the line. The message is the last line on stderr (what the job run's ErrorMessage shows).
+One bad input never blocks its neighbours: an object that does not parse (a line that is not a JSON object,
+not UTF-8) or whose schema drifted past what the table holds is rejected, with a reason naming the object,
+the line and, for drift, the column, the type found and the type the table expects; the batch's other inputs
+are written, and result.json lists the rejected ones (stage B's post-update fails them and parks each for
+redrive). When every input is rejected, or the batch itself is wrong (manifest, partition columns, an object
+that cannot be read), the job fails with a message naming it: the last line on stderr (what the job run's
+ErrorMessage shows).
 
 Must run on Glue Python shell 3.9: no `match`, no runtime `X | Y` annotations; `awsglue` is never needed.
 """
@@ -67,6 +72,11 @@ PARTITIONABLE = ("string", "bigint", "boolean")
 
 class JobError(Exception):
     """A failure the job reports as its error message (bad input, bad manifest, unreadable object)."""
+
+
+class BadInput(JobError):
+    """One input object's content cannot go into the table (it does not parse, or its schema drifted past what
+    the table can hold): that object is rejected, its neighbours in the batch are written."""
 
 
 # --- S3 ------------------------------------------------------------------------------------------
@@ -161,9 +171,9 @@ def parse_line(uri: str, line_number: int, text: str) -> Dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise JobError(f"{uri} line {line_number}: not valid JSON ({exc})") from None
+        raise BadInput(f"{uri} line {line_number}: not valid JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise JobError(f"{uri} line {line_number}: expected a JSON object, got {_json_kind(value)}")
+        raise BadInput(f"{uri} line {line_number}: expected a JSON object, got {_json_kind(value)}")
     return value
 
 
@@ -390,9 +400,10 @@ def manifest_partition_by(manifest: Dict[str, Any]) -> List[str]:
 # the table's folder (crawlers and queries never see it), holds the columns the batches wrote. A later batch
 # is widened to them by the same rules as inside a batch: a new column is added (earlier rows read it as null),
 # bigint values go into a double column, any value into a string column (as its JSON text), a column always
-# null in the batch takes the table's type. A batch that needs a wider type than the table's (string values
-# for a bigint column, a struct for a double) fails, naming the column, both types and the input; nothing is
-# written, and the batch's objects wait in the stage-B DLQ.
+# null in the batch takes the table's type. An input that needs a wider type than the table's (string values
+# for a bigint column, a struct for a double) is rejected, naming the column, both types, the input and the
+# first line with such a value; the rest of the batch is written, and the rejected object waits in the
+# stage-B DLQ.
 SCHEMA_FOLDER = "_schema"
 
 
@@ -465,30 +476,84 @@ def _rekey(table: tuple, batch: tuple) -> tuple:
     return table
 
 
+class SchemaDrift(BadInput):
+    """An input's column needs a wider type than the table's: the input, the column's key in it, its type
+    there and the table's."""
+
+    def __init__(self, uri: str, key: str, found: str, want: str, location: str, line: str = ""):
+        self.uri, self.key, self.found, self.want, self.location = uri, key, found, want, location
+        super().__init__(
+            f"schema drift in {uri}{line}: column {normalise_name(key)!r} is {found} there but {want} in the table "
+            f"at {location or 'its location'}; stage B widens a batch to its table (new columns, bigint into "
+            f"double, any value into string) but never changes a column's type: expected {want} values, or "
+            "another column name")
+
+    def at_line(self, number: int, value: Any) -> "SchemaDrift":
+        text = to_text(value) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        text = text if len(text) <= 80 else text[:77] + "..."
+        return SchemaDrift(self.uri, self.key, self.found, self.want, self.location,
+                           f" line {number} (value {text})")
+
+
+def _fits(want: str, kind: tuple) -> bool:
+    return hive_type(finalise(merge(_rekey(parse_hive_type(want), kind), kind))) == want
+
+
 def widen_to_table(raw_schema: tuple, table: List[Dict[str, str]], files: Sequence[Tuple[str, tuple]],
                    location: str = "") -> tuple:
-    """The batch's raw schema with each column the table has widened to the table's type (see above); JobError
-    when a column needs a wider type than the table's. `files`: (uri, raw schema) of each input, to name one;
-    `location`: the table's, to name it."""
+    """The batch's raw schema with each column the table has widened to the table's type (see above);
+    SchemaDrift when a column needs a wider type than the table's. `files`: (uri, raw schema) of each input,
+    to name one; `location`: the table's, to name it."""
     types = {c["name"]: c["type"] for c in table}
     fields = []
     for key, kind in raw_schema[1]:
-        name, want = normalise_name(key), types.get(normalise_name(key))
+        want = types.get(normalise_name(key))
         if want is None:
             fields.append((key, kind))
             continue
-        widened = merge(_rekey(parse_hive_type(want), kind), kind)
-        if hive_type(finalise(widened)) != want:
+        if not _fits(want, kind):
             culprit = next((uri for uri, file_kind in files for k, sub in file_kind[1] if k == key
-                            and hive_type(finalise(merge(_rekey(parse_hive_type(want), sub), sub))) != want),
-                           "the batch")
-            raise JobError(
-                f"schema drift in {culprit}: column {name!r} is {hive_type(finalise(kind))} there but {want} in the "
-                f"table at {location or 'its location'}; stage B widens a batch to its table (new columns, bigint into "
-                f"double, any value into string) but never changes a column's type: expected {want} values, or "
-                "another column name")
-        fields.append((key, widened))
+                            and not _fits(want, sub)), "the batch")
+            raise SchemaDrift(culprit, key, hive_type(finalise(kind)), want, location)
+        fields.append((key, merge(_rekey(parse_hive_type(want), kind), kind)))
     return ("struct", tuple(fields))
+
+
+def drift_line(drift: SchemaDrift, body: bytes) -> SchemaDrift:
+    """The drift, naming the first line of the input whose value of the column the table's type cannot hold
+    (as it was when no such line is found)."""
+    for number, line in iter_lines(drift.uri, body):
+        try:
+            record = parse_line(drift.uri, number, line)
+        except BadInput:
+            continue
+        if drift.key in record and not _fits(drift.want, infer(record[drift.key])):
+            return drift.at_line(number, record[drift.key])
+    return drift
+
+
+def fit_to_table(s3: Any, inputs: Sequence[Tuple[str, str, tuple]], table: List[Dict[str, str]],
+                 location: str) -> Tuple[List[int], List[Dict[str, str]]]:
+    """Which inputs ((uri, where its bytes are, raw schema)) the table can take, by index, and a rejection
+    ({"uri", "reason"}) for each other: each input is widened to the table alone, so one input's drift is
+    only its own."""
+    accepted, rejected = [], []
+    for index, (uri, where, kind) in enumerate(inputs):
+        try:
+            widen_to_table(kind, table, [(uri, kind)], location)
+        except SchemaDrift as drift:
+            rejected.append({"uri": uri, "reason": str(drift_line(drift, read_location(s3, uri, where)))})
+            continue
+        accepted.append(index)
+    return accepted, rejected
+
+
+def every_input_rejected(rejected: List[Dict[str, str]]) -> JobError:
+    """The job's failure when no input of the batch is left to write."""
+    if len(rejected) == 1:
+        return JobError(rejected[0]["reason"])
+    return JobError(f"all {len(rejected)} inputs of the batch were rejected: "
+                    + "; ".join(r["reason"] for r in sorted(rejected, key=lambda r: r["uri"])))
 
 
 # --- manifest ------------------------------------------------------------------------------------
@@ -527,7 +592,8 @@ def output_uri(manifest: Dict[str, Any], values: Sequence[Tuple[str, Optional[st
 
 
 def write_result(s3: Any, manifest_uri: str, manifest: Dict[str, Any], plan: Plan,
-                 outputs: List[Dict[str, Any]], engine: str) -> Dict[str, Any]:
+                 outputs: List[Dict[str, Any]], engine: str,
+                 rejected: Sequence[Dict[str, str]] = ()) -> Dict[str, Any]:
     outputs = sorted(outputs, key=lambda o: o["uri"])
     result = {
         "batch_id": manifest["batch_id"],
@@ -536,6 +602,7 @@ def write_result(s3: Any, manifest_uri: str, manifest: Dict[str, Any], plan: Pla
         "rows": sum(o["rows"] for o in outputs),
         "columns": plan.result_columns(),
         "partition_keys": plan.partition_keys(),
+        "rejected": sorted(rejected, key=lambda r: r["uri"]),
     }
     write_object(s3, sibling_uri(manifest_uri, "result.json"),
                  json.dumps(result, indent=2, sort_keys=True).encode("utf-8"), "application/json")
@@ -579,7 +646,7 @@ def check_utf8(uri: str, body: bytes, piece: int = UTF8_CHECK_BYTES) -> None:
         except UnicodeDecodeError as exc:
             offset = start + exc.start
             line = body.count(b"\n", 0, offset) + 1
-            raise JobError(f"{uri} line {line}: not UTF-8 ({exc.reason} at byte {offset})") from None
+            raise BadInput(f"{uri} line {line}: not UTF-8 ({exc.reason} at byte {offset})") from None
         start = end
 
 
@@ -789,20 +856,25 @@ def iter_lines(uri: str, body: bytes) -> Iterator[Tuple[int, str]]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = body[: exc.start].count(b"\n") + 1
-        raise JobError(f"{uri} line {line}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise BadInput(f"{uri} line {line}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             yield number, line
 
 
-def infer_inputs(s3: Any, uris: Sequence[str], scratch: str) -> List[FileRead]:
+def infer_inputs(s3: Any, uris: Sequence[str], scratch: str) -> Tuple[List[FileRead], List[Dict[str, str]]]:
     """Pass one: every stage object read, checked and inferred, in input order; one whose table is not
-    kept is saved to `scratch` for pass two."""
-    reads, kept = [], 0
+    kept is saved to `scratch` for pass two. Returns those, and a rejection for each object that does not
+    parse."""
+    reads, rejected, kept = [], [], 0
     for index, uri in enumerate(uris):
         body = read_object(s3, uri, "input")
         location = os.path.join(scratch, "in", f"{index:06d}.jsonl")
-        read = infer_file(uri, location, body, keep=kept < KEEP_BYTES)
+        try:
+            read = infer_file(uri, location, body, keep=kept < KEEP_BYTES)
+        except BadInput as bad:
+            rejected.append({"uri": uri, "reason": str(bad)})
+            continue
         if read.table is not None:
             kept += read.table.nbytes
         elif read.rows:
@@ -812,7 +884,22 @@ def infer_inputs(s3: Any, uris: Sequence[str], scratch: str) -> List[FileRead]:
         reads.append(read)
         del body
         _release_memory()
-    return reads
+    return reads, rejected
+
+
+def fit_reads(s3: Any, reads: List[FileRead], table: List[Dict[str, str]], location: str,
+              rejected: List[Dict[str, str]]) -> List[FileRead]:
+    """The reads the table can take (the others' rejections added to `rejected`); JobError when none is left
+    of a batch that had inputs rejected."""
+    accepted, drifted = fit_to_table(s3, [(r.uri, r.location, r.kind) for r in reads], table, location)
+    for read in reads:
+        if read.uri in {d["uri"] for d in drifted}:
+            read.table = None
+    rejected += drifted
+    kept = [reads[index] for index in accepted]
+    if rejected and not kept:
+        raise every_input_rejected(rejected)
+    return kept
 
 
 def _release_memory() -> None:
@@ -937,11 +1024,12 @@ def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
     s3 = s3 or s3_client()
     manifest = load_manifest(s3, manifest_uri)
     with tempfile.TemporaryDirectory(prefix="sdlf-heavy-") as scratch:
-        reads = infer_inputs(s3, input_uris(manifest), scratch)
+        reads, rejected = infer_inputs(s3, input_uris(manifest), scratch)
+        table_schema = read_table_schema(s3, manifest)
+        reads = fit_reads(s3, reads, table_schema, manifest["output"], rejected)
         raw_schema: tuple = ("struct", ())
         for read in reads:
             raw_schema = merge(raw_schema, read.kind)
-        table_schema = read_table_schema(s3, manifest)
         raw_schema = widen_to_table(raw_schema, table_schema, [(read.uri, read.kind) for read in reads],
                                     manifest["output"])
         plan = Plan(manifest, raw_schema)
@@ -957,7 +1045,7 @@ def run_python(manifest_uri: str, s3: Any = None) -> Dict[str, Any]:
             write_file(s3, uri, path, "application/vnd.apache.parquet")
             outputs.append({"uri": uri, "rows": rows, "partition": _partition_dict(plan, values)})
     write_table_schema(s3, manifest, table_schema, plan)
-    return write_result(s3, manifest_uri, manifest, plan, outputs, "python")
+    return write_result(s3, manifest_uri, manifest, plan, outputs, "python", rejected)
 
 
 def _sort_key(values: Sequence[Optional[str]]) -> Tuple:
@@ -1198,7 +1286,7 @@ def _table_entry(out: OutputTable, outputs: List[Dict[str, Any]], columns: List[
 
 
 def write_tables_result(s3: Any, manifest_uri: str, manifest: Dict[str, Any], entries: List[Dict[str, Any]],
-                        engine: str) -> Dict[str, Any]:
+                        engine: str, rejected: Sequence[Dict[str, str]] = ()) -> Dict[str, Any]:
     """result.json of a transformed batch: every table, and (as for one table) all outputs and the
     first table's columns at the top."""
     outputs = sorted((o for e in entries for o in e["outputs"]), key=lambda o: o["uri"])
@@ -1210,6 +1298,7 @@ def write_tables_result(s3: Any, manifest_uri: str, manifest: Dict[str, Any], en
         "columns": entries[0]["columns"],
         "partition_keys": entries[0]["partition_keys"],
         "tables": [{k: v for k, v in e.items() if k != "outputs"} for e in entries],
+        "rejected": sorted(rejected, key=lambda r: r["uri"]),
     }
     write_object(s3, sibling_uri(manifest_uri, "result.json"),
                  json.dumps(result, indent=2, sort_keys=True).encode("utf-8"), "application/json")
@@ -1221,7 +1310,8 @@ def run_python_transform(manifest_uri: str, s3: Any, manifest: Dict[str, Any], t
     import pyarrow as pa
 
     with tempfile.TemporaryDirectory(prefix="sdlf-heavy-") as scratch:
-        reads = infer_inputs(s3, input_uris(manifest), scratch)
+        reads, rejected = infer_inputs(s3, input_uris(manifest), scratch)
+        reads = fit_reads(s3, reads, [], manifest["output"], rejected)
         raw_schema: tuple = ("struct", ())
         for read in reads:
             raw_schema = merge(raw_schema, read.kind)
@@ -1251,7 +1341,7 @@ def run_python_transform(manifest_uri: str, s3: Any, manifest: Dict[str, Any], t
             if not isinstance(table, pa.Table):
                 raise JobError(f"table {out.name}: expected a pyarrow.Table, got {type(table).__name__}")
             entries.append(write_arrow_output(s3, out, table, scratch))
-    return write_tables_result(s3, manifest_uri, manifest, entries, "python")
+    return write_tables_result(s3, manifest_uri, manifest, entries, "python", rejected)
 
 
 # --- engine: spark -------------------------------------------------------------------------------
@@ -1293,14 +1383,15 @@ def spark_type(kind: Any, raw_names: bool = False) -> Any:
                          for name, key, sub in kind[1]])
 
 
-def _infer_task(items: Iterable[Tuple[int, str, str]]) -> Iterator[Tuple[int, Optional[tuple], Optional[str], int]]:
-    """Executors: (input index, raw schema, error, rows) of each stage object, by the shared inference."""
+def _infer_task(items: Iterable[Tuple[int, str, str]]) -> Iterator[Tuple[int, Optional[tuple], Optional[str], int, bool]]:
+    """Executors: (input index, raw schema, error, rows, whether the error is the object's content) of each
+    stage object, by the shared inference."""
     for index, uri, location in items:
         try:
             read = infer_file(uri, location, read_location(None, uri, location), keep=False)
-            yield index, read.kind, None, read.rows
+            yield index, read.kind, None, read.rows, False
         except JobError as exc:
-            yield index, None, str(exc), 0
+            yield index, None, str(exc), 0, isinstance(exc, BadInput)
 
 
 def _portable_spark(frame: Any) -> Any:
@@ -1392,19 +1483,27 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
         items = [(index, uri, location) for index, (uri, location) in enumerate(zip(uris, locations))]
         inferred = sorted(sc.parallelize(items, max(1, min(len(items), sc.defaultParallelism * 4)))
                           .mapPartitions(_infer_task).collect()) if items else []
-        errors = [error for _, _, error, _ in inferred if error]
-        if errors:
-            raise JobError(errors[0])  # the first bad object in input order
-        raw_schema: tuple = ("struct", ())
-        for _, kind, _, _ in inferred:
-            raw_schema = merge(raw_schema, kind)
+        failures = [error for _, _, error, _, bad_input in inferred if error and not bad_input]
+        if failures:
+            raise JobError(failures[0])  # the first unreadable object in input order
+        rejected = [{"uri": uris[index], "reason": error} for index, _, error, _, _ in inferred if error]
+        parsed_inputs = [(index, kind, rows) for index, kind, error, rows, _ in inferred if not error]
         table_schema = [] if transform else read_table_schema(s3, manifest)
-        raw_schema = widen_to_table(raw_schema, table_schema, [(uris[index], kind) for index, kind, _, _ in inferred],
+        fitting, drifted = fit_to_table(s3, [(uris[index], locations[index], kind) for index, kind, _ in parsed_inputs],
+                                        table_schema, manifest["output"])
+        rejected += drifted
+        accepted = [parsed_inputs[i] for i in fitting]
+        if rejected and not accepted:
+            raise every_input_rejected(rejected)
+        raw_schema: tuple = ("struct", ())
+        for _, kind, _ in accepted:
+            raw_schema = merge(raw_schema, kind)
+        raw_schema = widen_to_table(raw_schema, table_schema, [(uris[index], kind) for index, kind, _ in accepted],
                                     manifest["output"])
         plan = Plan({**manifest, "partition_by": []} if transform else manifest, raw_schema)
-        plan.require_columns(sum(rows for _, _, _, rows in inferred))
+        plan.require_columns(sum(rows for _, _, rows in accepted))
         pcols = list(plan.partition_by)
-        paths = [location if glue else "file://" + location for location in locations]
+        paths = [locations[index] if glue else "file://" + locations[index] for index, _, _ in accepted]
         final = ("struct", plan.columns)
         lines = spark.read.text(paths) if paths else spark.createDataFrame([], "value string")
         # Spark's JSON parser with the shared schema: keys as in the data, cast to the final names.
@@ -1420,7 +1519,7 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
         )
         if transform:
             return _spark_transform(s3, spark, manifest_uri, manifest, plan, parsed, uris, transform, tables,
-                                    scratch, glue)
+                                    scratch, glue, rejected)
         record = [F.col("record").getField(name).alias(name) for name, _, _ in plan.data_columns]
         partition_values = []
         for name in pcols:
@@ -1446,7 +1545,7 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
         frame.unpersist()
         outputs = _publish_spark_files(s3, manifest, plan, staging, glue, counts)
         write_table_schema(s3, manifest, table_schema, plan)
-        return write_result(s3, manifest_uri, manifest, plan, outputs, "spark")
+        return write_result(s3, manifest_uri, manifest, plan, outputs, "spark", rejected)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if own_session and not glue:
@@ -1455,7 +1554,7 @@ def run_spark(manifest_uri: str, s3: Any = None, spark: Any = None, glue: Option
 
 def _spark_transform(s3: Any, spark: Any, manifest_uri: str, manifest: Dict[str, Any], plan: Plan, parsed: Any,
                      uris: List[str], transform: Dict[str, Any], tables: List["OutputTable"], scratch: str,
-                     glue: bool) -> Dict[str, Any]:
+                     glue: bool, rejected: Sequence[Dict[str, str]] = ()) -> Dict[str, Any]:
     from pyspark.sql import functions as F
 
     if SOURCE_COLUMN in plan.kinds:
@@ -1486,7 +1585,7 @@ def _spark_transform(s3: Any, spark: Any, manifest_uri: str, manifest: Dict[str,
         if not hasattr(frame, "toDF"):
             raise JobError(f"table {out.name}: expected a Spark DataFrame, got {type(frame).__name__}")
         entries.append(write_spark_output(s3, out, frame, scratch, glue, manifest_uri))
-    return write_tables_result(s3, manifest_uri, manifest, entries, "spark")
+    return write_tables_result(s3, manifest_uri, manifest, entries, "spark", rejected)
 
 
 def _pickle_by_value() -> None:

@@ -2,8 +2,9 @@
 {"action": "pre" | "post", "team", "dataset", "batch_id", "manifest", "execution"}.
 
 - pre:  executions row RUNNING (stage "b"), the batch's stage rows RUNNING
-- post: reads result.json / quality.json next to the manifest; analytics rows PROCESSED with
-        lineage [stage uris], stage rows PROCESSED, execution SUCCEEDED with counts, team notified
+- post: reads result.json / quality.json next to the manifest; each input the job rejected parked in the
+        dataset's stage-B DLQ and FAILED with the job's reason; analytics rows PROCESSED with lineage
+        [the other stage uris], those stage rows PROCESSED, execution SUCCEEDED with counts, team notified
 
 Bad input raises InvalidInputError (not retried); throttling and AWS 5xx raise TransientError
 (retried). The logic lives in sdlf_datalake.stage_b.steps.

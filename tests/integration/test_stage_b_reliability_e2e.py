@@ -1,7 +1,8 @@
 """Stage B's reliability end to end on the in-process emulator: two routers at once start one batch; a batch
 that failed (its Glue job; its quality job after the Parquet was written, which is then quarantined) is
-redriven from the stage-B DLQ with `sdlf redrive --stage b` and processed exactly once; `sdlf audit` says
-0 lost, 0 duplicated and the table has as many rows as the inputs have records.
+redriven from the stage-B DLQ with `sdlf redrive --stage b` and processed exactly once; one drifted file in a
+batch is rejected alone while its neighbours are processed, and once fixed and redriven is in the table once;
+`sdlf audit` says 0 lost, 0 duplicated and the table has as many rows as the inputs have records.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from tests.integration.helpers import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "stbr"
 TEAM, PIPELINE = "engineering", "main"
-TWICE, FLAKY, QUARANTINED, STRICT = "twice", "flaky", "quarantined", "strict"
+TWICE, FLAKY, QUARANTINED, STRICT, DRIFTED = "twice", "flaky", "quarantined", "strict", "drifted"
 # The schedules would start batches on their own; once a day never fires during the test.
 ENV_FILE = f"""# stage-B reliability lake
 env: {ENV}
@@ -44,7 +45,7 @@ teams:
         engine: python
         schedule: rate(1 day)
         batch: {{min_items: 1, max_items: 100}}
-""" for name in (TWICE, FLAKY, QUARANTINED)) + f"""      {STRICT}:
+""" for name in (TWICE, FLAKY, QUARANTINED, DRIFTED)) + f"""      {STRICT}:
         pipeline: {PIPELINE}
         engine: python
         schedule: rate(1 day)
@@ -278,3 +279,54 @@ def test_a_batch_failing_a_fail_rule_is_quarantined_and_after_the_rule_is_fixed_
     assert len(keys) == 1 and rows == 3
     assert redrive(fixed, team=TEAM, dataset=STRICT, stage="b").moved == 0
     _clean_audit(fixed, STRICT, records=3)
+
+
+def _counts(first: int, count: int) -> bytes:
+    return b"".join(json.dumps({"id": i, "count": i}).encode() + b"\n" for i in range(first, first + count))
+
+
+def test_a_drifted_file_is_rejected_alone_and_once_fixed_and_redriven_is_in_the_table_once(lake):
+    lake, project = lake
+    from sdlf_cli.workflows.query import run_query
+
+    _through_stage_a(lake, project, DRIFTED, {"base.json": _counts(0, 2)})
+    assert run_stage_b(lake, TEAM, DRIFTED, timeout=300).status == "SUCCEEDED"  # the table: count is bigint
+
+    # One batch: two good files and one whose `count` turned to text on its second line.
+    drifted = b'{"id": 7, "count": 7}\n{"id": 8, "count": "eight"}\n'
+    _through_stage_a(lake, project, DRIFTED, {"good-1.json": _counts(2, 3), "good-2.json": _counts(5, 2),
+                                              "bad.json": drifted})
+    run = run_stage_b(lake, TEAM, DRIFTED, timeout=300)
+    assert run.started and run.status == "SUCCEEDED" and run.objects == 3, run.to_dict()
+    stage = {r["id"].rsplit("/", 1)[1]: r for r in catalog_rows(lake, team=TEAM, dataset=DRIFTED)
+             if r.get("stage") == "stage"}
+    assert [stage[n]["status"] for n in ("good-1.jsonl", "good-2.jsonl")] == ["PROCESSED", "PROCESSED"]
+    assert stage["good-1.jsonl"]["batch_id"] == run.batch_id
+    bad = stage["bad.jsonl"]
+    assert bad["status"] == "FAILED" and bad["batch_id"] == run.batch_id, bad
+    assert bad["reason"].startswith(f"schema drift in {bad['id']} line 2 (value \"eight\"): column 'count' is string "
+                                    "there but bigint in the table at "), bad["reason"]
+    assert _wait(lambda: _dlq_count(lake, DRIFTED) == 1)
+    database = lake.config.names.glue_database(TEAM, DRIFTED)
+    ids = f"SELECT id FROM {database}.{DRIFTED} ORDER BY id"
+    assert [r[0] for r in run_query(lake, ids).rows] == list(range(7))
+    result = audit(lake, team=TEAM, dataset=DRIFTED, stale_after=3600)
+    assert (result.lost, result.duplicated) == (0, 0), result.to_dict()
+    [failed] = [o for d in result.datasets for o in d.objects if o.state == "FAILED"]
+    assert failed.uri.endswith("/bad.json") and "schema drift" in failed.detail, failed
+
+    # The producer fixes the file and uploads it again; the schedule takes its new content first, and only
+    # then does someone redrive the stage-B DLQ: the old hand-off must not put the file's rows in twice.
+    (project / "inputs" / DRIFTED / "bad.json").write_bytes(drifted.replace(b'"eight"', b"8"))
+    ingest_files(lake, [project / "inputs" / DRIFTED / "bad.json"], TEAM, DRIFTED)
+    assert _wait(lambda: (catalog_rows(lake, uri=bad["id"]) or [{}])[0].get("etag") not in (None, bad["etag"])
+                 and catalog_rows(lake, uri=bad["id"])[0].get("status") == "PROCESSED")
+    fixed = run_stage_b(lake, TEAM, DRIFTED, timeout=300)
+    assert fixed.started and fixed.status == "SUCCEEDED" and fixed.objects == 1, fixed.to_dict()
+    moved = redrive(lake, team=TEAM, dataset=DRIFTED, stage="b")
+    assert moved.ok and moved.moved == 1, moved.to_dict()
+    again = run_stage_b(lake, TEAM, DRIFTED, timeout=300)
+    assert not again.started, again.to_dict()
+    assert [r[0] for r in run_query(lake, ids).rows] == list(range(9))
+    assert _dlq_count(lake, DRIFTED) == 0
+    _clean_audit(lake, DRIFTED, records=9)

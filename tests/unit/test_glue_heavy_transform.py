@@ -93,11 +93,16 @@ def test_both_engines_give_the_same_rows_and_schema_and_replay_overwrites(aws, s
 
 
 def test_spark_bad_line_names_object_and_line(aws, spark):
+    """The object that does not parse is rejected, naming itself and its line; its neighbour is written."""
     inputs = put_inputs(aws, ["orders-1.jsonl", "not_object.jsonl"])
-    uri = put_manifest(aws, inputs)
-    with pytest.raises(heavy.JobError, match=r"s3://lake-stage/sales/orders/not_object.jsonl line 2: "
-                                             r"expected a JSON object, got an array"):
-        heavy.run("spark", uri, spark=spark)
+    result = heavy.run("spark", put_manifest(aws, inputs), spark=spark)
+    assert result["rejected"] == [{"uri": "s3://lake-stage/sales/orders/not_object.jsonl", "reason": (
+        "s3://lake-stage/sales/orders/not_object.jsonl line 2: expected a JSON object, got an array")}]
+    alone = heavy.run("python", put_manifest(aws, inputs[:1], batch_id="b0000000000000000000000aa"))
+    assert result["rows"] == alone["rows"] > 0
+    with pytest.raises(heavy.JobError, match=r"^s3://lake-stage/sales/orders/not_object.jsonl line 2: "
+                                             r"expected a JSON object, got an array$"):
+        heavy.run("spark", put_manifest(aws, inputs[1:]), spark=spark)
 
 
 @pytest.mark.parametrize(
@@ -183,11 +188,50 @@ def test_later_batches_are_widened_to_the_table_or_fail_naming_the_column(aws, e
     schema = read_json(aws, f"s3://{ANALYTICS}/{TEAM}/drifting/_schema/drifting.json")["columns"]
     assert [c["name"] for c in schema] == ["id", "amount", "label", "count", "extra"]
     assert [c["name"] for c in first["columns"]] == ["id", "amount", "label", "count"]
+    # A batch whose only input drifted past the table has nothing to write: it fails, saying why.
     with pytest.raises(heavy.JobError, match=(
-            rf"^schema drift in s3://{STAGE}/{TEAM}/drifting/d-3.jsonl: column 'count' is string there but bigint "
-            rf"in the table at s3://{ANALYTICS}/{TEAM}/drifting/drifting/; .*expected bigint values")):
-        _batch(aws, engine, session, "b000000000000000000000003", "d-3.jsonl", b'{"id": 4, "count": "four"}\n')
+            rf"^schema drift in s3://{STAGE}/{TEAM}/drifting/d-3.jsonl line 2 \(value \"four\"\): column 'count' is "
+            rf"string there but bigint in the table at s3://{ANALYTICS}/{TEAM}/drifting/drifting/; "
+            ".*expected bigint values")):
+        _batch(aws, engine, session, "b000000000000000000000003", "d-3.jsonl",
+               b'{"id": 4, "count": 4}\n{"id": 5, "count": "four"}\n')
     assert not [k for k in keys(aws, ANALYTICS, f"{TEAM}/drifting/") if "b000000000000000000000003" in k]
+
+
+@pytest.mark.parametrize("engine", ["python", "spark"])
+def test_one_bad_input_is_rejected_and_its_neighbours_are_written(aws, engine, request):
+    """A batch with an input whose column drifted past the table's type and one that does not parse: both are
+    rejected with what was found and expected; the good inputs' rows are written once; the table's schema
+    keeps its types."""
+    session = request.getfixturevalue("spark") if engine == "spark" else None
+    _batch(aws, engine, session, "b000000000000000000000011", "t-0.jsonl", b'{"id": 0, "count": 0}\n')
+    files = {"t-1.jsonl": b'{"id": 1, "count": 1}\n{"id": 2, "count": 2}\n',
+             "t-2.jsonl": b'{"id": 3, "count": 3}\n{"id": 4, "count": {"n": 4}}\n',
+             "t-3.jsonl": b'{"id": 5, "count": 5, "new": "x"}\n',
+             "t-4.jsonl": b'{"id": 6}\n{"id": \n'}
+    inputs = []
+    for name, body in files.items():
+        key = f"{TEAM}/drifting/{name}"
+        etag = aws.put_object(Bucket=STAGE, Key=key, Body=body)["ETag"].strip('"')
+        inputs.append({"uri": f"s3://{STAGE}/{key}", "etag": etag, "source": f"s3://lake-raw/{key}", "records": 2})
+    uri = put_manifest(aws, inputs, batch_id="b000000000000000000000012", engine=engine, dataset="drifting",
+                       partition_by=[])
+    result = heavy.run(engine, uri, spark=session)
+    stage = f"s3://{STAGE}/{TEAM}/drifting"
+    assert [r["uri"] for r in result["rejected"]] == [f"{stage}/t-2.jsonl", f"{stage}/t-4.jsonl"]
+    drift, broken = (r["reason"] for r in result["rejected"])
+    assert drift.startswith(f"schema drift in {stage}/t-2.jsonl line 2 (value {{\"n\":4}}): column 'count' is "
+                            "string there but bigint in the table at "), drift
+    assert broken.startswith(f"{stage}/t-4.jsonl line 2: not valid JSON"), broken
+    assert read_json(aws, uri.replace("manifest.json", "result.json")) == result
+    [output] = result["outputs"]
+    rows = read_parquet(aws, output["uri"]).to_pylist()
+    assert result["rows"] == output["rows"] == 3
+    assert sorted(rows, key=lambda r: r["id"]) == [{"id": 1, "count": 1, "new": None}, {"id": 2, "count": 2, "new": None},
+                                                   {"id": 5, "count": 5, "new": "x"}]
+    schema = read_json(aws, f"s3://{ANALYTICS}/{TEAM}/drifting/_schema/drifting.json")["columns"]
+    assert schema == [{"name": "id", "type": "bigint"}, {"name": "count", "type": "bigint"},
+                      {"name": "new", "type": "string"}]
 
 
 def test_hive_types_read_back_as_the_raw_types_they_came_from():

@@ -506,6 +506,34 @@ def test_a_late_duplicate_of_a_hand_off_already_in_analytics_is_deleted_not_batc
     assert lake.route()["objects"] == 1
 
 
+def test_a_hand_off_of_content_the_stage_object_no_longer_holds_is_not_batched_again(lake):
+    """The raw file was fixed and uploaded again while its first hand-off waited in the DLQ: stage A wrote new
+    content (the row's etag) and handed it off. Redriven, the old hand-off must not read the new content again."""
+    from sdlf_datalake.catalog import CatalogRepository
+
+    catalog = CatalogRepository(CATALOG)
+    old = lake.stage_object("fixed")
+    new = lake.stage_object("fixed", records=3)
+    assert new["etag"] != old["etag"]
+    catalog.set_status(new["uri"], "PROCESSED", stage="stage", etag=new["etag"])
+    # Both waiting at once (the old one also redriven before the next batch): one input, the current content's.
+    lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps({**old, "sdlf": {"execution": "x-b-1"}}))
+    result = lake.route()
+    assert result["started"] and result["objects"] == 1 and result["already_in_analytics"] == 2
+    manifest = lake.json_object(lake.execution_input(result["execution_arn"])["manifest"])
+    assert [i["etag"] for i in manifest["inputs"]] == [new["etag"]] and lake.count(lake.queue_b) == 0
+    # The current content is in the table: the old hand-off redriven later is deleted, nothing started.
+    catalog.set_status(new["uri"], "PROCESSED", stage="stage", extra={"analytics_etag": new["etag"], "batch_id": "b"})
+    lake.end_batches()
+    lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps({**old, "sdlf": {"execution": "x-b-1"}}))
+    result = lake.route(force=True)
+    assert result["started"] is False and result["already_in_analytics"] == 1 and lake.count(lake.queue_b) == 0
+    # Content the table does not hold yet, with no hand-off of its own in sight, is batched as before.
+    catalog.set_status(new["uri"], "PROCESSED", stage="stage", extra={"analytics_etag": "older"})
+    lake.sqs.send_message(QueueUrl=lake.queue_b, MessageBody=json.dumps(old))
+    assert lake.route()["objects"] == 1
+
+
 def test_post_without_job_result_fails_with_its_uri(lake):
     _, execution_input = _started(lake, count=1)
     with pytest.raises(InvalidInputError, match="result.json does not exist"):
@@ -521,6 +549,56 @@ def test_manifest_of_another_batch_is_rejected(lake):
 def test_unknown_action_is_invalid_input(lake):
     with pytest.raises(InvalidInputError, match="'pre' or 'post'"):
         transform_b.handler({"action": "transform"}, None)
+
+
+def test_post_fails_and_parks_exactly_the_inputs_the_job_rejected_and_processes_the_others(lake):
+    sent, execution_input = _started(lake, count=3)
+    transform_b.handler(_step("pre", execution_input), None)
+    outputs = _job_ran(lake, execution_input)
+    drifted = sorted(m["uri"] for m in sent)[1]
+    reason = (f"schema drift in {drifted} line 2 (value \"four\"): column 'count' is string there but bigint in the "
+              "table at s3://analytics/t/; expected bigint values, or another column name")
+    folder = execution_input["manifest"].rsplit("/", 1)[0]
+    result_json = {**lake.json_object(f"{folder}/result.json"), "rejected": [{"uri": drifted, "reason": reason}]}
+    lake.put_json(f"{folder}/result.json", result_json)
+
+    result = transform_b.handler(_step("post", execution_input), None)
+    assert result["status"] == "SUCCEEDED" and result["objects_in"] == 3
+    assert result["rejected"] == [{"uri": drifted, "reason": reason}]
+    row = lake.row(CATALOG, drifted)
+    assert (row["status"], row["reason"], row["error_type"]) == ("FAILED", reason, "RejectedInput")
+    assert row["stage_b_execution"] == execution_input["execution"] and "analytics" not in row
+    good = [m for m in sent if m["uri"] != drifted]
+    for message in good:
+        assert lake.row(CATALOG, message["uri"])["status"] == "PROCESSED"
+    assert sorted(lake.row(CATALOG, outputs[0])["lineage"]) == sorted(m["uri"] for m in good)
+    # Exactly stage A's hand-off, marked: redriving the stage-B DLQ replays this object alone.
+    [parked] = lake.messages(lake.dlq_b)
+    marker = parked.pop("sdlf")
+    assert parked == next(m for m in sent if m["uri"] == drifted)
+    assert (marker["reason"], marker["execution"], marker["batch_id"]) == (
+        reason, execution_input["execution"], execution_input["batch_id"])
+    execution = lake.row(EXECUTIONS, execution_input["execution"])
+    assert (execution["status"], execution["objects_rejected"]) == ("SUCCEEDED", 1)
+    [note] = [json.loads(b["Message"]) for b in lake.messages(lake.inbox)]
+    assert note["event"] == "batch-succeeded" and note["rejected"] == [{"uri": drifted, "reason": reason}]
+
+    # A retried post-update parks nothing twice.
+    transform_b.handler(_step("post", execution_input), None)
+    assert lake.count(lake.dlq_b) == 1 and lake.row(CATALOG, drifted)["status"] == "FAILED"
+
+
+def test_post_refuses_a_rejection_of_an_object_not_in_the_batch(lake):
+    _, execution_input = _started(lake, count=1)
+    transform_b.handler(_step("pre", execution_input), None)
+    _job_ran(lake, execution_input)
+    folder = execution_input["manifest"].rsplit("/", 1)[0]
+    result_json = {**lake.json_object(f"{folder}/result.json"),
+                   "rejected": [{"uri": f"s3://{STAGE}/{TEAM}/{DATASET}/other.jsonl", "reason": "x"}]}
+    lake.put_json(f"{folder}/result.json", result_json)
+    with pytest.raises(InvalidInputError, match=r"rejected\[0\] must name one of the batch's inputs"):
+        transform_b.handler(_step("post", execution_input), None)
+    assert lake.count(lake.dlq_b) == 0
 
 
 # --- error-b ------------------------------------------------------------------------------------

@@ -58,6 +58,30 @@ def replay_body(item: Mapping[str, Any], team: str, dataset: str, marker: dict[s
     }
 
 
+def park(sqs: Any, url: str, bodies: list[dict[str, Any]]) -> int:
+    """Send replayable bodies to a stage-B DLQ in batches; TransientError naming the ones SQS did not take."""
+    sent = 0
+    for chunk in sqs_chunks(bodies):
+        entries = [{"Id": str(i), "MessageBody": json.dumps(b, default=str)} for i, b in enumerate(chunk)]
+        with aws_call(f"sending to {url}"):
+            response = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        failed = response.get("Failed") or []
+        if failed:
+            details = failed_entries(failed)
+            raise TransientError(f"{len(failed)} message(s) not accepted by {url}: {details}")
+        sent += len(chunk)
+    return sent
+
+
+def stage_b_dlq_url(registrations: RegistrationReader, team: str | None, dataset: str | None) -> str:
+    if not team or not dataset:
+        raise ValueError("the input names no team/dataset, so the stage-B DLQ is unknown")
+    url = registrations.get(team, dataset).stage_b_dlq_url
+    if not url:
+        raise ValueError(f"registration of {team}/{dataset} has no stage_b_dlq_url")
+    return url
+
+
 class ErrorHandlerB:
     def __init__(
         self,
@@ -137,12 +161,7 @@ class ErrorHandlerB:
     # --- steps --------------------------------------------------------------------------------
 
     def _dlq_url(self, team: str | None, dataset: str | None) -> str:
-        if not team or not dataset:
-            raise ValueError("the input names no team/dataset, so the stage-B DLQ is unknown")
-        url = self.registrations.get(team, dataset).stage_b_dlq_url
-        if not url:
-            raise ValueError(f"registration of {team}/{dataset} has no stage_b_dlq_url")
-        return url
+        return stage_b_dlq_url(self.registrations, team, dataset)
 
     def _park(
         self, team: str | None, dataset: str | None, inputs: list[dict[str, Any]], marker: dict[str, Any], original: Any
@@ -154,17 +173,7 @@ class ErrorHandlerB:
             # The batch's objects are unknown (no readable manifest): keep the whole input so an
             # operator can still tell what failed.
             bodies = [{"team": team, "dataset": dataset, "sdlf": {**marker, "input": original}}]
-        sent = 0
-        for chunk in sqs_chunks(bodies):
-            entries = [{"Id": str(i), "MessageBody": json.dumps(b, default=str)} for i, b in enumerate(chunk)]
-            with aws_call(f"sending to {url}"):
-                response = self.sqs.send_message_batch(QueueUrl=url, Entries=entries)
-            failed = response.get("Failed") or []
-            if failed:
-                details = failed_entries(failed)
-                raise TransientError(f"{len(failed)} message(s) not accepted by {url}: {details}")
-            sent += len(chunk)
-        return sent
+        return park(self.sqs, url, bodies)
 
     def _mark(self, item: Mapping[str, Any], reason: str, batch: str | None, execution: str | None,
               error: Any) -> bool:

@@ -253,8 +253,13 @@ class BatchRouter:
         """Hand-offs of content a batch already turned into analytics rows, or is turning into them: the stage
         object's catalog row is PROCESSED by stage B with `analytics_etag`, or RUNNING in a batch with
         `batch_etag`, equal to the hand-off's etag. SQS delivers at least once and a retried send sends
-        twice: batched again, such a hand-off's rows would be in the table twice."""
+        twice: batched again, such a hand-off's rows would be in the table twice.
+        Also hand-offs of content the stage object no longer holds (its row's `etag` is another, newer one: the
+        raw file was fixed and uploaded again after this hand-off, say, which then waited in the DLQ), once the
+        current content is in the table or its own hand-off is in this batch: batched, such a hand-off would
+        read the current content a second time."""
         rows: dict[str, dict[str, Any] | None] = {}
+        handed = {(m.uri, (m.body or {}).get("etag")) for m in messages}
         done = []
         for message in messages:
             etag = (message.body or {}).get("etag")
@@ -270,6 +275,12 @@ class BatchRouter:
             running = status == Status.RUNNING.value and row.get("batch_id") and not message.redrive_of
             if (status == Status.PROCESSED.value and row.get("analytics_etag") == etag) or (
                     running and row.get("batch_etag") == etag):
+                done.append(message)
+                continue
+            current = row.get("etag")
+            if current and current != etag and (
+                    (status == Status.PROCESSED.value and row.get("analytics_etag") == current)
+                    or (message.uri, current) in handed):
                 done.append(message)
         return done
 
