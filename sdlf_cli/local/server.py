@@ -95,8 +95,17 @@ def _moto_server(host: str, port: int) -> Any:
     wait for ever for a server that never came up)."""
     from moto.server import ThreadedMotoServer
 
+    from sdlf_cli.local import http_keep_alive
+
+    http_keep_alive.install()  # before the server is built: it takes the request handler then
+
     class Server(ThreadedMotoServer):
         failure: BaseException | None = None
+
+        def stop(self) -> None:
+            super().stop()
+            if self._server is not None:
+                http_keep_alive.close_connections(self._server)
 
         def _server_entry(self) -> None:
             try:
