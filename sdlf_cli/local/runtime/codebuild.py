@@ -450,9 +450,15 @@ class CodeBuildRunner:
                              f"Secrets Manager secret {reference} could not be read: {exc}") from exc
 
     def _session(self, record: BuildRecord, env: dict[str, str], src: Path, log: BuildLog | None) -> ShellSession:
-        if record.session is None or record.session.process.poll() is not None:
-            record.session = ShellSession(src, env, log.write if log is not None else (lambda line: None))
-        return record.session
+        # Under the record's lock, so a StopBuild that arrives before the shell exists finds it or is seen here:
+        # otherwise a stop between the phase starting and its first command would let that command run to its end.
+        with record.lock:
+            if record.session is None or record.session.process.poll() is not None:
+                record.session = ShellSession(src, env, log.write if log is not None else (lambda line: None))
+            session = record.session
+            if record.stopping:
+                session.kill()
+        return session
 
     def _commands(self, record: BuildRecord, log: BuildLog, commands: list[str], env: dict[str, str], src: Path,
                   deadline: float, always: bool = False) -> BuildError | None:
@@ -503,9 +509,11 @@ class CodeBuildRunner:
         record = self.records.get(build_id)
         if record is None:
             return False
-        record.stopping = True
-        if record.session is not None:
-            record.session.kill()
+        with record.lock:
+            record.stopping = True
+            session = record.session
+        if session is not None:
+            session.kill()
         return True
 
     def close(self) -> None:
