@@ -50,10 +50,12 @@ DELETED = "deleted-before-processing.json"
 UNCLAIMED = [f"{TEAM}/nosuchdataset/orphan.json", "loose-at-the-top.json", f"{TEAM}/loose-below-team.json"]
 # Schema drift within one dataset, across two stage-B batches: a new column is added (earlier rows read it as
 # null); a column whose type changed is widened to the table's type when that type can hold the new values
-# (bigint into double, anything into string), and otherwise the batch fails saying which column, which types.
+# (bigint into double, anything into string), and otherwise that file alone is rejected saying which line, which
+# column, which types, while its neighbour in the batch is written.
 DRIFT_1 = {"drift-1.jsonl": b'{"id": 1, "amount": 1.5, "label": "a", "count": 1}\n{"id": 2, "amount": 2.5, "label": "b", "count": 2}\n'}
 DRIFT_2 = {"drift-2.jsonl": b'{"id": 3, "amount": 3, "label": 7, "count": 3, "extra": true}\n'}
-DRIFT_3 = {"drift-3.jsonl": b'{"id": 4, "amount": 4.5, "label": "d", "count": "four"}\n'}
+DRIFT_3 = {"drift-3.jsonl": b'{"id": 4, "amount": 4.5, "label": "d", "count": "four"}\n',
+           "drift-4.jsonl": b'{"id": 5, "amount": 5.5, "label": "e", "count": 5}\n'}
 
 
 def _cases() -> list[corpus.Case]:
@@ -196,7 +198,7 @@ def test_nothing_is_lost_or_duplicated_and_every_failure_is_replayable(batch):
     assert audit.count("IN_PROGRESS") == 0
     failed = [o for d in audit.datasets for o in d.objects if o.state == "FAILED"]
     refused = [c for c in batch["cases"] if not c.accepted]
-    assert len(failed) == len(refused) + len(UNCLAIMED) + 1  # + the drift batch that cannot be widened
+    assert len(failed) == len(refused) + len(UNCLAIMED) + 1  # + the drifted file its table cannot hold
 
 
 def test_an_object_deleted_before_processing_ends_deleted_with_nothing_to_replay(lake, batch):
@@ -227,13 +229,23 @@ def test_prefixes_no_dataset_claims_fail_and_wait_in_the_catalog_dlq(lake, batch
         assert objects[_uri(lake, key)].state == "FAILED", key
 
 
-def test_schema_drift_adds_columns_widens_types_or_fails_saying_which(lake, batch):
+def test_schema_drift_adds_columns_widens_types_or_rejects_the_file_saying_which(lake, batch):
     first, second, third = batch["runs"][DRIFT]
-    assert first.status == "SUCCEEDED" and second.status == "SUCCEEDED", (first.to_dict(), second.to_dict())
-    assert third.status == "FAILED" and "count" in third.error and "bigint" in third.error, third.to_dict()
+    assert [run.status for run in (first, second, third)] == ["SUCCEEDED"] * 3, [r.to_dict() for r in batch["runs"][DRIFT]]
     database = lake.config.names.glue_database(TEAM, DRIFT)
     result = run_query(lake, f"SELECT id, amount, label, extra FROM {database}.{DRIFT} ORDER BY id")
-    assert [list(r) for r in result.rows] == [[1, 1.5, "a", None], [2, 2.5, "b", None], [3, 3.0, "7", True]]
-    row = _row(lake, f"{TEAM}/{DRIFT}/drift-3.jsonl")
+    assert [list(r) for r in result.rows] == [[1, 1.5, "a", None], [2, 2.5, "b", None], [3, 3.0, "7", True],
+                                              [5, 5.5, "e", None]]
     objects = _objects(batch["audit"])
-    assert objects[_uri(lake, f"{TEAM}/{DRIFT}/drift-3.jsonl")].state == "FAILED", row
+    assert objects[_uri(lake, f"{TEAM}/{DRIFT}/drift-4.jsonl")].state == "PROCESSED"
+    [stage] = [r for r in _stage_rows(lake) if r["id"].endswith("/drift-3.jsonl")]
+    assert stage["status"] == "FAILED" and stage["reason"].startswith(
+        f"schema drift in {stage['id']} line 1 (value \"four\"): column 'count' is string there but bigint in the "
+        "table at "), stage
+    assert objects[_uri(lake, f"{TEAM}/{DRIFT}/drift-3.jsonl")].state == "FAILED"
+
+
+def _stage_rows(lake: Lake) -> list[dict]:
+    from sdlf_cli.workflows.ingest import catalog_rows
+
+    return [r for r in catalog_rows(lake, team=TEAM, dataset=DRIFT) if r.get("stage") == "stage"]
