@@ -1,8 +1,8 @@
 """Chaos at a larger N: the scenario of tests/integration/test_chaos.py (tests/integration/chaos.py) on the
 in-process emulator, then its figures: N, faults by kind, retries, redriven, time, and the audit's answer.
 
-    .venv/bin/python benchmarks/chaos.py --objects 200
-    .venv/bin/python benchmarks/chaos.py --objects 200 --baseline     # the same N without faults first
+    .venv/bin/python benchmarks/chaos.py --objects 500
+    .venv/bin/python benchmarks/chaos.py --objects 500 --baseline     # the same N without faults first
 
 Deploys the sample lake as env `bcha` (stage B only when the scenario runs it), ingests --objects small JSON-lines
 files of --records records, with --faults injected (seeded by --seed), lets the lake's retries run, redrives the
@@ -35,7 +35,7 @@ DEFAULT_FAULTS = ("lambda_error=0.08,lambda_timeout=0.03,partial_write=0.03,thro
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=200)
+    parser.add_argument("--objects", type=int, default=500)  # the test runs 200
     parser.add_argument("--records", type=int, default=3)
     parser.add_argument("--faults", default=DEFAULT_FAULTS)
     parser.add_argument("--seed", type=int, default=7)

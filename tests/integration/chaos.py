@@ -38,6 +38,8 @@ class ChaosOutcome:
     audit: object  # AuditResult
     rows_queried: int | None = None
     log: list[dict] = field(default_factory=list)
+    phases: list[tuple[str, float]] = field(default_factory=list)  # (step, seconds it took), in order
+    redriven_by_kind: dict[str, int] = field(default_factory=dict)  # DLQ kind (catalog, a, b) -> messages
 
     def lines(self) -> list[str]:
         a = self.audit
@@ -46,9 +48,12 @@ class ChaosOutcome:
         return [
             f"N (objects) {self.objects}, records {self.records}",
             f"faults injected {self.faults['total']} ({self.faults['spec']}, seed {self.faults['seed']}): {by_kind}",
-            f"retries {self.retries}, redriven {self.redriven} in {self.redrive_rounds} round(s), "
+            f"retries {self.retries}, redriven {self.redriven}"
+            + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(self.redriven_by_kind.items())) + ")"
+               if self.redriven_by_kind else "") + f" in {self.redrive_rounds} round(s), "
             f"stage-B batches {self.stage_b_batches}",
-            f"time {self.seconds:.1f} s",
+            f"time {self.seconds:.1f} s" + (" (" + ", ".join(f"{name} {secs:.1f} s" for name, secs in self.phases)
+                                             + ")" if self.phases else ""),
             f"audit: {counts}; lost {a.lost}, duplicated {a.duplicated}; analytics rows {self.rows_queried} "
             f"(catalog rows {a.to_dict()['rows']}, records {a.to_dict()['records']})",
         ] + [f"  {o.state} {o.uri} ({o.version_id}): {o.detail}" for d in a.datasets for o in d.objects
@@ -83,12 +88,28 @@ class Scenario:
         self.say = say
         self.timeout = timeout
         self.batches = 0
+        self.redriven_by_kind: dict[str, int] = {}
+        self.phases: list[tuple[str, float]] = []
+        self._mark = time.monotonic()
+
+    def _phase(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases.append((name, now - self._mark))
+        self._mark = now
 
     def settle(self, step: tuple[str, ...] | None = None, stage_b: bool = False) -> object:
         """Audit until nothing is in progress (at `step`, or anywhere). With `stage_b`, a stage-B batch runs
-        between looks, as the dataset's schedule would run it while stage A is still busy."""
+        between looks, as the dataset's schedule would run it while stage A is still busy. The audit reads the
+        whole dataset (seconds at a few hundred objects, taken from the lake's own work on a small machine): it
+        runs only once a cheap look at stage A's queues and executions finds them quiet."""
         deadline = time.monotonic() + self.timeout
         while True:
+            if self.ops.stage_a_busy() and time.monotonic() < deadline:
+                if not (stage_b and self.ops.run_stage_b()):
+                    time.sleep(1.0)
+                else:
+                    self.batches += 1
+                continue
             result = self.ops.audit()
             waiting = [o for d in result.datasets for o in d.objects
                        if o.state == "IN_PROGRESS" and (step is None or o.step in step)]
@@ -111,35 +132,45 @@ class Scenario:
 
     def run(self, count: int, records: int, spec: str, seed: int, log_path: Path | None) -> ChaosOutcome:
         self.ops.fast_retries()
-        started = time.monotonic()
+        started = self._mark = time.monotonic()
         with fault_injection.injected(spec, seed=seed, log_path=log_path) as injected:
             for name, body in files(count, records):
                 self.ops.put(name, body)
+            self._phase("put")
             self.say(f"put {count} objects")
             redriven, rounds = self.drain(lambda: f"stage A and B done once: {injected.summary()['faults']}")
             summary = injected.summary()
         audit = self.settle()
+        self._phase("final audit")
         seconds = time.monotonic() - started
         rows = self.ops.count_rows()
         return ChaosOutcome(count, count * records, summary, summary["retries"], redriven, rounds, self.batches, seconds,
-                            audit, rows, fault_injection.read_log(log_path) if log_path else [])
+                            audit, rows, fault_injection.read_log(log_path) if log_path else [], list(self.phases),
+                            dict(self.redriven_by_kind))
 
     def drain(self, done_once: Callable[[], str] = lambda: "stage A and B done once") -> tuple[int, int]:
         """Stage A and B until quiet, then redrive what reached a DLQ and run them again, until nothing is left
         to redrive: (messages redriven, redrive rounds)."""
         redriven = rounds = 0
         self.settle(("catalog", "a"), stage_b=True)
+        self._phase("stage A")
         self.stage_b()
+        self._phase("stage B")
         self.say(done_once())
         for rounds in range(1, 8):
-            moved = self.ops.redrive()
+            by_kind = self.ops.redrive()
+            moved = sum(by_kind.values())
             redriven += moved
+            for kind, count in by_kind.items():
+                self.redriven_by_kind[kind] = self.redriven_by_kind.get(kind, 0) + count
             if moved == 0 and not self._failed():
                 rounds -= 1
+                self._phase("last redrive")
                 break
             self.settle(("catalog", "a"), stage_b=True)
             self.stage_b()
-            self.say(f"redrive round {rounds}: moved {moved}")
+            self._phase(f"redrive {rounds}")
+            self.say(f"redrive round {rounds}: moved {moved} ({by_kind})")
         return redriven, rounds
 
     def _failed(self) -> bool:
@@ -154,12 +185,30 @@ class LakeOps:
         self.lake = lake
         self.raw_bucket = raw_bucket
         self.team, self.dataset = team, dataset  # None: audit the whole lake
+        self._stage_a: list[str] | None = None
+        self._sm_a = ""
 
     def fast_retries(self) -> None:
         names, sqs = self.lake.config.names, self.lake.clients.client("sqs")
         for name in (names.queue("catalog"), names.queue(TEAM, "main", "a")):
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": FAST_VISIBILITY})
+
+    def stage_a_busy(self) -> bool:
+        """Messages waiting, in flight or delayed in the catalog or stage-A queue, or stage-A executions running:
+        three calls, where the audit lists and reads the whole dataset."""
+        names, sqs = self.lake.config.names, self.lake.clients.client("sqs")
+        if self._stage_a is None:
+            self._stage_a = [sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                             for name in (names.queue("catalog"), names.queue(TEAM, "main", "a"))]
+            wanted = names.state_machine(TEAM, "main", "sm-a")
+            machines = self.lake.clients.client("stepfunctions").list_state_machines()["stateMachines"]
+            self._sm_a = next(m["stateMachineArn"] for m in machines if m["name"] == wanted)
+        if any(self.lake.queues.pending(url) for url in self._stage_a):
+            return True
+        running = self.lake.clients.client("stepfunctions").list_executions(
+            stateMachineArn=self._sm_a, statusFilter="RUNNING", maxResults=1)
+        return bool(running["executions"])
 
     def put(self, name: str, body: bytes) -> None:
         self.lake.storage.put_bytes(self.raw_bucket, f"{TEAM}/{DATASET}/{name}", body)
@@ -181,10 +230,15 @@ class LakeOps:
             return None
         return run.started
 
-    def redrive(self) -> int:
+    def redrive(self) -> dict[str, int]:
+        """Messages moved out of the team's DLQs, by kind of DLQ."""
         from sdlf_cli.workflows.redrive import redrive
 
-        return redrive(self.lake, team=TEAM).moved
+        moved: dict[str, int] = {}
+        for queue in redrive(self.lake, team=TEAM).queues:
+            if queue.moved:
+                moved[queue.queue.kind] = moved.get(queue.queue.kind, 0) + queue.moved
+        return moved
 
     def count_rows(self) -> int:
         from sdlf_cli.workflows.query import run_query
