@@ -1,7 +1,7 @@
 """Stage A: the default light transform per input format, and put_object -> catalog PROCESSED on the emulator.
 
     .venv/bin/python benchmarks/stage_a.py [--records 50000] [--repeat 3] [--files 20] [--burst 200]
-                                           [--file-records 100] [--skip-transform] [--skip-e2e]
+                                           [--file-records 100] [--burst-poll 1.0] [--skip-transform] [--skip-e2e]
 
 Part 1 runs the `default` transform (lambda/layers/datalake/python/sdlf_datalake/transforms) in-process on the
 same flat records written as JSON lines, a JSON array document, CSV with a header, and gzip JSON lines;
@@ -12,7 +12,8 @@ as tests/integration/test_stage_a_e2e.py does; the stage-B schedule is set to ra
 batch runs during the measurement), then puts --files small JSON-lines objects into the raw bucket one at a
 time (each waited for), then --burst more all at once, and reports the latency from put_object to the
 object's catalog row turning PROCESSED (its `updated_at`; RECEIVED is its `created_at`), the throughput,
-and the CPU time each scenario cost per file (this process and its Lambda workers, from /proc).
+and the CPU time each scenario cost per file (the emulator in this process, its Lambda workers, and this
+client's own threads apart, from /proc and the threads' CPU clocks).
 Prints figures side by side; nothing is asserted.
 """
 from __future__ import annotations
