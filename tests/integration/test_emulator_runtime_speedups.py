@@ -91,7 +91,8 @@ def test_update_items_and_errors_are_moto_s_own(emulator):
     names = [dynamodb_expressions.PARSE_PATCH, dynamodb_expressions.TYPES_PATCH,
              dynamodb_expressions.ROOT_FIRST_PATCH.format("ActionCountValidator"),
              dynamodb_expressions.ROOT_FIRST_PATCH.format("OverlappingPathsValidator"),
-             dynamodb_expressions.COPY_PATCH, dynamodb_expressions.TRAVERSE_PATCH, dynamodb_expressions.LEX_PATCH]
+             dynamodb_expressions.COPY_PATCH, dynamodb_expressions.TRAVERSE_PATCH, dynamodb_expressions.LEX_PATCH,
+             dynamodb_expressions.CONDITION_PATCH]
     assert all(name in _patching.installed_names() for name in names)
     patched = _outcomes(emulator)
     dynamodb_expressions.uninstall()
@@ -214,6 +215,41 @@ def test_step_functions_parse_once_and_run_as_moto_runs(emulator):
     assert [o[1] for o in patched] == [{"key": "k0", "size": 0, "label": "k0-0"}, {"key": "k1", "size": 7, "label": "k1-1"},
                                        {"key": "k2", "size": 14, "label": "k2-2"}]
     assert ("PassStateEntered", "Big") in patched[2][2] and ("PassStateEntered", "Small") in patched[1][2]
+
+
+def test_a_remembered_tree_s_node_texts_are_antlr_s():
+    from antlr4.RuleContext import RuleContext
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    assert stepfunctions_parsing.TEXT_PATCH in _patching.installed_names()
+    antlr_get_text = _patching._installed[stepfunctions_parsing.TEXT_PATCH].original
+    _, tree = AmazonStateLanguageParser.parse(_DEFINITION)
+    pending, checked = [tree], 0
+    while pending:
+        node = pending.pop()
+        if isinstance(node, RuleContext):
+            assert id(node) in stepfunctions_parsing._texts
+            assert node.getText() == antlr_get_text(node)
+            checked += 1
+            pending.extend(getattr(node, "children", None) or ())
+    assert checked > 50 and tree.getText() == antlr_get_text(tree)
+
+
+def test_a_condition_is_parsed_once_for_the_same_request_only():
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    text = "attribute_not_exists(#s) OR (#s <> :done AND size(#l) < :n)"
+    names, values = {"#s": "status", "#l": "lines"}, {":done": {"S": "DONE"}, ":n": {"N": "3"}}
+    first, second = ConditionExpressionParser(text, names, values), ConditionExpressionParser(text, names, values)
+    op = first.parse()
+    assert second.parse() is op  # the backend's parse of the handler's very request
+    assert (second.expr_attr_names_found, second.expr_attr_values_found) == (first.expr_attr_names_found,
+                                                                             first.expr_attr_values_found)
+    third = ConditionExpressionParser(text, names, values)
+    assert third.parse() is not op  # once only
+    fourth = ConditionExpressionParser(text, dict(names), values)
+    assert fourth.parse() is not op  # equal names, but not the same request's
+    assert repr(fourth.parse()) == repr(op) and fourth.expr_attr_names_found[:2] == first.expr_attr_names_found[:2]
 
 
 def test_a_definition_that_does_not_parse_raises_moto_s_error_every_time():

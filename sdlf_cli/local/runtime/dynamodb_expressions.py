@@ -18,6 +18,10 @@ Named patches (`sdlf_cli.local.cfn._patching`):
   a child that is not a node is not visited, and the base class's empty per-child hook is not called;
 - a condition expression's text is split into tokens once (moto splits it twice per UpdateItem, trying up to
   seven regular expressions per token, compiled again for every token);
+- a request's condition is parsed once: moto's handler parses it (to check the names and values it uses),
+  then hands the same expression, names and values to the backend, which parses it again to evaluate it.
+  The last parse in the thread is kept with the very objects it read; the next parse of the same text
+  with the same (`is`) names and values gets its result, once;
 - the clause counter and the overlapping-paths check look at the root first. The root's actions are a
   superset of every subtree's, and both checks are pure (they return the node unchanged), so a root that
   passes means every node passes; a root that fails re-runs moto's own bottom-up walk, which raises the
@@ -42,6 +46,7 @@ ROOT_FIRST_PATCH = "dynamodb: clause-count and overlapping-path checks look at t
 COPY_PATCH = "dynamodb: an update-expression syntax tree is deep-copied node by node"
 TRAVERSE_PATCH = "dynamodb: update-expression walkers test a node's class once per class"
 LEX_PATCH = "dynamodb: a condition expression's text is split into tokens once"
+CONDITION_PATCH = "dynamodb: a request's condition is parsed once for the handler and the backend"
 _IMMUTABLE = (str, int, float, bool, type(None))
 # id -> (remembered tree, its pickle): a whole remembered tree is copied by unpickling it, at C speed.
 _pickled: dict[int, tuple[Any, bytes]] = {}
@@ -126,6 +131,28 @@ def _lexed_once(original: Any) -> Any:
         return deque(token._replace(children=list(token.children)) for token in tokens)
 
     return _lex_condition_expression
+
+
+_last_condition = threading.local()
+
+
+def _condition_parsed_once(original: Any) -> Any:
+    def parse(self: Any) -> Any:
+        text, names, values = self.condition_expression, self.expression_attribute_names, self.expression_attribute_values
+        last = getattr(_last_condition, "parsed", None)
+        _last_condition.parsed = None
+        if last is not None and last[0] == text and last[1] is names and last[2] is values:
+            op, names_found, values_found = last[3:]
+            self.expr_attr_names_found.extend(names_found)
+            self.expr_attr_values_found.extend(values_found)
+            return op
+        op = original(self)
+        # Held (not only their ids compared) so the same objects answer `is` only while they are these ones.
+        _last_condition.parsed = (text, names, values, op, list(self.expr_attr_names_found),
+                                  list(self.expr_attr_values_found))
+        return op
+
+    return parse
 
 
 def _parsed_once(original: Any) -> Any:
@@ -224,6 +251,7 @@ def install() -> None:
     _patching.wrap(Node, "__deepcopy__", COPY_PATCH, _node_deepcopy)
     _patching.wrap(DepthFirstTraverser, "traverse_node_recursively", TRAVERSE_PATCH, _classes_tested_once)
     _patching.wrap(ConditionExpressionParser, "_lex_condition_expression", LEX_PATCH, _lexed_once)
+    _patching.wrap(ConditionExpressionParser, "parse", CONDITION_PATCH, _condition_parsed_once)
     _patching.wrap(DepthFirstTraverser, "nodes_to_be_processed", TYPES_PATCH, _cached_types)
     for cls, check in ((ActionCountValidator, "verify_action_counts"),
                        (OverlappingPathsValidator, "check_for_overlapping_paths")):
@@ -243,4 +271,5 @@ def uninstall() -> None:
     _patching.uninstall(COPY_PATCH)
     _patching.uninstall(TRAVERSE_PATCH)
     _patching.uninstall(LEX_PATCH)
+    _patching.uninstall(CONDITION_PATCH)
     _patching.uninstall(PARSE_PATCH)

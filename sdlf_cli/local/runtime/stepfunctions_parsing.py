@@ -11,6 +11,9 @@ Named patches (`sdlf_cli.local.cfn._patching`):
   (the evaluation components) from it for every execution, so no execution shares a component with another.
   The tree is only ever read (visited) once built. Definitions that do not parse are not remembered: each
   attempt raises moto's own error;
+- the text of a remembered tree's rule node is joined once, when the tree is parsed: moto's preprocessor asks
+  nodes for their text (antlr4's `getText` joins the texts of the node's whole subtree each time), which
+  was ~40 % of building a program from the tree. Nodes of other trees are answered by antlr4 as before;
 - a JSONPath text is compiled once, in each interpreter module that imported jsonpath_ng's `parse`: a
   compiled jsonpath_ng expression holds no state between `find`/`update_or_create` calls.
 """
@@ -20,6 +23,7 @@ import threading
 from typing import Any, Callable
 
 DEFINITION_PATCH = "states: a definition's parse tree is built once per definition text"
+TEXT_PATCH = "states: the text of a remembered parse tree's node is joined once"
 JSONPATH_PATCH = "states: a JSONPath is compiled once per text ({})"
 MAX_REMEMBERED = 1024  # definitions and paths are few; a bound all the same
 
@@ -47,29 +51,66 @@ def _remembering(compute: Callable[[str], Any]) -> Callable[[str], Any]:
     return remembered
 
 
+# id(rule context) -> its text, for the nodes of remembered parse trees (kept alive by `_trees`).
+_texts: dict[int, str] = {}
+_trees: dict[str, Any] = {}
+_trees_lock = threading.Lock()
+
+
+def _joined_texts(tree: Any) -> dict[int, str]:
+    """Every rule node's text, as antlr4's `RuleContext.getText` joins it (its children's texts in order)."""
+    from antlr4.RuleContext import RuleContext
+
+    texts: dict[int, str] = {}
+
+    def text_of(node: Any) -> str:
+        if not isinstance(node, RuleContext):
+            return node.getText()  # a terminal: its token's text
+        text = "".join(text_of(child) for child in getattr(node, "children", None) or ())
+        texts[id(node)] = text
+        return text
+
+    text_of(tree)
+    return texts
+
+
 def _tree_once(original: Any) -> Any:
-    def parse_tree(definition: str) -> Any:
-        return original.__func__(definition)[1]  # moto raises its ASLParserException here
-
-    tree_of = _remembering(parse_tree)
-
     def parse(definition: str) -> tuple[Any, Any]:
         from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
-        tree = tree_of(definition)
+        tree = _trees.get(definition)
+        if tree is None:
+            tree = original.__func__(definition)[1]  # moto raises its ASLParserException here
+            texts = _joined_texts(tree)
+            with _trees_lock:
+                if len(_trees) >= MAX_REMEMBERED:
+                    _trees.clear()
+                    _texts.clear()
+                _trees[definition] = tree
+                _texts.update(texts)
         return Preprocessor().visit(tree), tree
 
     return staticmethod(parse)
 
 
+def _text_joined_once(original: Any) -> Any:
+    def getText(self: Any) -> str:
+        text = _texts.get(id(self))
+        return original(self) if text is None else text
+
+    return getText
+
+
 def install() -> None:
     import importlib
 
+    from antlr4.RuleContext import RuleContext
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
     from sdlf_cli.local.cfn import _patching
 
     _patching.wrap(AmazonStateLanguageParser, "parse", DEFINITION_PATCH, _tree_once)
+    _patching.wrap(RuleContext, "getText", TEXT_PATCH, _text_joined_once)
     for name in JSONPATH_MODULES:
         module = importlib.import_module(name)
         _patching.wrap(module, "parse", JSONPATH_PATCH.format(name.rsplit(".", 1)[-1]), _remembering)
@@ -80,4 +121,5 @@ def uninstall() -> None:
 
     for name in JSONPATH_MODULES:
         _patching.uninstall(JSONPATH_PATCH.format(name.rsplit(".", 1)[-1]))
+    _patching.uninstall(TEXT_PATCH)
     _patching.uninstall(DEFINITION_PATCH)
