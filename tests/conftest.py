@@ -1,6 +1,46 @@
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The suite starts hundreds of Python processes (xdist workers, the CLI, emulators, builds, Glue jobs) that
+# import the same modules. With bytecode caching turned off in the environment (PYTHONDONTWRITEBYTECODE),
+# each of them compiles every module it imports from source: seconds of CPU per process. The suite caches
+# bytecode as Python does by default (__pycache__ is ignored by git and left out of every package).
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # Lambda code imports the shared library from its layer; put the layer on the path for unit tests.
 sys.path.insert(0, str(ROOT / "lambda" / "layers" / "datalake" / "python"))
+
+# The files that take the longest (measured in a full run, longest first). xdist hands whole files to its
+# workers in collection order (pytest.ini: --dist loadfile --no-loadscope-reorder), so these start first and
+# the rest fills in around them: a long file that starts last keeps one worker busy while the other idles.
+LONGEST_FIRST = (
+    "tests/e2e/test_cicd_pipeline.py",
+    "tests/integration/test_chaos.py",
+    "tests/integration/test_stage_b_reliability_e2e.py",
+    "tests/integration/test_legislators_e2e.py",
+    "tests/integration/test_local_restarts.py",
+    "tests/unit/test_cli.py",
+    "tests/integration/test_stage_b_engines_e2e.py",
+    "tests/integration/test_hostile_corpus_e2e.py",
+    "tests/unit/test_glue_heavy_transform.py",
+    "tests/e2e/test_demo.py",
+    "tests/integration/test_team_isolation_emulator.py",
+    "tests/integration/test_stage_b_e2e.py",
+    "tests/unit/test_glue_columnar.py",
+    "tests/integration/test_stage_a_e2e.py",
+    "tests/unit/test_checkov.py",
+    "tests/unit/test_glue_quality.py",
+    "tests/unit/test_glue_dataset_transforms.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+
+    def file_rank(item) -> int:
+        path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+        return rank.get(path, len(rank))
+
+    items.sort(key=file_rank)  # stable: every other file, and the tests within a file, keep their order
