@@ -61,12 +61,16 @@ class ChaosOutcome:
                                            for d in ds.duplicates]
 
 
-def prepare_project(dest: Path, env: str) -> Path:
+def prepare_project(dest: Path, env: str, max_items: int | None = None) -> Path:
+    """The sample lake as env `env`; `max_items`: the dataset's batch.max_items instead of the sample's."""
     for part in ("templates", "lambda", "glue", "parameters"):
         shutil.copytree(ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__", ".sdlf"))
     dev = (dest / "parameters" / "dev.yaml").read_text()
     # Stage B runs when the scenario asks for it, not on a schedule in the middle of the run.
     dev = dev.replace("env: dev", f"env: {env}", 1).replace("schedule: rate(5 minutes)", "schedule: rate(1 day)")
+    if max_items is not None:
+        assert "max_items: 100}" in dev, "the sample dataset's batch settings changed"
+        dev = dev.replace("max_items: 100}", f"max_items: {max_items}}}", 1)
     (dest / "parameters" / f"{env}.yaml").write_text(dev)
     return dest
 

@@ -22,7 +22,9 @@ FAULTS = ("lambda_error=0.08,lambda_timeout=0.03,partial_write=0.03,throttle=0.0
 
 @pytest.fixture(scope="module")
 def lake(emulator, tmp_path_factory):
-    project = chaos.prepare_project(tmp_path_factory.mktemp("lake-chaos"), "chaos")
+    # A stage-B batch costs seconds whatever its size (job and quality runs, the crawler's poll): one batch may
+    # take every object, so a redrive round runs one batch, not two.
+    project = chaos.prepare_project(tmp_path_factory.mktemp("lake-chaos"), "chaos", max_items=OBJECTS)
     cfg = load_config("chaos", project / "parameters")
     lake = Lake(cfg, Clients(AwsTarget(region=cfg.region, endpoint_url=emulator.endpoint_url)))
     outcome = deploy_layers(lake, make_reporter("json"), all_layers(cfg, project), root=project)
