@@ -212,6 +212,10 @@ def _(run: StageBRun) -> None:
     _out.print(line)
     if run.status:
         _out.print(f"status {run.status} after {run.seconds:.1f}s")
+    for rejected in run.rejected:
+        # The reason quotes the data: printed as text, never as rich markup.
+        _err.print(Text.assemble(("rejected: ", "bold yellow"), f"{rejected['uri']}: {rejected.get('reason', '')} "
+                                 "(FAILED, waiting in the stage-B DLQ: fix it, then sdlf redrive --stage b)"))
     if run.error:
         error(run.error)
 

@@ -1,6 +1,7 @@
 """`sdlf run-stage-b` and `sdlf quality`: trigger a stage-B batch now, and read data-quality results."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ class StageBRun:
     error: str | None = None
     seconds: float = 0.0
     waited_for: list[str] = field(default_factory=list)  # batches of the dataset that ran first
+    # Inputs the heavy transform rejected ({"uri", "reason"}): FAILED, each waiting in the stage-B DLQ.
+    rejected: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -71,6 +74,8 @@ def run_stage_b(lake: Lake, team: str, dataset: str, *, wait: bool = True,
         run.status = described["status"]
         if run.status != "SUCCEEDED":
             run.error = _failure_of(sfn, run.execution_arn, described)
+        else:
+            run.rejected = _rejected(described)
     run.seconds = clock() - started_at
     return run
 
@@ -81,6 +86,16 @@ def _wait_for(sfn, execution_arn: str, deadline: float, sleep, clock) -> dict:
         if described["status"] in FINAL or clock() >= deadline:
             return described
         sleep(1.0)
+
+
+def _rejected(described: dict) -> list[dict]:
+    """The inputs the batch's post-update failed for the heavy transform's reasons (its output's post.rejected)."""
+    try:
+        rejected = json.loads(described.get("output") or "{}").get("post", {}).get("rejected") or []
+    except (ValueError, AttributeError):
+        return []
+    return [r for r in rejected if isinstance(r, dict) and isinstance(r.get("uri"), str)] \
+        if isinstance(rejected, list) else []
 
 
 def _failure_of(sfn, execution_arn: str, described: dict) -> str:

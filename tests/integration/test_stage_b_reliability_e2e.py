@@ -304,6 +304,7 @@ def test_a_drifted_file_is_rejected_alone_and_once_fixed_and_redriven_is_in_the_
     assert stage["good-1.jsonl"]["batch_id"] == run.batch_id
     bad = stage["bad.jsonl"]
     assert bad["status"] == "FAILED" and bad["batch_id"] == run.batch_id, bad
+    assert run.rejected == [{"uri": bad["id"], "reason": bad["reason"]}], run.to_dict()
     assert bad["reason"].startswith(f"schema drift in {bad['id']} line 2 (value \"eight\"): column 'count' is string "
                                     "there but bigint in the table at "), bad["reason"]
     assert _wait(lambda: _dlq_count(lake, DRIFTED) == 1)

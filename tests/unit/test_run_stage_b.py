@@ -2,6 +2,7 @@
 the workflow waits for that batch, asks again, and then waits for its own."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,23 +37,26 @@ class Functions:
 
 
 class StateMachines:
-    """Each execution is RUNNING for `polls` looks, then SUCCEEDED."""
+    """Each execution is RUNNING for `polls` looks, then SUCCEEDED with `output`."""
 
-    def __init__(self, polls: int):
+    def __init__(self, polls: int, output: str | None = None):
         self.polls = polls
+        self.output = output
         self.looks: dict[str, int] = {}
 
     def describe_execution(self, arn: str) -> dict:
         self.looks[arn] = self.looks.get(arn, 0) + 1
-        return {"status": "RUNNING" if self.looks[arn] <= self.polls else "SUCCEEDED"}
+        if self.looks[arn] <= self.polls:
+            return {"status": "RUNNING"}
+        return {"status": "SUCCEEDED", **({"output": self.output} if self.output is not None else {})}
 
     def newest_events(self, arn: str, limit: int = 50) -> list[dict]:
         return []
 
 
-def _lake(answers: list[dict], polls: int = 3):
+def _lake(answers: list[dict], polls: int = 3, output: str | None = None):
     cfg = load_config("dev", ROOT / "parameters")
-    return SimpleNamespace(config=cfg, functions=Functions(answers), state_machines=StateMachines(polls))
+    return SimpleNamespace(config=cfg, functions=Functions(answers), state_machines=StateMachines(polls, output))
 
 
 BUSY = {"started": False, "busy": True, "reason": "batch legislators-b-aaa of engineering/legislators is RUNNING",
@@ -83,3 +87,17 @@ def test_an_empty_queue_is_not_retried_and_the_deadline_bounds_the_wait():
     lake = _lake([BUSY, BUSY], polls=1000)
     run = run_stage_b(lake, "engineering", "legislators", timeout=30, sleep=clock.sleep, clock=clock)
     assert not run.started and run.waited_for == [RUNNING_ARN] and clock.now <= 31
+
+
+def test_the_inputs_the_batch_rejected_are_in_the_answer():
+    rejected = [{"uri": "s3://stage/engineering/legislators/bad.jsonl", "reason": "schema drift in ... line 2"}]
+    output = json.dumps({"post": {"status": "SUCCEEDED", "rejected": rejected}})
+    clock = Clock()
+    run = run_stage_b(_lake([STARTED], polls=0, output=output), "engineering", "legislators", sleep=clock.sleep,
+                      clock=clock)
+    assert run.status == "SUCCEEDED" and run.ok and run.rejected == rejected
+    assert run.to_dict()["rejected"] == rejected
+    clock = Clock()
+    plain = run_stage_b(_lake([STARTED], polls=0, output="{}"), "engineering", "legislators", sleep=clock.sleep,
+                        clock=clock)
+    assert plain.rejected == []
