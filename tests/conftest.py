@@ -9,6 +9,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # bytecode as Python does by default (__pycache__ is ignored by git and left out of every package).
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+# Every Spark JVM the suite starts (the unit tests' local session, the emulator's Glue job runs) lives for
+# seconds over small data: C1-compiled code is fast enough there, while C2's compiler threads and a parallel
+# collector take the cores from the other tests (half the JVMs' CPU). Spark itself runs as configured.
+os.environ.setdefault("PYSPARK_SUBMIT_ARGS",
+                      "--driver-java-options '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC' pyspark-shell")
 # Lambda code imports the shared library from its layer; put the layer on the path for unit tests.
 sys.path.insert(0, str(ROOT / "lambda" / "layers" / "datalake" / "python"))
 
