@@ -33,7 +33,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "awscli==1.46.3", "pyspark==3.5.4", "vermin==1.9.2",
-                 "packaging==26.4"],
+                 "packaging==26.4",
+                 "wheel==0.45.1"],  # the delivery pipeline test's builds build the project without isolation
         "spark": ["pyspark==3.5.4"],  # Glue 5.0 runs Spark 3.5.4; local runs need Java 17
     },
     entry_points={"console_scripts": ["sdlf=sdlf_cli.cli:main"]},

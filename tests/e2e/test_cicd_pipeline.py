@@ -54,9 +54,11 @@ def repo(tmp_path_factory):
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "lake"], cwd=root, check=True)
     # The builds' image comes with checkov (the emulator's builds inherit its environment), so Validate's
-    # install step finds it instead of installing it again in every build.
+    # install step finds it instead of installing it again in every build; and with setuptools and wheel,
+    # so each build's `pip install .` builds the project with them instead of downloading both into an
+    # isolated build environment first (PIP_NO_BUILD_ISOLATION=0 turns isolation off).
     env = {**os.environ, "SDLF_LOCAL_STATE_DIR": str(root / ".state"), "SDLF_LOCAL": "1", "CI": "1",
-           "SDLF_CHECKOV": str(find_checkov(ROOT))}
+           "SDLF_CHECKOV": str(find_checkov(ROOT)), "PIP_NO_BUILD_ISOLATION": "0"}
     for name in ("SDLF_ENDPOINT_URL", "AWS_PROFILE", "AWS_ENDPOINT_URL", "SDLF_ENV", "SDLF_ROLE_ARN"):
         env.pop(name, None)
     yield root, env
