@@ -45,7 +45,8 @@ def pytest_collection_modifyitems(session, config, items):
     rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
 
     def file_rank(item) -> int:
-        path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
-        return rank.get(path, len(rank))
+        path = Path(str(item.path)).resolve()
+        relative = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+        return rank.get(relative, len(rank))
 
     items.sort(key=file_rank)  # stable: every other file, and the tests within a file, keep their order
