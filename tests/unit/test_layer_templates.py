@@ -28,7 +28,9 @@ TEAM_PUBLISHED = ("kms-key-arn", "lambda-role-arn", "states-role-arn", "glue-rol
 PIPELINE_PUBLISHED = ("queue-a-url", "queue-a-arn", "dlq-a-url", "state-machine-a-arn", "routing-b-arn",
                       "state-machine-b-arn", "dlq-routing-b-url")
 RETRY_ERRORS = ["TransientError", "Lambda.ServiceException", "Lambda.AWSLambdaException",
-                "Lambda.SdkClientException", "Lambda.TooManyRequestsException"]
+                "Lambda.SdkClientException", "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"]
+TIMEOUT_RETRY = {"ErrorEquals": ["Sandbox.Timedout", "Lambda.Unknown"], "IntervalSeconds": 2, "MaxAttempts": 2,
+                 "BackoffRate": 2}
 
 
 @cache
@@ -373,7 +375,8 @@ def test_state_machine_definition_follows_the_contract():
         assert state["Parameters"]["execution.$"] == "$.execution"
         assert state["ResultPath"] == result_path
         assert state.get("Next") == next_state and state.get("End", False) is (next_state is None)
-        assert state["Retry"] == [{"ErrorEquals": RETRY_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2}]
+        assert state["Retry"] == [{"ErrorEquals": RETRY_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2},
+                                  TIMEOUT_RETRY]
         assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HandleError"}]
     assert states["PostUpdate"]["Parameters"]["outputs.$"] == "$.outputs"
     handle = states["HandleError"]
@@ -381,6 +384,20 @@ def test_state_machine_definition_follows_the_contract():
     assert handle["Parameters"] == {"object.$": "$.object", "error.$": "$.error", "execution.$": "$.execution"}
     assert handle["ResultPath"] == "$.handled" and handle["Next"] == "Failed"
     assert states["Failed"]["Type"] == "Fail"
+
+
+def test_every_lambda_task_of_both_state_machines_retries_service_errors_and_a_time_out():
+    # A time-out is retried (twice at most) because every step is idempotent; the failure handlers too, so a
+    # handler cut short still records the failure instead of leaving the object RUNNING.
+    for kind, lambda_states in (("sm-a", ("PreUpdate", "Transform", "PostUpdate", "HandleError")),
+                                ("sm-b", ("PreUpdate", "PostUpdate", "HandleError"))):
+        _, definition = _definition(parsed("pipeline", "eng/main"), kind)
+        tasks = {name: state for name, state in definition["States"].items()
+                 if state["Type"] == "Task" and "Function.Arn}" in state["Resource"]}
+        assert sorted(tasks) == sorted(lambda_states), kind
+        for name, state in tasks.items():
+            assert state["Retry"] == [{"ErrorEquals": RETRY_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3,
+                                       "BackoffRate": 2}, TIMEOUT_RETRY], (kind, name)
 
 
 def test_pipeline_publishes_its_registry():
