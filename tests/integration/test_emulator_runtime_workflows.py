@@ -107,6 +107,38 @@ def test_uncaught_failure_fails_the_execution(emulator):
     assert "bad input 5" in result["cause"]
 
 
+SLOW_FIRST_CALL = """
+import os, time
+def handler(event, context):
+    marker = os.path.join(os.environ["TMPDIR"], "slow-" + event["run"])
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(3)  # past the function's 1 s timeout
+    return {"done": event["run"]}
+"""
+
+
+def test_a_task_that_timed_out_is_retried_on_the_lambda_time_out_error(emulator):
+    # The lake's state machines retry Sandbox.Timedout: the emulator reports a time-out under that name, as
+    # Lambda does, so the retry completes the run.
+    slow = create_function(emulator, SLOW_FIRST_CALL, timeout=1)
+    definition = {"StartAt": "Go", "States": {"Go": {
+        "Type": "Task", "Resource": slow["FunctionArn"],
+        "Retry": [{"ErrorEquals": ["Sandbox.Timedout", "Lambda.Unknown"], "IntervalSeconds": 1, "MaxAttempts": 2,
+                   "BackoffRate": 2}],
+        "End": True}}}
+    sfn = client(emulator, "stepfunctions")
+    machine = sfn.create_state_machine(name=unique("slow"), definition=json.dumps(definition),
+                                       roleArn=role_arn(emulator))["stateMachineArn"]
+    run = unique("r")
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"run": run}))["executionArn"]
+    result = _wait_execution(sfn, arn)
+    assert result["status"] == "SUCCEEDED", result
+    assert json.loads(result["output"]) == {"done": run}
+    failed = [e for e in sfn.get_execution_history(executionArn=arn)["events"] if e["type"].endswith("Failed")]
+    assert len(failed) == 1 and "Sandbox.Timedout" in json.dumps(failed[0], default=str), failed
+
+
 def test_two_executions_without_names_both_start(emulator, pipeline_machine):
     sfn = client(emulator, "stepfunctions")
     first = sfn.start_execution(stateMachineArn=pipeline_machine,
