@@ -18,6 +18,7 @@ import copy
 import json
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from botocore.exceptions import ClientError
@@ -26,6 +27,17 @@ from sdlf_cli.local.cfn import _patching
 from sdlf_cli.local.runtime import (dynamodb_expressions, install, request_routing, sqs_poller, sqs_queue_scans,
                                     stepfunctions, stepfunctions_parsing)
 from tests.integration.test_emulator_runtime_helpers import client, role_arn, unique, wait_for
+
+
+@contextmanager
+def _patches_out(module, names=()):
+    """moto as it ships, for the block: the module's patches uninstalled (and checked gone), then put back."""
+    module.uninstall()
+    try:
+        assert not any(name in _patching.installed_names() for name in names)
+        yield
+    finally:
+        module.install()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -95,12 +107,8 @@ def test_update_items_and_errors_are_moto_s_own(emulator):
              dynamodb_expressions.CONDITION_PATCH]
     assert all(name in _patching.installed_names() for name in names)
     patched = _outcomes(emulator)
-    dynamodb_expressions.uninstall()
-    try:
-        assert not any(name in _patching.installed_names() for name in names)
+    with _patches_out(dynamodb_expressions, names):
         original = _outcomes(emulator)
-    finally:
-        dynamodb_expressions.install()
     assert patched == original
     assert patched[0]["attr11"] == {"S": "value 11"} and patched[1]["lineage"] == {"L": [{"S": "s3://b/k"}] * 2}
     assert patched[2]["tally"] == {"N": "2"}
@@ -150,12 +158,9 @@ def test_a_syntax_tree_is_deep_copied_as_deepcopy_copies_it():
             "REMOVE x, y[1] ADD n :one DELETE s :s")
     tree = UpdateExpressionParser.make(text)
     patched, from_inside = copy.deepcopy(tree), copy.deepcopy(tree.children[0])
-    dynamodb_expressions.uninstall()
-    try:
+    with _patches_out(dynamodb_expressions):
         assert dynamodb_expressions.COPY_PATCH not in _patching.installed_names()
         original, original_inside = copy.deepcopy(tree), copy.deepcopy(tree.children[0])
-    finally:
-        dynamodb_expressions.install()
     assert _tree_shape(patched) == _tree_shape(original) == _tree_shape(tree)
     assert not {id(n) for n in _tree_nodes(patched)} & {id(n) for n in _tree_nodes(tree)}  # nothing shared
     # A node copied from inside the tree brings a copy of the whole tree along, as deepcopy's does.
@@ -205,12 +210,8 @@ def test_step_functions_parse_once_and_run_as_moto_runs(emulator):
     first_program, first_tree = AmazonStateLanguageParser.parse(_DEFINITION)
     second_program, second_tree = AmazonStateLanguageParser.parse(_DEFINITION)
     assert second_tree is first_tree and second_program is not first_program  # one tree, a program per execution
-    stepfunctions_parsing.uninstall()
-    try:
-        assert not any(name in _patching.installed_names() for name in names)
+    with _patches_out(stepfunctions_parsing, names):
         original = _executions(emulator, machine)
-    finally:
-        stepfunctions_parsing.install()
     assert patched == original
     assert [o[1] for o in patched] == [{"key": "k0", "size": 0, "label": "k0-0"}, {"key": "k1", "size": 7, "label": "k1-1"},
                                        {"key": "k2", "size": 14, "label": "k2-2"}]
@@ -288,12 +289,8 @@ def test_queue_attributes_and_retention_are_moto_s_answers(emulator):
     names = [sqs_queue_scans.RETENTION_PATCH, sqs_queue_scans.ATTRIBUTES_PATCH]
     assert all(name in _patching.installed_names() for name in names)
     patched = _queue_answers(emulator)
-    sqs_queue_scans.uninstall()
-    try:
-        assert not any(name in _patching.installed_names() for name in names)
+    with _patches_out(sqs_queue_scans, names):
         original = _queue_answers(emulator)
-    finally:
-        sqs_queue_scans.install()
     assert patched == original
     attributes = patched[0]
     assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"],
@@ -309,11 +306,8 @@ def test_action_methods_are_listed_as_moto_lists_them():
     assert request_routing.METHODS_PATCH in _patching.installed_names()
     patched = [responses.method_names_from_class(cls) for cls in (DynamoHandler, SQSResponse, DynamoHandler)]
     patched[0].append("not_an_action")  # a caller's list is its own
-    request_routing.uninstall()
-    try:
+    with _patches_out(request_routing):
         original = [responses.method_names_from_class(cls) for cls in (DynamoHandler, SQSResponse, DynamoHandler)]
-    finally:
-        request_routing.install()
     assert patched[1:] == original[1:] and patched[0][:-1] == original[0]
     assert "update_item" in original[0] and "receive_message" in original[1]
 
@@ -327,12 +321,9 @@ def test_request_routing_answers_as_moto_and_comes_out_again(emulator):
              "states.us-east-1.amazonaws.com", "lambda.us-east-1.amazonaws.com", "nothing.example"]
     dispatcher = DomainDispatcherApplication(create_app=lambda backend: None)
     patched = [dispatcher.get_backend_for_host(h) for h in hosts] * 2
-    request_routing.uninstall()
-    try:
+    with _patches_out(request_routing):
         assert DomainDispatcherApplication.__dict__["get_backend_for_host"] is not remembered
         original = [dispatcher.get_backend_for_host(h) for h in hosts] * 2
-    finally:
-        request_routing.install()
     assert patched == original
     assert client(emulator, "sqs").list_queues() is not None  # the server still routes
 
@@ -383,10 +374,7 @@ def test_a_remembered_tree_is_copied_whole_as_deepcopy_copies_it():
     tree = UpdateExpressionParser.make(f"SET {_SETS} REMOVE gone")  # remembered by the parse patch
     assert id(tree) in dynamodb_expressions._pickled
     patched = copy.deepcopy(tree)
-    dynamodb_expressions.uninstall()
-    try:
+    with _patches_out(dynamodb_expressions):
         original = copy.deepcopy(tree)
-    finally:
-        dynamodb_expressions.install()
     assert _tree_shape(patched) == _tree_shape(original) == _tree_shape(tree)
     assert not {id(n) for n in _tree_nodes(patched)} & {id(n) for n in _tree_nodes(tree)}
