@@ -236,6 +236,37 @@ def test_a_remembered_tree_s_node_texts_are_antlr_s():
     assert checked > 50 and tree.getText() == antlr_get_text(tree)
 
 
+def test_executions_parsing_one_new_definition_at_once_keep_one_tree_and_only_its_texts():
+    # Executions a restart resumes parse the same new definition at once. Texts are remembered by node id, so
+    # the texts of a tree that is not kept would outlive it and answer for whatever object reuses its ids.
+    from antlr4.RuleContext import RuleContext
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    definition = _DEFINITION.replace("k", "concurrent-k")
+    assert definition != _DEFINITION
+    barrier, trees = threading.Barrier(6), []
+
+    def parse() -> None:
+        barrier.wait()
+        trees.append(AmazonStateLanguageParser.parse(definition)[1])
+
+    threads = [threading.Thread(target=parse) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(trees) == 6 and all(tree is trees[0] for tree in trees)
+    kept: set[int] = set()
+    for tree in stepfunctions_parsing._trees.values():
+        pending = [tree]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, RuleContext):
+                kept.add(id(node))
+                pending.extend(getattr(node, "children", None) or ())
+    assert set(stepfunctions_parsing._texts) <= kept
+
+
 def test_a_condition_is_parsed_once_for_the_same_request_only():
     from moto.dynamodb.comparisons import ConditionExpressionParser
 

@@ -80,14 +80,18 @@ def _tree_once(original: Any) -> Any:
 
         tree = _trees.get(definition)
         if tree is None:
-            tree = original.__func__(definition)[1]  # moto raises its ASLParserException here
-            texts = _joined_texts(tree)
+            # Parsed under the lock: two executions parsing the same new text at once (those a restart resumes)
+            # would otherwise both record their nodes' texts by id, and the tree that is not kept is freed, so
+            # its ids - still in `_texts` - are reused by the nodes of later parses, which then read a wrong text.
             with _trees_lock:
-                if len(_trees) >= MAX_REMEMBERED:
-                    _trees.clear()
-                    _texts.clear()
-                _trees[definition] = tree
-                _texts.update(texts)
+                tree = _trees.get(definition)
+                if tree is None:
+                    tree = original.__func__(definition)[1]  # moto raises its ASLParserException here
+                    if len(_trees) >= MAX_REMEMBERED:
+                        _trees.clear()
+                        _texts.clear()
+                    _texts.update(_joined_texts(tree))
+                    _trees[definition] = tree
         return Preprocessor().visit(tree), tree
 
     return staticmethod(parse)
