@@ -13,29 +13,19 @@ per class.
 """
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable
+
+from sdlf_cli.local.runtime.bounded_memo import BoundedMemo
 
 PATCH_NAME = "server: the backend serving a host name is looked up once per host name"
 METHODS_PATCH = "server: a response class's action methods are listed once per class"
 MAX_HOSTS = 1024  # host names are service endpoints and bucket names; a bound all the same
 
-_MISSING = object()
-
-
 def _remembered(original: Callable) -> Callable:
-    answers: dict[Any, Any] = {}
-    lock = threading.Lock()
+    answers = BoundedMemo(MAX_HOSTS)
 
     def get_backend_for_host(self: Any, host: str | None) -> Any:
-        answer = answers.get(host, _MISSING)
-        if answer is _MISSING:
-            answer = original(self, host)
-            with lock:
-                if len(answers) >= MAX_HOSTS:
-                    answers.clear()
-                answers[host] = answer
-        return answer
+        return answers.get(host, lambda: original(self, host))
 
     return get_backend_for_host
 

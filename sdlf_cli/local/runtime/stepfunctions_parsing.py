@@ -22,6 +22,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from sdlf_cli.local.runtime.bounded_memo import BoundedMemo
+
 DEFINITION_PATCH = "states: a definition's parse tree is built once per definition text"
 TEXT_PATCH = "states: the text of a remembered parse tree's node is joined once"
 JSONPATH_PATCH = "states: a JSONPath is compiled once per text ({})"
@@ -35,18 +37,10 @@ JSONPATH_MODULES = (
 
 
 def _remembering(compute: Callable[[str], Any]) -> Callable[[str], Any]:
-    answers: dict[str, Any] = {}
-    lock = threading.Lock()
+    answers = BoundedMemo(MAX_REMEMBERED)
 
     def remembered(text: str) -> Any:
-        answer = answers.get(text)
-        if answer is None:
-            answer = compute(text)
-            with lock:
-                if len(answers) >= MAX_REMEMBERED:
-                    answers.clear()
-                answers[text] = answer
-        return answer
+        return answers.get(text, lambda: compute(text))
 
     return remembered
 
