@@ -1,7 +1,7 @@
 """Stage A: the default light transform per input format, and put_object -> catalog PROCESSED on the emulator.
 
     .venv/bin/python benchmarks/stage_a.py [--records 50000] [--repeat 3] [--files 20] [--burst 200]
-                                           [--file-records 100] [--burst-poll 1.0] [--skip-transform] [--skip-e2e]
+                                           [--file-records 100] [--burst-poll 3.0] [--skip-transform] [--skip-e2e]
 
 Part 1 runs the `default` transform (lambda/layers/datalake/python/sdlf_datalake/transforms) in-process on the
 same flat records written as JSON lines, a JSON array document, CSV with a header, and gzip JSON lines;
@@ -236,7 +236,7 @@ def main() -> None:
     parser.add_argument("--file-records", type=int, default=100, help="records per file (part 2)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for a file or the burst (part 2)")
     parser.add_argument("--poll", type=float, default=0.05, help="catalog poll interval in seconds (part 2)")
-    parser.add_argument("--burst-poll", type=float, default=1.0,
+    parser.add_argument("--burst-poll", type=float, default=3.0,
                         help="catalog poll interval in seconds while waiting for the burst (part 2)")
     parser.add_argument("--skip-transform", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
