@@ -180,6 +180,10 @@ class Worker:
 @dataclass
 class _Pool:
     spec: FunctionSpec
+    # Waiters for this pool's workers, on the manager's lock: a released worker wakes one of them (the
+    # longest waiting), not every thread waiting for any function (a burst of executions left ~200 threads
+    # waking and going back to sleep on every release).
+    freed: threading.Condition
     idle: list[Worker] = field(default_factory=list)
     busy: int = 0
     retired: bool = False
@@ -193,7 +197,7 @@ class WorkerManager:
         self.endpoint_url = endpoint_url
         # (role arn, session name) -> AWS_* credential variables of the role; None: the emulator's root
         self.role_credentials = role_credentials
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()  # each pool waits on it with its own condition
         self._pools: dict[str, _Pool] = {}  # pool key -> pool
         self._current: dict[str, str] = {}  # function arn (with version) -> pool key
         self._closed = False
@@ -249,8 +253,7 @@ class WorkerManager:
     # --- pools -----------------------------------------------------------------------------------
     def _acquire(self, spec: FunctionSpec) -> tuple[_Pool, Worker | None]:
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the Lambda runtime is stopped")
+            self._check_open()
             old_key = self._current.get(spec.arn)
             if old_key and old_key != spec.key and old_key in self._pools:
                 # New code or configuration: the old 'containers' are never used again.
@@ -260,7 +263,9 @@ class WorkerManager:
                     w.kill()
                 old.idle.clear()
             self._current[spec.arn] = spec.key
-            pool = self._pools.setdefault(spec.key, _Pool(spec))
+            pool = self._pools.get(spec.key)
+            if pool is None:
+                pool = self._pools[spec.key] = _Pool(spec, threading.Condition(self._lock))
             while True:
                 while pool.idle:
                     worker = pool.idle.pop()
@@ -271,7 +276,12 @@ class WorkerManager:
                 if pool.busy < MAX_WORKERS_PER_FUNCTION:
                     pool.busy += 1
                     return pool, None  # the caller spawns outside the lock
-                self._lock.wait(timeout=1.0)
+                pool.freed.wait(timeout=1.0)
+                self._check_open()  # stopped while this thread waited: it must not start a worker
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the Lambda runtime is stopped")
 
     def _release(self, pool: _Pool, worker: Worker | None, healthy: bool) -> None:
         with self._lock:
@@ -281,7 +291,7 @@ class WorkerManager:
                     pool.idle.append(worker)
                 else:
                     worker.kill()
-            self._lock.notify_all()
+            pool.freed.notify()
 
     def invoke(self, spec: FunctionSpec, code: bytes, layer_codes: list[bytes], event: object,
                invoked_arn: str | None = None) -> InvocationResult:
@@ -330,7 +340,7 @@ class WorkerManager:
                 for w in pool.idle:
                     w.kill()
                 pool.idle.clear()
-            self._lock.notify_all()
+                pool.freed.notify_all()
 
 
 def _frame_logs(spec: FunctionSpec, request_id: str, body: str, duration_ms: float, cold: bool) -> str:
