@@ -2,6 +2,9 @@
 
 - dynamodb_expressions: UpdateItem validation in linear time and expressions parsed once - same items,
   same errors (checked against moto with the patches out);
+- dynamodb_update_plans: UpdateItem validation from a plan per expression - the same validated trees, items,
+  conditional-check outcomes and errors as moto's (the lake's own catalog and execution writes, and errors
+  that two processors would both raise, so the first one in moto's order must win);
 - request_routing: the backend serving a host name looked up once - same answers as moto's lookup;
 - sqs_poller's wake-up: SendMessage and SendMessageBatch wake the poller (moto's batch goes through
   SendMessage; if an upgrade changes that, this fails);
@@ -19,13 +22,14 @@ import json
 import threading
 import time
 from contextlib import contextmanager
+from unittest.mock import ANY
 
 import pytest
 from botocore.exceptions import ClientError
 
 from sdlf_cli.local.cfn import _patching
-from sdlf_cli.local.runtime import (dynamodb_expressions, install, request_routing, sqs_poller, sqs_queue_scans,
-                                    stepfunctions, stepfunctions_parsing)
+from sdlf_cli.local.runtime import (dynamodb_expressions, dynamodb_update_plans, install, request_routing, sqs_poller,
+                                    sqs_queue_scans, stepfunctions, stepfunctions_parsing)
 from tests.integration.test_emulator_runtime_helpers import client, role_arn, unique, wait_for
 
 
@@ -45,11 +49,29 @@ def runtime(emulator):
     install(emulator.context)
 
 
-def _table(emulator) -> str:
+@contextmanager
+def _update_patches_out():
+    """moto's UpdateItem as it ships: the parse-once and the planned-validation patches both out."""
+    names = [dynamodb_update_plans.INIT_PATCH, dynamodb_update_plans.VALIDATE_PATCH]
+    with _patches_out(dynamodb_update_plans, names), _patches_out(dynamodb_expressions, _EXPRESSION_PATCHES):
+        yield
+
+
+def _table(emulator, indexed: bool = False) -> str:
+    """A table keyed on `id`; `indexed` adds a global index keyed on `idx` (S) and `idx_rank` (N), whose key
+    attributes moto checks on every SET (type, empty string)."""
     name = unique("speed-table")
+    extra = {}
+    if indexed:
+        extra = dict(GlobalSecondaryIndexes=[{
+            "IndexName": "by-idx", "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": "idx", "KeyType": "HASH"}, {"AttributeName": "idx_rank", "KeyType": "RANGE"}]}])
     client(emulator, "dynamodb").create_table(
         TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}]
+        + ([{"AttributeName": "idx", "AttributeType": "S"}, {"AttributeName": "idx_rank", "AttributeType": "N"}]
+           if indexed else []),
+        BillingMode="PAY_PER_REQUEST", **extra)
     return name
 
 
@@ -99,15 +121,19 @@ def _outcomes(emulator) -> list:
     return outcomes
 
 
+_EXPRESSION_PATCHES = [
+    dynamodb_expressions.PARSE_PATCH, dynamodb_expressions.TYPES_PATCH,
+    dynamodb_expressions.ROOT_FIRST_PATCH.format("ActionCountValidator"),
+    dynamodb_expressions.ROOT_FIRST_PATCH.format("OverlappingPathsValidator"),
+    dynamodb_expressions.COPY_PATCH, dynamodb_expressions.TRAVERSE_PATCH, dynamodb_expressions.LEX_PATCH,
+    dynamodb_expressions.CONDITION_PATCH]
+
+
 def test_update_items_and_errors_are_moto_s_own(emulator):
-    names = [dynamodb_expressions.PARSE_PATCH, dynamodb_expressions.TYPES_PATCH,
-             dynamodb_expressions.ROOT_FIRST_PATCH.format("ActionCountValidator"),
-             dynamodb_expressions.ROOT_FIRST_PATCH.format("OverlappingPathsValidator"),
-             dynamodb_expressions.COPY_PATCH, dynamodb_expressions.TRAVERSE_PATCH, dynamodb_expressions.LEX_PATCH,
-             dynamodb_expressions.CONDITION_PATCH]
+    names = _EXPRESSION_PATCHES + [dynamodb_update_plans.INIT_PATCH, dynamodb_update_plans.VALIDATE_PATCH]
     assert all(name in _patching.installed_names() for name in names)
     patched = _outcomes(emulator)
-    with _patches_out(dynamodb_expressions, names):
+    with _update_patches_out():
         original = _outcomes(emulator)
     assert patched == original
     assert patched[0]["attr11"] == {"S": "value 11"} and patched[1]["lineage"] == {"L": [{"S": "s3://b/k"}] * 2}
@@ -116,6 +142,173 @@ def test_update_items_and_errors_are_moto_s_own(emulator):
     # A condition that does not split or parse is a 500 on moto 5.2.5 (AWS: ValidationException); same either way.
     expected = ["500" if "ConditionExpression" in update else "ValidationException" for update in INVALID_UPDATES]
     assert codes == expected * 2
+
+
+# Errors of each of moto's update processors, then requests that two processors fail: the answer must be the
+# error of the first in moto's order (overlap before key, key before values, values before functions, missing
+# paths before index key types, `+` operands before empty index keys).
+_V = {":v": {"S": "x"}}
+ORDERED_ERRORS = [
+    dict(UpdateExpression="SET idx = :n", ExpressionAttributeValues={":n": {"N": "1"}}),  # an index key's type
+    dict(UpdateExpression="SET idx = :e", ExpressionAttributeValues={":e": {"S": ""}}),  # an empty index key
+    dict(UpdateExpression="SET lineage = list_append(nothing_here, :l)", ExpressionAttributeValues={":l": {"L": []}}),
+    dict(UpdateExpression="SET a = nothing_here"),
+    dict(UpdateExpression="SET a = nothing_here + :one", ExpressionAttributeValues={":one": {"N": "1"}}),
+    dict(UpdateExpression="SET a = :s + :one", ExpressionAttributeValues={":s": {"S": "x"}, ":one": {"N": "1"}}),
+    dict(UpdateExpression="SET a = list_append(:s, :l)", ExpressionAttributeValues={":s": {"S": "x"}, ":l": {"L": []}}),
+    dict(UpdateExpression="SET #undefined = :v", ExpressionAttributeValues=_V),  # a KeyError in moto: a 500
+    dict(UpdateExpression="SET tally = if_not_exists(#undefined, :v)", ExpressionAttributeValues=_V),
+    dict(UpdateExpression="SET a = :v", ExpressionAttributeNames={"#unused": "b"}, ExpressionAttributeValues=_V),
+    dict(UpdateExpression="SET a = :v", ExpressionAttributeValues={**_V, ":unused": {"S": "y"}}),
+    dict(UpdateExpression="SET deep.er.path = :v", ExpressionAttributeValues=_V),  # a parent that is not there
+    dict(UpdateExpression="SET tally[0] = :v", ExpressionAttributeValues=_V),  # an index into a number
+    dict(UpdateExpression="SET status = :v", ExpressionAttributeValues=_V),  # a reserved word
+    dict(UpdateExpression="SET #k = :v", ExpressionAttributeNames={"#k": "id"}, ExpressionAttributeValues=_V),
+    dict(UpdateExpression="REMOVE id"),
+    dict(UpdateExpression="ADD tally :s", ExpressionAttributeValues={":s": {"S": "x"}}),
+    dict(UpdateExpression="SET a = :v, a = :v REMOVE id", ExpressionAttributeValues=_V),
+    dict(UpdateExpression="SET #k = :v, b = :missing", ExpressionAttributeNames={"#k": "id"}, ExpressionAttributeValues=_V),
+    dict(UpdateExpression="SET a = :missing, b = list_append(nothing_here, :l)", ExpressionAttributeValues={":l": {"L": []}}),
+    dict(UpdateExpression="SET idx = :n, a = nothing_here", ExpressionAttributeValues={":n": {"N": "1"}}),
+    dict(UpdateExpression="SET a = if_not_exists(nothing_here, :n) + :s, idx = :e",
+         ExpressionAttributeValues={":n": {"N": "1"}, ":s": {"S": "x"}, ":e": {"S": ""}}),
+    dict(UpdateExpression="SET idx = :e, idx_rank = :s", ExpressionAttributeValues={":s": {"S": "x"}, ":e": {"S": ""}}),
+]
+
+
+def _error_outcomes(emulator) -> list:
+    ddb = client(emulator, "dynamodb")
+    table = _table(emulator, indexed=True)
+    ddb.put_item(TableName=table, Item={"id": {"S": "row"}, "tally": {"N": "1"}, "lineage": {"L": [{"S": "a"}]},
+                                        "idx": {"S": "i"}, "idx_rank": {"N": "2"}})
+    outcomes = []
+    for key in ("row", "absent"):  # an existing item, and one the update would create
+        for update in ORDERED_ERRORS:
+            try:
+                ddb.update_item(TableName=table, Key={"id": {"S": key}}, **update)
+                outcomes.append("written")
+            except ClientError as error:
+                outcomes.append((error.response["Error"]["Code"], error.response["Error"]["Message"]))
+    outcomes.append(sorted(ddb.scan(TableName=table)["Items"], key=lambda item: item["id"]["S"]))
+    return outcomes
+
+
+def test_update_errors_are_moto_s_first_error(emulator):
+    patched = _error_outcomes(emulator)
+    with _update_patches_out():
+        original = _error_outcomes(emulator)
+    assert patched == original
+    answers = patched[:-1]
+    expected = ["500" if "SET #undefined" in update["UpdateExpression"] else "ValidationException"
+                for update in ORDERED_ERRORS]
+    assert [answer[0] for answer in answers] == expected * 2
+    assert len({message for _, message in answers}) >= 12  # each processor's own message, not one for all
+    rows = {row["id"]["S"]: row for row in patched[-1]}
+    assert rows["row"]["tally"] == {"N": "1"} and rows["row"]["idx"] == {"S": "i"}  # nothing written by a failed update
+
+
+def _lake_outcomes(emulator) -> list:
+    """The lake's own catalog and execution writes (their update expressions, conditions and names)."""
+    from datetime import datetime, timezone
+
+    from sdlf_datalake.catalog import CatalogRepository, DoneElsewhere, Status
+    from sdlf_datalake.events import S3ObjectEvent
+    from sdlf_datalake.executions import ExecutionsRepository
+
+    ddb = client(emulator, "dynamodb")
+    clock = lambda: datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)  # noqa: E731 - rows comparable across runs
+    catalog = CatalogRepository(_table(emulator), ddb, clock)
+    executions = ExecutionsRepository(_table(emulator), ddb, clock)
+    key = "engineering/legislators/persons.json"
+    raw, staged = f"s3://raw/{key}", f"s3://stage/pre-stage/{key}"
+
+    def event(n: int, bucket: str, object_key: str, etag: str | None, detail: str = "Object Created") -> S3ObjectEvent:
+        return S3ObjectEvent(event_id=f"e{n}", detail_type=detail, time=f"2026-11-26T08:00:0{n}.000Z", bucket=bucket,
+                             key=object_key, sequencer=f"{n:016X}", size=10 * n, etag=etag, version_id=None,
+                             reason="PutObject" if etag else "DeleteObject")
+
+    done = DoneElsewhere(execution_attr="execution", execution="x2", etag_attr="etag", etag="e1")
+    outcomes = [
+        catalog.record_created(event(1, "raw", key, "e1"), "raw"),  # a new row: RECEIVED
+        catalog.record_created(event(1, "raw", key, "e1"), "raw"),  # the same event again: STALE
+        executions.start("x1", "engineering-legislators", "A", 1, extra={"pipeline": "main"}),
+        catalog.set_status(raw, Status.RUNNING, stage="raw", extra={"execution": "x1"}),
+        catalog.set_status(staged, Status.PROCESSED, stage="stage", etag="o1", extra={"execution": "x1"}),
+        catalog.add_lineage(staged, [raw]),  # one conditional append
+        catalog.add_lineage(staged, [raw]),  # held already: the append's condition fails
+        catalog.add_lineage(staged, [raw, "s3://raw/other"]),  # read, then a write conditional on what was read
+        catalog.set_status(raw, Status.PROCESSED, stage="raw", etag="e1", extra={"execution": "x1"}),
+        executions.succeed("x1", 1, 10),
+        catalog.record_created(event(2, "stage", f"pre-stage/{key}", "o1"), "stage"),  # the row a stage wrote
+        catalog.set_status(raw, Status.FAILED, "boom", unless_done=done),  # PROCESSED by x1 for e1: not written
+        catalog.record_deleted(event(3, "raw", key, None, detail="Object Deleted"), "raw"),
+        catalog.set_status(raw, Status.RUNNING),  # a DELETED row: not written
+        executions.fail("x2", "boom", dataset_id="engineering-legislators", stage="A"),
+    ]
+    return outcomes + [catalog.get(raw), catalog.get(staged), executions.get("x1"), executions.get("x2")]
+
+
+def test_the_lake_s_writes_leave_moto_s_rows(emulator):
+    patched = _lake_outcomes(emulator)
+    with _update_patches_out():
+        original = _lake_outcomes(emulator)
+    assert patched == original
+    assert [str(o) for o in patched[:2]] == [str(o) for o in original[:2]]
+    raw_row, staged_row, finished, failed = patched[-4:]
+    assert raw_row["status"] == "DELETED" and staged_row["lineage"] == ["s3://raw/engineering/legislators/persons.json",
+                                                                        "s3://raw/other"]
+    assert patched[11] is False and patched[13] is False  # the conditions that must fail did
+    assert finished["status"] == "SUCCEEDED" and failed["status"] == "FAILED" and failed["error"] == "boom"
+
+
+def _validated(table, item, expression: str, names: dict, values: dict):
+    """moto's UpdateExpressionValidator on its own: the validated tree's shape, or the error it raised."""
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.validators import UpdateExpressionValidator
+
+    try:
+        tree = UpdateExpressionValidator(UpdateExpressionParser.make(expression), expression_attribute_names=names,
+                                         expression_attribute_values=values, item=copy.deepcopy(item),
+                                         table=table).validate()
+    except Exception as error:  # noqa: BLE001 - the error is the answer compared
+        return (type(error).__name__, str(error))
+    return _tree_shape(tree)
+
+
+_TREES = [
+    ("SET #status = :status, updated_at = :now, created_at = if_not_exists(created_at, :now),"
+     " #bucket = if_not_exists(#bucket, :bucket), team = if_not_exists(team, :team) REMOVE reason"),
+    "SET lineage = list_append(if_not_exists(lineage, :empty), :new), updated_at = :now",
+    "SET tally = if_not_exists(tally, :zero) + :one, m.leaf = :now, l[1] = :now, l[7] = :now ADD labels :tags",
+    "SET tally = tally - :one, lineage = list_append(:new, lineage) DELETE labels :tags REMOVE m.leaf, l[0]",
+    "SET tally = :one + :one, nested = if_not_exists(m.leaf, :bucket)",
+]
+
+
+def test_a_planned_validation_is_moto_s_tree(emulator):
+    from moto.dynamodb.models import DynamoType, Item, dynamodb_backends
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    backend = dynamodb_backends[emulator.context.account_id][emulator.context.region]
+    table = backend.get_table(_table(emulator, indexed=True))
+    names = {"#status": "status", "#bucket": "bucket"}
+    values = {":status": {"S": "RUNNING"}, ":now": {"S": "2026"}, ":bucket": {"S": "raw"}, ":team": {"S": "eng"},
+              ":empty": {"L": []}, ":new": {"L": [{"S": "s3://b/k"}]}, ":zero": {"N": "0"}, ":one": {"N": "1"},
+              ":tags": {"SS": ["t"]}}
+    row = {"tally": {"N": "4"}, "lineage": {"L": [{"S": "s3://b/a"}]}, "m": {"M": {"leaf": {"S": "i"}}},
+           "l": {"L": [{"S": "0"}, {"S": "1"}]}, "labels": {"SS": ["t", "u"]}, "created_at": {"S": "2025"}}
+    items = [Item(DynamoType({"S": "new"}), None, {}), Item(DynamoType({"S": "row"}), None, row)]
+    cases = [(text, item) for text in _TREES for item in items]
+    patched = [_validated(table, item, text, names, {k: v for k, v in values.items() if k in text}) for text, item in cases]
+    trees = [UpdateExpressionParser.make(text) for text in _TREES]
+    assert all(dynamodb_update_plans._plans[id(tree)] == (tree, ANY) for tree in trees)
+    assert all(dynamodb_update_plans._plans[id(tree)][1] is not None for tree in trees)  # validated from its plan
+    with _update_patches_out():
+        original = [_validated(table, item, text, names, {k: v for k, v in values.items() if k in text})
+                    for text, item in cases]
+    assert patched == original
+    # On the item that holds them the paths resolve: every expression validates there (errors are compared above).
+    assert [shape[0] for shape in patched[1::2]] == ["UpdateExpression"] * len(_TREES), patched[1::2]
 
 
 def test_an_expression_text_is_parsed_once_and_the_tree_is_left_as_parsed(emulator):

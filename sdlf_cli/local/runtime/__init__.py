@@ -10,6 +10,7 @@
 - glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables;
 - atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS;
 - dynamodb_expressions: moto's UpdateItem validation in linear time (same answers, same errors);
+  dynamodb_update_plans: and from a plan made once per expression, on the nodes its processors act on only;
 - request_routing: moto's server finds a request's backend once per host name, not once per request;
 - codepipeline (+ codepipeline_api, pipeline_model, pipeline_actions, cicd_events): pipeline executions
   running their stages; codebuild (+ codebuild_api, buildspec, build_shell, build_python, build_artifacts,
@@ -35,8 +36,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             return _installed["stop"]
 
         from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild_api, codepipeline, codepipeline_api,
-                                            crawler, dynamodb_expressions, events, glue_jobs, request_routing,
-                                            sqs_queue_scans, stepfunctions, stepfunctions_parsing)
+                                            crawler, dynamodb_expressions, dynamodb_update_plans, events, glue_jobs,
+                                            request_routing, sqs_queue_scans, stepfunctions, stepfunctions_parsing)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import (SqsPoller, install_mapping_takeover, install_wake_on_send,
@@ -45,6 +46,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
 
         atomic_writes.install()
         dynamodb_expressions.install()
+        dynamodb_update_plans.install()
         request_routing.install()
         sqs_queue_scans.install()
         from sdlf_cli.local.iam.credentials import role_environment
@@ -88,6 +90,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             uninstall_lambda_hooks()
             runtime.close()
             atomic_writes.uninstall()
+            dynamodb_update_plans.uninstall()
             dynamodb_expressions.uninstall()
             request_routing.uninstall()
             stepfunctions_parsing.uninstall()
