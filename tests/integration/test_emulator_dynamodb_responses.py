@@ -101,3 +101,40 @@ def test_only_json_without_binary_values_takes_the_short_path():
     assert not plain({"Table": {"CreationDateTime": datetime.now(timezone.utc)}})
     assert not plain({"Item": {"raw": b"bytes"}})
     assert not plain({"LastEvaluatedKey": None})
+
+
+class _Handler:
+    """What the patch reads of moto's DynamoHandler."""
+
+    def __init__(self, action: str):
+        self.action, self.response_headers = action, {"x-amz-crc32": "0"}
+
+    def _get_action(self) -> str:
+        return self.action
+
+
+def test_the_lake_s_reads_and_writes_take_the_short_path_and_the_rest_moto_s():
+    from moto.core.responses import ActionResult
+
+    fallbacks: list = []
+    serialized = dynamodb_responses._json_when_plain(lambda handler, result: fallbacks.append(handler.action) or "moto")
+    capacity = {"TableName": "t", "CapacityUnits": 0.5}
+    short = [
+        ("UpdateItem", {"ConsumedCapacity": capacity}, '{"ConsumedCapacity": {"TableName": "t", "CapacityUnits": 0.5}}'),
+        ("GetItem", {"Item": {"id": {"S": "a"}}}, '{"Item": {"id": {"S": "a"}}}'),
+        ("BatchGetItem", {"ConsumedCapacity": [{"CapacityUnits": 1, "TableName": "t"}], "Responses": {"t": []},
+                          "UnprocessedKeys": {}},
+         '{"Responses": {"t": []}, "UnprocessedKeys": {}, "ConsumedCapacity": [{"TableName": "t", "CapacityUnits": 1.0}]}'),
+    ]
+    for action, result, body in short:
+        assert serialized(_Handler(action), ActionResult(result)) == (
+            200, {"Content-Type": "application/x-amz-json-1.0", "x-amz-crc32": "0"}, body)
+    assert fallbacks == []
+    for action, result in (
+        ("BatchGetItem", {"Responses": {}, "UnprocessedKeys": {"t": {"Keys": [{"id": {"S": "a"}}]}}}),
+        ("UpdateItem", {"ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1, "Table": {"CapacityUnits": 1}}}),
+        ("GetItem", {"Item": {"blob": {"B": "AAE="}}}),
+        ("DescribeTable", {"Table": {"TableName": "t"}}),
+    ):
+        assert serialized(_Handler(action), ActionResult(result)) == "moto"
+    assert fallbacks == ["BatchGetItem", "UpdateItem", "GetItem", "DescribeTable"]
