@@ -4,7 +4,10 @@
   same errors (checked against moto with the patches out);
 - dynamodb_update_plans: UpdateItem validation from a plan per expression - the same validated trees, items,
   conditional-check outcomes and errors as moto's (the lake's own catalog and execution writes, and errors
-  that two processors would both raise, so the first one in moto's order must win);
+  that two processors would both raise, so the first one in moto's order must win), and a remembered tree's
+  clauses found once;
+- dynamodb_conditions: a condition's syntax worked out once per text - the same conditions, placeholders found,
+  evaluations and errors (a missing placeholder before a syntax error, as moto looks it up first);
 - request_routing: the backend serving a host name looked up once - same answers as moto's lookup;
 - sqs_poller's wake-up: SendMessage and SendMessageBatch wake the poller (moto's batch goes through
   SendMessage; if an upgrade changes that, this fails);
@@ -52,7 +55,7 @@ def runtime(emulator):
 @contextmanager
 def _update_patches_out():
     """moto's UpdateItem as it ships: the parse-once and the planned-validation patches both out."""
-    names = [dynamodb_update_plans.INIT_PATCH, dynamodb_update_plans.VALIDATE_PATCH]
+    names = [dynamodb_update_plans.INIT_PATCH, dynamodb_update_plans.VALIDATE_PATCH, dynamodb_update_plans.CLAUSES_PATCH]
     with _patches_out(dynamodb_update_plans, names), _patches_out(dynamodb_expressions, _EXPRESSION_PATCHES):
         yield
 
@@ -126,11 +129,12 @@ _EXPRESSION_PATCHES = [
     dynamodb_expressions.ROOT_FIRST_PATCH.format("ActionCountValidator"),
     dynamodb_expressions.ROOT_FIRST_PATCH.format("OverlappingPathsValidator"),
     dynamodb_expressions.COPY_PATCH, dynamodb_expressions.TRAVERSE_PATCH, dynamodb_expressions.LEX_PATCH,
-    dynamodb_expressions.CONDITION_PATCH]
+    dynamodb_expressions.CONDITION_PATCH, dynamodb_expressions.TEMPLATE_PATCH]
 
 
 def test_update_items_and_errors_are_moto_s_own(emulator):
-    names = _EXPRESSION_PATCHES + [dynamodb_update_plans.INIT_PATCH, dynamodb_update_plans.VALIDATE_PATCH]
+    names = _EXPRESSION_PATCHES + [dynamodb_update_plans.INIT_PATCH, dynamodb_update_plans.VALIDATE_PATCH,
+                                   dynamodb_update_plans.CLAUSES_PATCH]
     assert all(name in _patching.installed_names() for name in names)
     patched = _outcomes(emulator)
     with _update_patches_out():
@@ -309,6 +313,107 @@ def test_a_planned_validation_is_moto_s_tree(emulator):
     assert patched == original
     # On the item that holds them the paths resolve: every expression validates there (errors are compared above).
     assert [shape[0] for shape in patched[1::2]] == ["UpdateExpression"] * len(_TREES), patched[1::2]
+
+
+def _op_shape(value) -> object:
+    """A parsed condition as nested tuples: each object's class and attributes."""
+    if isinstance(value, (list, tuple)):
+        return [_op_shape(v) for v in value]
+    if hasattr(value, "__dict__"):
+        return (type(value).__name__, {k: _op_shape(v) for k, v in sorted(vars(value).items())})
+    return repr(value)
+
+
+_NEWER = ("(attribute_not_exists(sequencer) OR sequencer < :seq OR (sequencer = :seq AND (attribute_not_exists(event_time)"
+          " OR event_time < :etime OR (event_time = :etime AND (attribute_not_exists(event_fingerprint)"
+          " OR event_fingerprint <> :fingerprint)))))")
+_CONDITIONS = [  # the lake's conditions, then each form of moto's grammar
+    f"{_NEWER} AND (attribute_not_exists(#status) OR #status = :deleted OR (attribute_exists(etag) AND NOT (etag = :etag)))",
+    f"attribute_exists(id) AND {_NEWER}",
+    "attribute_not_exists(#status) OR #status <> :deleted",
+    "attribute_not_exists(#status) OR (#status <> :deleted AND NOT (#status = :processed"
+    " AND #done_etag = :done_etag AND #done_execution <> :done_execution))",
+    "attribute_not_exists(lineage) OR NOT contains(lineage, :source)",
+    "size(lineage) < :n AND begins_with(#status, :p) AND attribute_type(sequencer, :t)",
+    "sequencer BETWEEN :seq AND :etime OR #status IN (:deleted, :processed) OR m.leaf = :p OR lineage[0] = :source",
+    "#status.#done_etag <> :p",
+    "attribute_exists(id) AND",  # does not parse
+    "sequencer = :missing",  # a value that is not there
+    "#missing = :seq",
+    "#missing = :seq AND",  # a missing name before a syntax error: moto looks the name up first
+    "status = :seq",  # a reserved word
+    "((sequencer = :seq))",  # redundant parentheses
+    "sequencer @ :seq",  # does not split into tokens
+    "contains(:seq)",
+]
+
+
+def _conditions_parsed(items) -> list:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    names = {"#status": "status", "#done_etag": "etag", "#done_execution": "execution"}
+    values = {":seq": {"S": "0001"}, ":etime": {"S": "2026"}, ":fingerprint": {"S": "f"}, ":deleted": {"S": "DELETED"},
+              ":etag": {"S": "e1"}, ":processed": {"S": "PROCESSED"}, ":done_etag": {"S": "e1"},
+              ":done_execution": {"S": "x2"}, ":source": {"S": "s3://raw/k"}, ":n": {"N": "2"}, ":p": {"S": "PRO"},
+              ":t": {"S": "S"}}
+    answers = []
+    for text in _CONDITIONS:
+        for request_names, request_values in ((names, values), (dict(names), {**values, ":seq": {"S": "0003"}}),
+                                              (None, values)):
+            parser = ConditionExpressionParser(text, request_names and dict(request_names), dict(request_values))
+            try:
+                op = parser.parse()
+            except Exception as error:  # noqa: BLE001 - the error is the answer compared
+                answers.append((type(error).__name__, str(error)))
+                continue
+            answers.append((_op_shape(op), parser.expr_attr_names_found, parser.expr_attr_values_found,
+                            [_evaluated(op, item) for item in items]))
+    return answers
+
+
+def _evaluated(op, item) -> object:
+    try:
+        return op.expr(item)
+    except Exception as error:  # noqa: BLE001 - e.g. size() of a missing attribute: moto's error is the answer
+        return (type(error).__name__, str(error))
+
+
+def test_a_condition_is_moto_s_condition_from_its_text_s_syntax_worked_out_once():
+    from moto.dynamodb.models import DynamoType, Item
+
+    assert dynamodb_expressions.TEMPLATE_PATCH in _patching.installed_names()
+    rows = [{}, {"status": {"S": "DELETED"}, "sequencer": {"S": "0002"}},
+            {"status": {"S": "PROCESSED"}, "etag": {"S": "e1"}, "execution": {"S": "x1"}, "sequencer": {"S": "0001"},
+             "event_time": {"S": "2026"}, "lineage": {"L": [{"S": "s3://raw/k"}]}, "m": {"M": {"leaf": {"S": "PRO"}}}}]
+    items = [None] + [Item(DynamoType({"S": "k"}), None, row) for row in rows]
+    patched = _conditions_parsed(items)
+    again = _conditions_parsed(items)  # from the syntax worked out by the first
+    with _patches_out(dynamodb_expressions, _EXPRESSION_PATCHES):
+        original = _conditions_parsed(items)
+    assert patched == again == original
+    parsed = [answer for answer in patched if isinstance(answer[1], list)]
+    assert len(parsed) == 8 * 2 + 2  # without names, only the two texts with no #name parse
+    assert {answer[0] for answer in patched if not isinstance(answer[1], list)} >= {
+        "KeyError", "ValueError", "TypeError", "ConditionAttributeIsReservedKeyword", "InvalidConditionExpression"}
+    # The lake's newer-event condition: no row, an empty row, a newer row, the same content again.
+    assert patched[0][3] == [True, True, False, False]
+
+
+def test_a_remembered_tree_s_clauses_are_moto_s():
+    from moto.dynamodb.parsing import ast_nodes
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    assert dynamodb_update_plans.CLAUSES_PATCH in _patching.installed_names()
+    tree = UpdateExpressionParser.make("SET #a = :v, b = if_not_exists(#b, :w) ADD c :x")
+    kinds = [[ast_nodes.ExpressionAttributeName], [ast_nodes.ExpressionAttributeValue], [ast_nodes.UpdateExpressionPath],
+             [ast_nodes.UpdateExpressionSetAction, ast_nodes.UpdateExpressionAddAction]]
+    patched = [tree.find_clauses(kind) for kind in kinds + kinds]  # the second time from what the first found
+    patched[0].append("a caller's own list")
+    with _patches_out(dynamodb_update_plans):
+        original = [tree.find_clauses(kind) for kind in kinds + kinds]
+    assert patched[0][:-1] == original[0] and patched[1:] == original[1:]
+    assert all(a is b for a, b in zip(patched[6], original[6]))  # the tree's own nodes
+    assert [len(found) for found in original[:4]] == [2, 3, 4, 3] and tree.find_clauses(kinds[0]) == original[0]
 
 
 def test_an_expression_text_is_parsed_once_and_the_tree_is_left_as_parsed(emulator):

@@ -18,6 +18,8 @@ Named patches (`sdlf_cli.local.cfn._patching`):
   a child that is not a node is not visited, and the base class's empty per-child hook is not called;
 - a condition expression's text is split into tokens once (moto splits it twice per UpdateItem, trying up to
   seven regular expressions per token, compiled again for every token);
+- a condition expression's syntax tree is worked out once per text, and a request only looks its placeholders
+  up and builds the condition from it (`dynamodb_conditions`);
 - a request's condition is parsed once: moto's handler parses it (to check the names and values it uses),
   then hands the same expression, names and values to the backend, which parses it again to evaluate it.
   The last parse in the thread is kept with the very objects it read; the next parse of the same text
@@ -47,6 +49,7 @@ COPY_PATCH = "dynamodb: an update-expression syntax tree is deep-copied node by 
 TRAVERSE_PATCH = "dynamodb: update-expression walkers test a node's class once per class"
 LEX_PATCH = "dynamodb: a condition expression's text is split into tokens once"
 CONDITION_PATCH = "dynamodb: a request's condition is parsed once for the handler and the backend"
+TEMPLATE_PATCH = "dynamodb: a condition expression's syntax is worked out once per text"
 _IMMUTABLE = (str, int, float, bool, type(None))
 # id -> (remembered tree, its pickle): a whole remembered tree is copied by unpickling it, at C speed.
 _pickled: dict[int, tuple[Any, bytes]] = {}
@@ -246,11 +249,14 @@ def install() -> None:
     from moto.dynamodb.parsing.validators import ActionCountValidator, OverlappingPathsValidator
 
     from sdlf_cli.local.cfn import _patching
+    from sdlf_cli.local.runtime import dynamodb_conditions
 
     _patching.wrap(UpdateExpressionParser, "make", PARSE_PATCH, _parsed_once)
     _patching.wrap(Node, "__deepcopy__", COPY_PATCH, _node_deepcopy)
     _patching.wrap(DepthFirstTraverser, "traverse_node_recursively", TRAVERSE_PATCH, _classes_tested_once)
     _patching.wrap(ConditionExpressionParser, "_lex_condition_expression", LEX_PATCH, _lexed_once)
+    # Both replace `parse`: the per-text syntax first, the per-request memo around it (out in reverse order).
+    _patching.wrap(ConditionExpressionParser, "parse", TEMPLATE_PATCH, dynamodb_conditions.from_template)
     _patching.wrap(ConditionExpressionParser, "parse", CONDITION_PATCH, _condition_parsed_once)
     _patching.wrap(DepthFirstTraverser, "nodes_to_be_processed", TYPES_PATCH, _cached_types)
     for cls, check in ((ActionCountValidator, "verify_action_counts"),
@@ -272,4 +278,5 @@ def uninstall() -> None:
     _patching.uninstall(TRAVERSE_PATCH)
     _patching.uninstall(LEX_PATCH)
     _patching.uninstall(CONDITION_PATCH)
+    _patching.uninstall(TEMPLATE_PATCH)
     _patching.uninstall(PARSE_PATCH)

@@ -19,6 +19,11 @@ processors, built for it as moto builds them, on those nodes only, in the walks'
 The copy of the tree comes with its list of nodes in walk order (one pickle of both, taken with the plan),
 so no walk is needed to find them.
 
+moto's handler also looks for the placeholders a request's update expression uses (`find_clauses` on the
+tree, twice per request); on a remembered tree - never changed, the validator works on copies - the answer
+is the same every time, so it is kept per tree and clause types (each caller gets its own list of the
+tree's own nodes, as from moto's walk).
+
 Only a request that passes every check uses this result. Any error - or a tree holding a node class or
 shape the plan does not know, or processors other than moto 5.2.5's - makes the validator start over with
 a fresh copy and moto's own ten walks, so an error is always the very one moto raises (its processors run
@@ -30,6 +35,7 @@ import pickle
 import threading
 from typing import Any
 
+CLAUSES_PATCH = "dynamodb: the clauses of a remembered update-expression tree are found once"
 INIT_PATCH = "dynamodb: an update expression's validator copies the tree with its planned nodes"
 VALIDATE_PATCH = "dynamodb: an update expression is validated from a plan made once per tree"
 MAX_PLANS = 512
@@ -253,10 +259,48 @@ def _run(processors: list, plan: _Plan, nodes: list, root: Any) -> Any:
     return root
 
 
+_clauses: dict[tuple[int, tuple], tuple[Any, list]] = {}
+
+
+def _clauses_found_once(_original: Any) -> Any:
+    from moto.dynamodb.parsing.ast_nodes import Expression, UpdateExpressionFunction
+
+    from sdlf_cli.local.runtime.dynamodb_expressions import _pickled
+
+    def walk(node: Any, clause_types: Any) -> list:
+        # moto's Node.find_clauses (no node class has its own), recursing here rather than through the method.
+        clauses = []
+        for child in node.children or []:
+            if type(child) in clause_types:
+                clauses.append(child)
+            elif isinstance(child, (Expression, UpdateExpressionFunction)):
+                clauses.extend(walk(child, clause_types))
+        return clauses
+
+    def find_clauses(self: Any, clause_types: Any) -> Any:
+        remembered = _pickled.get(id(self))
+        if remembered is None or remembered[0] is not self:
+            return walk(self, clause_types)
+        key = (id(self), tuple(clause_types))
+        known = _clauses.get(key)
+        if known is None or known[0] is not self:
+            known = (self, walk(self, clause_types))
+            with _lock:
+                if len(_clauses) >= MAX_PLANS:
+                    _clauses.clear()
+                _clauses[key] = known
+        return list(known[1])
+
+    return find_clauses
+
+
 def install() -> None:
+    from moto.dynamodb.parsing.ast_nodes import Node
     from moto.dynamodb.parsing.validators import UpdateExpressionValidator, Validator
 
     from sdlf_cli.local.cfn import _patching
+
+    _patching.wrap(Node, "find_clauses", CLAUSES_PATCH, _clauses_found_once)
 
     # UpdateExpressionValidator inherits both: the originals to fall back on are Validator's.
     _patching.install(_patching.Patch(INIT_PATCH, UpdateExpressionValidator, "__init__",
@@ -270,3 +314,4 @@ def uninstall() -> None:
 
     _patching.uninstall(VALIDATE_PATCH)
     _patching.uninstall(INIT_PATCH)
+    _patching.uninstall(CLAUSES_PATCH)
