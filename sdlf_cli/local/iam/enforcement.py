@@ -13,6 +13,8 @@ only knows two kinds of keys: IAM users' and STS assumed roles'. The patches:
   the catalog, its database and itself) is allowed only when each one is;
 - "iam: policy documents stored as objects": roles created by CloudFormation keep their inline policies
   as a mapping, which moto's policy reader does not take;
+- "iam: a decision is remembered per action, resource and policy documents" (`sdlf_cli.local.iam.decisions`):
+  the same request on unchanged policies is not evaluated again;
 - "iam: AccessDenied names the resource": the message AWS gives, `User: <arn> is not authorized to perform:
   <action> on resource: <arn> because no identity-based policy allows the <action> action`.
 Resource ARNs per service come from `sdlf_cli.local.iam.resources`; `sts:AssumeRole` by a principal of the
@@ -169,11 +171,12 @@ def install() -> None:
     from moto.iam.access_control import IAMPolicy, IAMRequest, IAMRequestBase
 
     from sdlf_cli.local.cfn import _patching
-    from sdlf_cli.local.iam import resources, trust
+    from sdlf_cli.local.iam import decisions, resources, trust
 
     _patching.wrap(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", ROOT, _root_for_unknown_keys)
     _patching.wrap(IAMRequestBase, "__init__", ACTION_NAMES, _renamed_actions)
     _patching.wrap(IAMRequestBase, "check_action_permitted", EVERY_RESOURCE, _each_resource)
+    decisions.install()  # over EVERY_RESOURCE (same attribute): it comes out first
     _patching.wrap(IAMRequest, "_raise_access_denied", DENIED_MESSAGE, _denied_with_resource)
     _patching.wrap(IAMPolicy, "__init__", DOCUMENT_OBJECTS, _documents_as_objects)
     resources.install()
@@ -183,11 +186,12 @@ def install() -> None:
 
 def uninstall() -> None:
     from sdlf_cli.local.cfn import _patching
-    from sdlf_cli.local.iam import resources, trust
+    from sdlf_cli.local.iam import decisions, resources, trust
 
     _patching.uninstall(ENFORCE)
     trust.uninstall()
     resources.uninstall()
+    decisions.uninstall()
     for name in (DOCUMENT_OBJECTS, DENIED_MESSAGE, EVERY_RESOURCE, ACTION_NAMES, ROOT):
         _patching.uninstall(name)
 
