@@ -232,3 +232,14 @@ def test_one_source_is_appended_once_in_order(repo):
     assert repo.add_lineage(OID, ["s3://raw/b"]) == ["s3://raw/a", "s3://raw/b"]
     assert repo.add_lineage(OID, ["s3://raw/b", "s3://raw/c"]) == ["s3://raw/a", "s3://raw/b", "s3://raw/c"]
     assert repo.get(OID)["lineage"] == ["s3://raw/a", "s3://raw/b", "s3://raw/c"]
+
+
+def test_lineage_set_with_the_status_replaces_it_and_a_deleted_row_keeps_its_status(repo):
+    assert repo.set_status(OID, "PROCESSED", extra={"lineage": ["s3://raw/a"]})
+    assert repo.set_status(OID, "PROCESSED", extra={"lineage": ["s3://raw/a"]})  # a replay: still one entry
+    assert repo.get(OID)["lineage"] == ["s3://raw/a"]
+    repo.record_event(parse_s3_event(sample("s3_object_deleted.json")), "raw")
+    assert repo.set_status(OID, "PROCESSED", extra={"lineage": ["s3://raw/b"]}) is False
+    assert repo.set_lineage(OID, ["s3://raw/b", "s3://raw/b"]) == ["s3://raw/b"]
+    row = repo.get(OID)
+    assert (row["status"], row["lineage"]) == ("DELETED", ["s3://raw/b"])

@@ -212,9 +212,27 @@ def step(action: str, state: dict, **extra):
 
 
 def routed_input(lake: Lake, event: dict) -> dict:
+    """The execution input routing-a started for `event`'s object."""
     assert route(event) == []
-    name = lake.executions()[-1]["name"]
-    return lake.execution_input(name)
+    detail = event["detail"]["object"]
+    for name in (e["name"] for e in lake.executions()):
+        state = lake.execution_input(name)
+        if (state["object"]["key"], state["object"]["etag"]) == (detail["key"], detail["etag"]):
+            return state
+    raise AssertionError(f"no execution for {detail['key']}")
+
+
+def stage_event(output: dict, sequencer: str, deleted: bool = False) -> dict:
+    """S3's EventBridge event for a stage object: its "Object Created", or "Object Deleted" (a delete marker)."""
+    event = json.loads((EVENTS / ("s3_object_deleted.json" if deleted else "s3_object_created.json")).read_text())
+    event["id"] = str(uuid.uuid4())
+    event["detail"]["bucket"]["name"] = output["bucket"]
+    event["detail"]["object"] = {"key": output["key"], "version-id": output["version_id"], "sequencer": sequencer}
+    if not deleted:
+        event["detail"]["object"].update(size=output["size"], etag=output["etag"])
+    return event
+
+
 
 
 # --- routing-a ------------------------------------------------------------------------------------
@@ -684,3 +702,37 @@ def test_a_raw_key_at_s3s_limit_gets_a_stage_key_within_it_and_metadata_within_2
     assert output["key"].startswith(prefix + stem[:100]) and "~" in output["key"]
     head = lake.s3.head_object(Bucket=STAGE, Key=output["key"])
     assert sum(len(k) + len(v) for k, v in head["Metadata"].items()) <= 2048
+
+
+# --- lineage --------------------------------------------------------------------------------------
+
+def test_an_output_name_freed_by_a_deleted_stage_object_is_taken_over_with_its_lineage(lake):
+    from sdlf_datalake.catalog import CatalogRepository
+
+    catalog = CatalogRepository(CATALOG, client=lake.ddb)
+    first = routed_input(lake, lake.upload("x", key=f"{TEAM}/{DATASET}/people.csv", body=b"id,name\n1,Ada\n"))
+    step("pre", first)
+    [output] = step("transform", first)
+    step("post", first, outputs=[output])
+    # The producer takes people.csv back and the stage object goes too: its row is DELETED.
+    lake.s3.delete_object(Bucket=RAW, Key=first["object"]["key"])
+    lake.s3.delete_object(Bucket=STAGE, Key=output["key"])
+    catalog.record_event(parse_s3_event(stage_event(output, "0A", deleted=True)), "stage")
+    assert lake.row(CATALOG, output["uri"])["status"] == "DELETED"
+
+    second = routed_input(lake, lake.upload("x", key=f"{TEAM}/{DATASET}/people.json", body=b'{"id": 2}\n'))
+    step("pre", second)
+    [taken] = step("transform", second)
+    assert taken["uri"] == output["uri"]
+    # Its post runs before S3's event for the new stage object reaches the catalog: the row still says DELETED,
+    # and keeps saying it, but its lineage names the object it now comes from, and only that one.
+    assert step("post", second, outputs=[taken])["status"] == "PROCESSED"
+    row = lake.row(CATALOG, output["uri"])
+    assert (row["status"], row["lineage"]) == ("DELETED", [second["object"]["uri"]])
+    catalog.record_event(parse_s3_event(stage_event(taken, "0B")), "stage")
+    assert lake.row(CATALOG, output["uri"])["status"] == "RECEIVED"
+    # A replay of the new owner is not refused as a collision with the former one.
+    [again] = step("transform", second)
+    step("post", second, outputs=[again])
+    row = lake.row(CATALOG, output["uri"])
+    assert (row["status"], row["lineage"]) == ("PROCESSED", [second["object"]["uri"]])

@@ -6,7 +6,9 @@ event is newer (DynamoDB ConditionExpression). A redelivered or older event is t
 Equal sequencers (emulators) are broken by event time and content; see `_NEWER`.
 
 Pipeline stages move the status along (RUNNING -> PROCESSED | FAILED) with `set_status`, and record
-where an output came from with `add_lineage`. An "Object Created" event for the version a row
+where an output came from with `add_lineage` (merged into what the row holds), or, for an output that is
+one input's or one batch's own, with its `lineage` set in the status write itself (`set_lineage` when that
+write finds the row DELETED). An "Object Created" event for the version a row
 already describes keeps that status (a stage may write the row before S3's event arrives); only a
 new version, or a re-upload after a delete, makes the row RECEIVED again.
 """
@@ -284,6 +286,25 @@ class CatalogRepository:
             ):
                 return merged
         raise RuntimeError(f"add_lineage({object_id!r}): lineage kept changing under us; gave up")
+
+    def set_lineage(self, object_id: str, sources: Iterable[str]) -> list[str]:
+        """Make the row's lineage exactly `sources` (without duplicates, order kept), whatever its status, in one
+        write. For an output that is its inputs' own, where `set_status` (which carries the lineage otherwise)
+        wrote nothing because the row says DELETED: the object those inputs just wrote still came from them."""
+        lineage = [s for s in dict.fromkeys(sources) if s]
+        bucket, key = parse_object_id(object_id)
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"id": {"S": object_id}},
+            UpdateExpression="SET lineage = :lineage, updated_at = :now, #bucket = if_not_exists(#bucket, :bucket),"
+            " #key = if_not_exists(#key, :key), created_at = if_not_exists(created_at, :now)",
+            ExpressionAttributeNames={"#bucket": "bucket", "#key": "key"},
+            ExpressionAttributeValues={
+                ":lineage": to_attr(lineage), ":now": to_attr(now_iso(self._clock)),
+                ":bucket": to_attr(bucket), ":key": to_attr(key),
+            },
+        )
+        return lineage
 
     def _append_lineage(self, object_id: str, source: str) -> list[str] | None:
         """One source (a stage object and the object it came from) is appended in one conditional write,

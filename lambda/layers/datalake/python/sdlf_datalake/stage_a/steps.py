@@ -161,16 +161,23 @@ class StageA:
         outputs = _parse_outputs(event.get("outputs"))
         registration = self._registration(ref)
         for output in outputs:
+            # A stage output is this raw object's own (transform refuses a name another live raw object holds),
+            # so its lineage is exactly [raw]: set with its status in one write. Setting, not appending, keeps a
+            # replay from adding the source twice and drops a deleted former owner of the name.
             with aws_call(f"cataloging {output['uri']}"):
-                self.catalog.set_status(
+                written = self.catalog.set_status(
                     output["uri"],
                     Status.PROCESSED,
                     stage="stage",
                     etag=output.get("etag"),
                     version_id=output.get("version_id"),
-                    extra={"execution": name, "records": output.get("records")},
+                    extra={"execution": name, "records": output.get("records"), "lineage": [ref.uri]},
                 )
-                self.catalog.add_lineage(output["uri"], [ref.uri])
+                if not written:
+                    # The row says DELETED (S3's event for this write has not reached the catalog yet, or the stage
+                    # object was deleted since): the status stays, but the object came from this raw object, and
+                    # the name check of later runs reads the lineage.
+                    self.catalog.set_lineage(output["uri"], [ref.uri])
         if outputs:
             self._hand_off(ref, registration, outputs)
         records = sum(int(o.get("records") or 0) for o in outputs)
