@@ -8,6 +8,7 @@
   clauses found once;
 - dynamodb_conditions: a condition's syntax worked out once per text - the same conditions, placeholders found,
   evaluations and errors (a missing placeholder before a syntax error, as moto looks it up first);
+- dynamodb_item_sizes: the 400 KB item limit - the same values taken and refused, of every type;
 - request_routing: the backend serving a host name looked up once - same answers as moto's lookup;
 - sqs_poller's wake-up: SendMessage and SendMessageBatch wake the poller (moto's batch goes through
   SendMessage; if an upgrade changes that, this fails);
@@ -31,7 +32,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sdlf_cli.local.cfn import _patching
-from sdlf_cli.local.runtime import (dynamodb_expressions, dynamodb_update_plans, install, request_routing, sqs_poller,
+from sdlf_cli.local.runtime import (dynamodb_expressions, dynamodb_item_sizes, dynamodb_update_plans, install, request_routing, sqs_poller,
                                     sqs_queue_scans, stepfunctions, stepfunctions_parsing)
 from tests.integration.test_emulator_runtime_helpers import client, role_arn, unique, wait_for
 
@@ -54,9 +55,10 @@ def runtime(emulator):
 
 @contextmanager
 def _update_patches_out():
-    """moto's UpdateItem as it ships: the parse-once and the planned-validation patches both out."""
+    """moto's UpdateItem as it ships: the expression, planned-validation and item-size patches out."""
     names = [dynamodb_update_plans.INIT_PATCH, dynamodb_update_plans.VALIDATE_PATCH, dynamodb_update_plans.CLAUSES_PATCH]
-    with _patches_out(dynamodb_update_plans, names), _patches_out(dynamodb_expressions, _EXPRESSION_PATCHES):
+    with _patches_out(dynamodb_update_plans, names), _patches_out(dynamodb_expressions, _EXPRESSION_PATCHES), \
+            _patches_out(dynamodb_item_sizes, [dynamodb_item_sizes.SIZE_PATCH]):
         yield
 
 
@@ -177,6 +179,7 @@ ORDERED_ERRORS = [
     dict(UpdateExpression="SET a = if_not_exists(nothing_here, :n) + :s, idx = :e",
          ExpressionAttributeValues={":n": {"N": "1"}, ":s": {"S": "x"}, ":e": {"S": ""}}),
     dict(UpdateExpression="SET idx = :e, idx_rank = :s", ExpressionAttributeValues={":s": {"S": "x"}, ":e": {"S": ""}}),
+    dict(UpdateExpression="SET big = :half, bigger = :half", ExpressionAttributeValues={":half": {"S": "x" * 210_000}}),
 ]
 
 
@@ -414,6 +417,44 @@ def test_a_remembered_tree_s_clauses_are_moto_s():
     assert patched[0][:-1] == original[0] and patched[1:] == original[1:]
     assert all(a is b for a, b in zip(patched[6], original[6]))  # the tree's own nodes
     assert [len(found) for found in original[:4]] == [2, 3, 4, 3] and tree.find_clauses(kinds[0]) == original[0]
+
+
+_SIZED_VALUES = [{"S": "é" * 10}, {"N": "123.45"}, {"B": b"\x00\x01"}, {"BOOL": True}, {"NULL": True},
+                 {"SS": ["a", "bé"]}, {"NS": ["1", "22"]}, {"BS": [b"x"]}, {"L": [{"S": "a"}, {"N": "1"}]},
+                 {"M": {"k": {"S": "v"}, "n": {"M": {"x": {"BOOL": False}}}}}]
+
+
+def _sizes_checked() -> list:
+    """Values of every type set one after the other on items near moto's limit: which ones it takes."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+
+    answers = []
+    for filler in (404_930, 404_950, 404_970, 404_990):  # each crosses the limit at another type
+        attrs = LimitedSizeDict()
+        attrs["filler"] = DynamoType({"S": "x" * filler})
+        for n, value in enumerate(_SIZED_VALUES):
+            try:
+                attrs[f"a{n}"] = DynamoType(value)
+                answers.append(sorted(attrs))
+            except Exception as error:  # noqa: BLE001 - moto's error is the answer
+                answers.append((type(error).__name__, str(error)))
+        try:
+            attrs["plain"] = "not a DynamoType"
+            answers.append(sorted(attrs))
+        except Exception as error:  # noqa: BLE001
+            answers.append((type(error).__name__, str(error)))
+    return answers
+
+
+def test_an_item_s_size_limit_is_moto_s():
+    assert dynamodb_item_sizes.SIZE_PATCH in _patching.installed_names()
+    patched = _sizes_checked()
+    with _patches_out(dynamodb_item_sizes, [dynamodb_item_sizes.SIZE_PATCH]):
+        original = _sizes_checked()
+    assert patched == original
+    refused = [answer for answer in patched if isinstance(answer, tuple)]
+    assert refused and len(refused) < len(patched)  # some values fit under the limit, the rest do not
+    assert {name for name, _ in refused} == {"ItemSizeTooLarge"}
 
 
 def test_an_expression_text_is_parsed_once_and_the_tree_is_left_as_parsed(emulator):

@@ -11,6 +11,8 @@
 - atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS;
 - dynamodb_expressions: moto's UpdateItem validation in linear time (same answers, same errors);
   dynamodb_update_plans: and from a plan made once per expression, on the nodes its processors act on only;
+  dynamodb_conditions: a condition's syntax once per text; dynamodb_item_sizes: the item size limit checked
+  without rebuilding the item's attribute lists at every SET;
   dynamodb_responses: DynamoDB answers holding only JSON written with json.dumps (byte for byte moto's);
 - request_routing: moto's server finds a request's backend once per host name, not once per request;
 - codepipeline (+ codepipeline_api, pipeline_model, pipeline_actions, cicd_events): pipeline executions
@@ -37,9 +39,9 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             return _installed["stop"]
 
         from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild_api, codepipeline, codepipeline_api,
-                                            crawler, dynamodb_expressions, dynamodb_responses, dynamodb_update_plans,
-                                            events, glue_jobs, request_routing, sqs_queue_scans, stepfunctions,
-                                            stepfunctions_parsing)
+                                            crawler, dynamodb_expressions, dynamodb_item_sizes, dynamodb_responses,
+                                            dynamodb_update_plans, events, glue_jobs, request_routing, sqs_queue_scans,
+                                            stepfunctions, stepfunctions_parsing)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import (SqsPoller, install_mapping_takeover, install_wake_on_send,
@@ -49,6 +51,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         atomic_writes.install()
         dynamodb_expressions.install()
         dynamodb_update_plans.install()
+        dynamodb_item_sizes.install()
         dynamodb_responses.install()
         request_routing.install()
         sqs_queue_scans.install()
@@ -93,6 +96,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             uninstall_lambda_hooks()
             runtime.close()
             atomic_writes.uninstall()
+            dynamodb_item_sizes.uninstall()
             dynamodb_update_plans.uninstall()
             dynamodb_expressions.uninstall()
             dynamodb_responses.uninstall()
