@@ -41,6 +41,16 @@ def snapshot(internal: bool = False) -> Counter:
         return Counter(_internal if internal else _counts)
 
 
+def record(service: str, operation: str) -> None:
+    """Counts a request the emulator answered without HTTP (a Step Functions task's Lambda invoke), when the log
+    is on."""
+    from sdlf_cli.local.cfn import _patching
+
+    if PATCH_NAME in _patching.installed_names():
+        with _lock:
+            _counts[(service, operation)] += 1
+
+
 def describe(environ: dict[str, Any]) -> tuple[str, str]:
     """(service, operation) of one WSGI request; ("unsigned", path) for what no SDK signed (moto's own API)."""
     scope = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))

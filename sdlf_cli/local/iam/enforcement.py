@@ -129,6 +129,26 @@ def denied_message(principal_arn: str, action: str, resource: str, reason: str |
     return f"{refused} because no identity-based policy allows the {action} action"
 
 
+def assumed_role_arn(account_id: str, role_arn: str, session_name: str) -> str:
+    return f"arn:aws:sts::{account_id}:assumed-role/{role_arn.rsplit('/', 1)[-1]}/{session_name}"
+
+
+def role_session_allows(account_id: str, keys: Any, action: str, resource: str) -> bool:
+    """Whether the identity policies of the role whose session `keys` are allow `action` on `resource`, as moto
+    decides for a request signed with them (for the emulator's own service-side calls made without one)."""
+    from moto.iam.access_control import AssumedRoleAccessKey, IAMPolicy, PermissionResult
+
+    access_key = AssumedRoleAccessKey(account_id, "aws", keys.access_key_id,
+                                      {"X-Amz-Security-Token": keys.session_token})
+    permitted = False
+    for policy in access_key.collect_policies():
+        result = IAMPolicy(policy).is_action_permitted(action, resource)
+        if result == PermissionResult.DENIED:
+            return False
+        permitted = permitted or result == PermissionResult.PERMITTED
+    return permitted
+
+
 _SERVICE_MODELS = {"states": "stepfunctions", "monitoring": "cloudwatch"}  # signing name -> botocore model
 
 

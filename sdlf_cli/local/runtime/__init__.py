@@ -6,7 +6,8 @@
 - events: EventBridge delivery to Lambda / Step Functions targets, schedule-only rules kept out of matching;
 - scheduler (+ schedule_expressions): rate()/cron() rules fired by a clock;
 - stepfunctions: fixes to moto's Step Functions interpreter; stepfunctions_parsing: a definition and a JSONPath
-  parsed once per text;
+  parsed once per text; stepfunctions_lambda: a Lambda task's invoke answered in the process, authorized as the
+  execution role;
 - glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables;
 - atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS;
 - dynamodb_expressions: moto's UpdateItem validation in linear time (same answers, same errors);
@@ -41,7 +42,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild_api, codepipeline, codepipeline_api,
                                             crawler, dynamodb_expressions, dynamodb_item_sizes, dynamodb_responses,
                                             dynamodb_update_plans, events, glue_jobs, request_routing, sqs_queue_scans,
-                                            stepfunctions, stepfunctions_parsing)
+                                            stepfunctions, stepfunctions_lambda, stepfunctions_parsing)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import (SqsPoller, install_mapping_takeover, install_wake_on_send,
@@ -65,6 +66,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         events.install(runtime)
         stepfunctions.install(ctx)
         stepfunctions_parsing.install()
+        stepfunctions_lambda.install()
         job_runner = glue_jobs.install(ctx)
         crawler_runner = crawler.install(ctx)
         build_runner = codebuild_api.install(ctx)
@@ -102,6 +104,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             dynamodb_responses.uninstall()
             request_routing.uninstall()
             stepfunctions_parsing.uninstall()
+            stepfunctions_lambda.uninstall()
             sqs_queue_scans.uninstall()
 
         _installed["stop"] = stop

@@ -13,8 +13,7 @@ side, `sdlf_cli.local.cfn.statemachines`, together with the other definition pro
    module that imported `boto_client_for`). moto builds a new boto3 client for every task (~10-30 ms of
    CPU each, and a new connection); the clients are kept per (region, service, keys) instead - botocore
    clients are thread-safe - so a task's call reuses a warm client and a kept-alive connection.
-Lambda tasks need nothing else: the interpreter calls the Lambda API on this server, which runs them on
-the warm workers.
+Lambda tasks invoke their function in the process, authorized as the execution role (stepfunctions_lambda.py).
 """
 from __future__ import annotations
 
