@@ -251,8 +251,12 @@ def _lake_outcomes(emulator) -> list:
         catalog.record_deleted(event(3, "raw", key, None, detail="Object Deleted"), "raw"),
         catalog.set_status(raw, Status.RUNNING),  # a DELETED row: not written
         executions.fail("x2", "boom", dataset_id="engineering-legislators", stage="A"),
+        catalog.set_status(f"{staged}.2", Status.PROCESSED, stage="stage", etag="o2",
+                           extra={"execution": "x1", "lineage": [raw]}),  # the lineage in the status write
+        catalog.set_lineage(staged, [raw]),
     ]
-    return outcomes + [catalog.get(raw), catalog.get(staged), executions.get("x1"), executions.get("x2")]
+    return outcomes + [catalog.get(raw), catalog.get(staged), executions.get("x1"), executions.get("x2"),
+                       catalog.get(f"{staged}.2")]
 
 
 def test_the_lake_s_writes_leave_moto_s_rows(emulator):
@@ -261,9 +265,9 @@ def test_the_lake_s_writes_leave_moto_s_rows(emulator):
         original = _lake_outcomes(emulator)
     assert patched == original
     assert [str(o) for o in patched[:2]] == [str(o) for o in original[:2]]
-    raw_row, staged_row, finished, failed = patched[-4:]
-    assert raw_row["status"] == "DELETED" and staged_row["lineage"] == ["s3://raw/engineering/legislators/persons.json",
-                                                                        "s3://raw/other"]
+    raw_row, staged_row, finished, failed, second = patched[-5:]
+    assert raw_row["status"] == "DELETED" and staged_row["lineage"] == ["s3://raw/engineering/legislators/persons.json"]
+    assert second["status"] == "PROCESSED" and second["lineage"] == staged_row["lineage"]
     assert patched[11] is False and patched[13] is False  # the conditions that must fail did
     assert finished["status"] == "SUCCEEDED" and failed["status"] == "FAILED" and failed["error"] == "boom"
 
