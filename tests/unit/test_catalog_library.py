@@ -243,3 +243,52 @@ def test_lineage_set_with_the_status_replaces_it_and_a_deleted_row_keeps_its_sta
     assert repo.set_lineage(OID, ["s3://raw/b", "s3://raw/b"]) == ["s3://raw/b"]
     row = repo.get(OID)
     assert (row["status"], row["lineage"]) == ("DELETED", ["s3://raw/b"])
+
+
+def _keys(*ids):
+    return [{"id": {"S": i}} for i in ids]
+
+
+def test_get_many_reads_consistently_in_batches_of_100_and_asks_again_for_unprocessed_keys():
+    from botocore.stub import Stubber
+
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="k", aws_secret_access_key="s")
+    slept = []
+    repo = CatalogRepository("catalog", client=client, sleep=slept.append)
+    ids = [f"s3://b/t/d/{i}" for i in range(101)]
+    row = {"id": {"S": ids[0]}, "status": {"S": "DELETED"}, "lineage": {"L": [{"S": "s3://raw/a"}]}}
+    with Stubber(client) as stub:
+        stub.add_response("batch_get_item", {"Responses": {"catalog": [row]},
+                                             "UnprocessedKeys": {"catalog": {"Keys": _keys(ids[5]), "ConsistentRead": True}}},
+                          {"RequestItems": {"catalog": {"Keys": _keys(*ids[:100]), "ConsistentRead": True}}})
+        stub.add_response("batch_get_item", {"Responses": {"catalog": [{"id": {"S": ids[5]}, "status": {"S": "PROCESSED"}}]}},
+                          {"RequestItems": {"catalog": {"Keys": _keys(ids[5]), "ConsistentRead": True}}})
+        stub.add_response("batch_get_item", {"Responses": {"catalog": []}},
+                          {"RequestItems": {"catalog": {"Keys": _keys(ids[100]), "ConsistentRead": True}}})
+        rows = repo.get_many(ids + [ids[0]])  # a repeated id is asked for once
+        stub.assert_no_pending_responses()
+    assert rows == {ids[0]: {"id": ids[0], "status": "DELETED", "lineage": ["s3://raw/a"]},
+                    ids[5]: {"id": ids[5], "status": "PROCESSED"}}
+    assert slept == [0.05]
+
+
+def test_get_many_gives_up_with_a_transient_error_when_keys_stay_unprocessed():
+    from botocore.stub import Stubber
+    from sdlf_datalake.errors import TransientError
+
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="k", aws_secret_access_key="s")
+    slept = []
+    repo = CatalogRepository("catalog", client=client, sleep=slept.append)
+    with Stubber(client) as stub:
+        for _ in range(6):
+            stub.add_response("batch_get_item", {"Responses": {"catalog": []},
+                                                 "UnprocessedKeys": {"catalog": {"Keys": _keys("s3://b/k")}}})
+        with pytest.raises(TransientError, match="1 catalog row.*still unprocessed after 5 retries"):
+            repo.get_many(["s3://b/k"])
+        stub.assert_no_pending_responses()
+    assert slept == [0.05, 0.1, 0.2, 0.4, 0.8]
+
+
+def test_get_many_on_the_table(repo):
+    repo.set_status(OID, "RUNNING")
+    assert repo.get_many([OID, "s3://b/missing"]) == {OID: repo.get(OID)}

@@ -6,6 +6,7 @@ Parameters the stage-A state machine passes, taking the execution input from Ste
 """
 from __future__ import annotations
 
+import collections
 import copy
 import gzip
 import importlib.util
@@ -220,6 +221,19 @@ def routed_input(lake: Lake, event: dict) -> dict:
         if (state["object"]["key"], state["object"]["etag"]) == (detail["key"], detail["etag"]):
             return state
     raise AssertionError(f"no execution for {detail['key']}")
+
+
+def counted_stage(lake: Lake):
+    """transform-a's steps on clients whose DynamoDB requests are counted by operation."""
+    from sdlf_datalake.registry import RegistrationReader
+    from sdlf_datalake.stage_a.steps import StageA, StageAConfig
+
+    calls: collections.Counter = collections.Counter()
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
+    stage = StageA(StageAConfig.from_env(), s3=lake.s3, sqs=lake.sqs, dynamodb=ddb,
+                   registrations=RegistrationReader(SSM_PREFIX, client=lake.ssm))
+    return stage, calls
 
 
 def stage_event(output: dict, sequencer: str, deleted: bool = False) -> dict:
@@ -449,7 +463,7 @@ def test_an_object_the_catalog_says_deleted_is_skipped_by_every_step(lake):
                           "reason": "DeleteObject", "deletion-type": "Delete Marker Created"}}
     catalog.record_event(parse_s3_event(deleted), "raw")
     assert step("pre", state)["skipped"] == "deleted before stage A read it"
-    assert step("transform", state) == []  # the version still exists (a delete marker hides it), unread
+    assert step("transform", state) == []  # the version still exists (a delete marker hides it): nothing written
     assert step("post", state, outputs=[]) == {"status": "DELETED", "objects_out": 0, "records_out": 0,
                                                 "skipped": "deleted before stage A read it"}
     assert catalog.get(state["object"]["uri"])["status"] == "DELETED"
@@ -736,3 +750,48 @@ def test_an_output_name_freed_by_a_deleted_stage_object_is_taken_over_with_its_l
     step("post", second, outputs=[again])
     row = lake.row(CATALOG, output["uri"])
     assert (row["status"], row["lineage"]) == ("PROCESSED", [second["object"]["uri"]])
+
+
+
+# --- requests per object -------------------------------------------------------------------------
+def test_transform_reads_the_object_s_row_and_its_outputs_rows_in_one_request(lake):
+    stage, calls = counted_stage(lake)
+    state = routed_input(lake, lake.upload("persons.csv"))
+    event = {"object": state["object"], "execution": state["execution"]}
+    stage.pre({**event, "action": "pre"})
+    calls.clear()
+    outputs = stage.transform({**event, "action": "transform"})
+    assert calls == {"BatchGetItem": 1}  # the raw row and the output's, together
+    calls.clear()
+    stage.post({**event, "action": "post", "outputs": outputs})
+    assert calls["UpdateItem"] == 3  # output PROCESSED with its lineage, raw PROCESSED, execution SUCCEEDED
+    assert lake.row(CATALOG, outputs[0]["uri"])["lineage"] == [state["object"]["uri"]]
+
+
+def test_a_version_gone_before_stage_a_reads_it_costs_no_catalog_read(lake):
+    stage, calls = counted_stage(lake)
+    state = routed_input(lake, lake.upload("persons.csv"))
+    lake.s3.delete_object(Bucket=RAW, Key=state["object"]["key"], VersionId=state["object"]["version_id"])
+    assert stage.transform({"action": "transform", "object": state["object"], "execution": state["execution"]}) == []
+    assert calls == {}
+
+
+def test_an_object_the_catalog_says_deleted_is_skipped_even_when_its_content_is_bad(lake):
+    from sdlf_datalake.catalog import CatalogRepository
+
+    event = lake.upload("ragged.csv.gz")
+    state = routed_input(lake, event)
+    catalog = CatalogRepository(CATALOG, client=lake.ddb)
+    catalog.record_event(parse_s3_event(event), "raw")
+    deleted = {**event, "id": "deleted", "detail-type": "Object Deleted",
+               "detail": {**event["detail"], "object": {**event["detail"]["object"], "sequencer": "FFFFFFFFFFFFFFFFFF"},
+                          "reason": "DeleteObject", "deletion-type": "Delete Marker Created"}}
+    catalog.record_event(parse_s3_event(deleted), "raw")
+    assert step("transform", state) == []  # not "CSV row 3 has 3 fields": the producer took it back
+    assert "Contents" not in lake.s3.list_objects_v2(Bucket=STAGE)
+    # A live object with that content still fails.
+    assert route(lake.upload("ragged.csv.gz", key=f"{TEAM}/{DATASET}/other.csv.gz")) == []
+    [other] = [s for s in map(lake.execution_input, (e["name"] for e in lake.executions()))
+               if s["object"]["key"].endswith("other.csv.gz")]
+    with pytest.raises(InvalidInputError, match="CSV row 3 has 3 fields"):
+        step("transform", other)

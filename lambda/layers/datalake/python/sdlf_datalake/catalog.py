@@ -15,10 +15,12 @@ new version, or a re-upload after a delete, makes the row RECEIVED again.
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sdlf_datalake.dynamo import from_item, to_attr
+from sdlf_datalake.errors import TransientError
 from sdlf_datalake.events import S3ObjectEvent
 from sdlf_datalake.keys import parse_object_id, split_key
 from sdlf_datalake.support import lazy_client
@@ -27,6 +29,11 @@ from sdlf_datalake.timeutil import Clock, now_iso
 DATASET_INDEX = "by-dataset"
 STAGES = ("raw", "stage", "analytics")
 _LINEAGE_RETRIES = 5
+# BatchGetItem takes at most 100 keys; keys DynamoDB leaves unprocessed (throttling) are asked for again after a
+# short backoff, this many times.
+_BATCH_GET_KEYS = 100
+_UNPROCESSED_RETRIES = 5
+_UNPROCESSED_BACKOFF_SECONDS = 0.05
 # Attribute names that are DynamoDB reserved words; expressions always use these placeholders.
 _RESERVED = {"#bucket": "bucket", "#key": "key", "#size": "size", "#status": "status"}
 
@@ -79,12 +86,14 @@ class DoneElsewhere:
 class CatalogRepository:
     """Object catalog access. Pass a boto3 DynamoDB client, or let it create one lazily."""
 
-    def __init__(self, table_name: str, client: Any = None, clock: Clock | None = None):
+    def __init__(self, table_name: str, client: Any = None, clock: Clock | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
         if not table_name:
             raise ValueError("CatalogRepository needs a table name")
         self.table_name = table_name
         self._client = client
         self._clock = clock
+        self._sleep = sleep
 
     client = lazy_client("dynamodb", "_client")
 
@@ -95,6 +104,31 @@ class CatalogRepository:
         )
         item = response.get("Item")
         return from_item(item) if item else None
+
+    def get_many(self, object_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The rows of several objects, read consistently with BatchGetItem (one request per 100 ids): id -> row,
+        ids without a row left out. Keys DynamoDB returns unprocessed are asked for again with backoff; still
+        unprocessed after that raises TransientError."""
+        ids = list(dict.fromkeys(object_ids))
+        rows: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), _BATCH_GET_KEYS):
+            keys = [{"id": {"S": object_id}} for object_id in ids[start:start + _BATCH_GET_KEYS]]
+            request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(_UNPROCESSED_RETRIES + 1):
+                if attempt:
+                    self._sleep(_UNPROCESSED_BACKOFF_SECONDS * 2 ** (attempt - 1))
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    row = from_item(item)
+                    rows[row["id"]] = row
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                left = len(request.get(self.table_name, {}).get("Keys", []))
+                raise TransientError(f"reading {left} catalog row(s) from {self.table_name}: still unprocessed after"
+                                     f" {_UNPROCESSED_RETRIES} retries (throttled)")
+        return rows
 
     def list_dataset(self, dataset_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Rows of one dataset (`<team>/<dataset>`), most recently updated first."""

@@ -121,9 +121,35 @@ class StageA:
         ref, name = self._identify(event)
         registration = self._registration(ref)
         transform = get_transform(registration.transform)
-        raw = None if self._deleted(ref) else self._read(ref)
+        try:
+            stage_objects, names = self._run(ref, registration.transform, transform)
+        except Exception:
+            # An object deleted before stage A got to it is skipped, never failed, whatever its content is.
+            if self._deleted(ref):
+                return []
+            raise
+        if not names:
+            return []  # nothing to write (deleted before it could be read, or no records): post needs no check
+        uris = [object_id(self.config.stage_bucket, f"{ref.team}/{ref.dataset}/{relative}") for relative in names]
+        # One consistent read of the raw object's row and of every output's: the object's catalog state is checked
+        # once its outputs are known, so both take one request.
+        with aws_call(f"reading the catalog rows of {ref.uri} and its stage outputs"):
+            rows = self.catalog.get_many([ref.uri, *uris])
+        if _is_deleted(rows.get(ref.uri)):
+            return []  # the producer took the object back: no outputs (post leaves the row DELETED)
+        for uri in uris:
+            self._check_not_taken(ref, uri, rows.get(uri))
+        outputs = []
+        for stage_object, relative in zip(stage_objects, names):
+            outputs.append(self._write(ref, name, relative, stage_object))
+        return outputs
+
+    def _run(self, ref: ObjectRef, transform_name: str, transform: Any) -> tuple[list[StageObject], list[str]]:
+        """The transform's stage objects and their names below <team>/<dataset>/; none when the version the
+        event named is gone."""
+        raw = self._read(ref)
         if raw is None:
-            return []  # deleted before it could be read: no outputs (post leaves the row DELETED)
+            return [], []
         try:
             stage_objects = transform(raw)
         except (InvalidInputError, TransientError):
@@ -131,26 +157,19 @@ class StageA:
         except Exception as exc:
             # A transform's own bug or an unexpected input: not retried, reported with its type.
             raise InvalidInputError(
-                f"transform {registration.transform!r} failed on {ref.uri}: {type(exc).__name__}: {exc}"
+                f"transform {transform_name!r} failed on {ref.uri}: {type(exc).__name__}: {exc}"
             ) from exc
         prefix = f"{ref.team}/{ref.dataset}/"
-        names = [fit_key(prefix, name) for name in _check_outputs(stage_objects, registration.transform)]
-        for relative in names:
-            self._check_not_taken(ref, relative)
-        outputs = []
-        for stage_object, relative in zip(stage_objects, names):
-            outputs.append(self._write(ref, name, relative, stage_object))
-        return outputs
+        return stage_objects, [fit_key(prefix, name) for name in _check_outputs(stage_objects, transform_name)]
 
-    def _check_not_taken(self, ref: ObjectRef, relative: str) -> None:
+    @staticmethod
+    def _check_not_taken(ref: ObjectRef, uri: str, row: Mapping[str, Any] | None) -> None:
         """Two raw objects whose outputs get one name (`persons.csv` and `persons.json`, `a/../b.json` and
         `b.json`) would overwrite each other's rows: the later one fails instead, saying which object holds
         the name."""
-        uri = object_id(self.config.stage_bucket, f"{ref.team}/{ref.dataset}/{relative}")
-        with aws_call(f"reading the catalog row of {uri}"):
-            row = self.catalog.get(uri) or {}
+        row = row or {}
         others = [source for source in row.get("lineage") or [] if source != ref.uri]
-        if others and row.get("status") != Status.DELETED.value:
+        if others and not _is_deleted(row):
             raise InvalidInputError(
                 f"{ref.uri}: its stage output {uri} is already the output of {others[0]}; expected one raw object "
                 "per output name: rename one of them (outputs are named after the file without its extension)")
@@ -211,8 +230,7 @@ class StageA:
         """The catalog says DELETED: the object's current version is a delete marker (the version the event
         named may still exist, but the producer took the object back)."""
         with aws_call(f"reading the catalog row of {ref.uri}"):
-            row = self.catalog.get(ref.uri) or {}
-        return row.get("status") == Status.DELETED.value
+            return _is_deleted(self.catalog.get(ref.uri))
 
     def _read(self, ref: ObjectRef) -> RawObject | None:
         """The raw object, or None when the version the event named was deleted since."""
@@ -297,6 +315,10 @@ class StageA:
                 if all(f.get("SenderFault") for f in failed):
                     raise InvalidInputError(f"stage-B hand-off to {queue_url} rejected: {details}")
                 raise TransientError(f"stage-B hand-off to {queue_url} failed for {len(failed)} message(s): {details}")
+
+
+def _is_deleted(row: Mapping[str, Any] | None) -> bool:
+    return (row or {}).get("status") == Status.DELETED.value
 
 
 def _metadata(source: str, execution: str, records: int) -> dict[str, str]:
