@@ -87,14 +87,15 @@ def _filled(marked: Any, found: list) -> Any:
 
 
 def from_template(original: Any) -> Any:
-    templates: dict[str, Any] = {}
+    templates: dict[tuple[type, str], Any] = {}  # by parser class too: a subclass may parse otherwise
     lock = threading.Lock()
 
     def parse(self: Any) -> Any:
         text = self.condition_expression
         if not text:
             return original(self)
-        template = templates.get(text)
+        key = (type(self), text)
+        template = templates.get(key)
         if template is None:
             try:
                 template = _parse_template(type(self), text)
@@ -103,7 +104,7 @@ def from_template(original: Any) -> Any:
             with lock:
                 if len(templates) >= MAX_TEXTS:
                     templates.clear()
-                templates[text] = template
+                templates[key] = template
         if template is False:
             return original(self)
         found = [self._lookup_expression_attribute_name(name) if kind == "names"
