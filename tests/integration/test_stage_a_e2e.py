@@ -16,6 +16,7 @@ from sdlf_cli.ui import make_reporter
 from sdlf_cli.workflows.deploy import all_layers, deploy_layers
 from sdlf_cli.workflows.ingest import catalog_rows, ingest_files
 from sdlf_cli.workflows.observe import recent_runs, trace_object
+from sdlf_datalake.timeutil import parse_time
 
 from tests.integration.helpers import wait_for
 
@@ -134,6 +135,17 @@ def test_runs_and_trace_show_each_journey(lake, ingested):
     for name in GOOD:
         assert by_id[ingested[name]["execution"]]["status"] == "SUCCEEDED"
     assert by_id[ingested["persons-broken.json"]["execution"]]["status"] == "FAILED"
+    # The state machine passes its $$.Execution.StartTime: each row starts when its execution did, and its duration
+    # runs from there to finished_at (post and the error handler compute it without reading the row).
+    sfn = clients.client("stepfunctions")
+    machine = Lake(cfg, clients).registry.get("pipelines/engineering/main/state-machine-a-arn")
+    arn_prefix = machine.replace(":stateMachine:", ":execution:")
+    for name in [*GOOD, "persons-broken.json"]:
+        run = by_id[ingested[name]["execution"]]
+        started = sfn.describe_execution(executionArn=f"{arn_prefix}:{run['id']}")["startDate"]
+        assert abs((parse_time(run["started_at"]) - started).total_seconds()) < 0.002, (run, started)
+        elapsed = parse_time(run["finished_at"]) - parse_time(run["started_at"])
+        assert run["duration_ms"] == int(elapsed.total_seconds() * 1000), run
 
     journey = trace_object(Lake(cfg, clients), ingested["persons-1.json"]["id"])
     assert [o["stage"] for o in journey.outputs] == ["stage"]

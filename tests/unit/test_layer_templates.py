@@ -379,9 +379,14 @@ def test_state_machine_definition_follows_the_contract():
                                   TIMEOUT_RETRY]
         assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HandleError"}]
     assert states["PostUpdate"]["Parameters"]["outputs.$"] == "$.outputs"
+    # The execution's start time: the executions row's started_at, and a duration computed without reading the row.
+    for name in ("PreUpdate", "PostUpdate"):
+        assert states[name]["Parameters"]["started_at.$"] == "$$.Execution.StartTime"
+    assert "started_at.$" not in states["Transform"]["Parameters"]
     handle = states["HandleError"]
     assert handle["Resource"] == "${rErrorAFunction.Arn}"
-    assert handle["Parameters"] == {"object.$": "$.object", "error.$": "$.error", "execution.$": "$.execution"}
+    assert handle["Parameters"] == {"object.$": "$.object", "error.$": "$.error", "execution.$": "$.execution",
+                                    "started_at.$": "$$.Execution.StartTime"}
     assert handle["ResultPath"] == "$.handled" and handle["Next"] == "Failed"
     assert states["Failed"]["Type"] == "Fail"
 

@@ -207,19 +207,29 @@ def route(*bodies) -> list[str]:
 
 
 def step(action: str, state: dict, **extra):
-    """Call transform-a as the state machine's Task does (Parameters of the contract)."""
+    """Call transform-a as the state machine's Task does (Parameters of the contract: PreUpdate and PostUpdate
+    also pass $$.Execution.StartTime, kept by `routed_input` as the state's `started_at`)."""
     event = {"action": action, "object": state["object"], "execution": state["execution"], **extra}
+    if action in ("pre", "post") and "started_at" in state:
+        event["started_at"] = state["started_at"]
     return transform_a.handler(copy.deepcopy(event), Context())
 
 
+def start_time(lake: Lake, name: str) -> str:
+    """$$.Execution.StartTime of an execution, as Step Functions writes it (milliseconds, Z)."""
+    arn = f"{lake.state_machine.replace(':stateMachine:', ':execution:')}:{name}"
+    started = lake.sfn.describe_execution(executionArn=arn)["startDate"]
+    return started.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def routed_input(lake: Lake, event: dict) -> dict:
-    """The execution input routing-a started for `event`'s object."""
+    """The execution input routing-a started, with its start time (the context object's) as `started_at`."""
     assert route(event) == []
     detail = event["detail"]["object"]
     for name in (e["name"] for e in lake.executions()):
         state = lake.execution_input(name)
         if (state["object"]["key"], state["object"]["etag"]) == (detail["key"], detail["etag"]):
-            return state
+            return {**state, "started_at": start_time(lake, name)}
     raise AssertionError(f"no execution for {detail['key']}")
 
 
@@ -386,7 +396,10 @@ def test_pre_transform_post_moves_the_object_through_the_catalog(lake):
     ]
     run = lake.row(EXECUTIONS, name)
     assert (run["status"], run["objects_out"], run["records_out"]) == ("SUCCEEDED", 1, 3)
-    assert run["finished_at"] >= run["started_at"] and run["duration_ms"] >= 0
+    # started_at is the execution's start (the state machine's), the duration counts from it.
+    assert run["started_at"] == state["started_at"].replace("Z", "000Z")
+    started, finished = (datetime.strptime(run[k], "%Y-%m-%dT%H:%M:%S.%fZ") for k in ("started_at", "finished_at"))
+    assert run["duration_ms"] == int((finished - started).total_seconds() * 1000)
     days = (run["expires_at"] - datetime.now(timezone.utc).timestamp()) / 86400
     assert 29.9 < days <= 30
 
@@ -754,18 +767,27 @@ def test_an_output_name_freed_by_a_deleted_stage_object_is_taken_over_with_its_l
 
 
 # --- requests per object -------------------------------------------------------------------------
-def test_transform_reads_the_object_s_row_and_its_outputs_rows_in_one_request(lake):
+def test_an_object_costs_one_catalog_read_and_one_write_per_row(lake):
     stage, calls = counted_stage(lake)
     state = routed_input(lake, lake.upload("persons.csv"))
     event = {"object": state["object"], "execution": state["execution"]}
-    stage.pre({**event, "action": "pre"})
+    stage.pre({**event, "action": "pre", "started_at": state["started_at"]})
+    assert calls == {"UpdateItem": 2}  # raw row RUNNING, execution RUNNING
     calls.clear()
     outputs = stage.transform({**event, "action": "transform"})
     assert calls == {"BatchGetItem": 1}  # the raw row and the output's, together
     calls.clear()
+    stage.post({**event, "action": "post", "outputs": outputs, "started_at": state["started_at"]})
+    assert calls == {"UpdateItem": 3}  # output PROCESSED with its lineage, raw PROCESSED, execution SUCCEEDED
+    stage_row = lake.row(CATALOG, outputs[0]["uri"])
+    assert (stage_row["status"], stage_row["lineage"]) == ("PROCESSED", [state["object"]["uri"]])
+    assert lake.row(EXECUTIONS, state["execution"])["status"] == "SUCCEEDED"
+
+    # A post of an execution started by an earlier definition (no start time) reads the execution's row.
+    calls.clear()
     stage.post({**event, "action": "post", "outputs": outputs})
-    assert calls["UpdateItem"] == 3  # output PROCESSED with its lineage, raw PROCESSED, execution SUCCEEDED
-    assert lake.row(CATALOG, outputs[0]["uri"])["lineage"] == [state["object"]["uri"]]
+    assert calls == {"UpdateItem": 3, "GetItem": 1}
+    assert lake.row(CATALOG, outputs[0]["uri"])["lineage"] == [state["object"]["uri"]]  # a replay adds nothing
 
 
 def test_a_version_gone_before_stage_a_reads_it_costs_no_catalog_read(lake):
@@ -795,3 +817,20 @@ def test_an_object_the_catalog_says_deleted_is_skipped_even_when_its_content_is_
                if s["object"]["key"].endswith("other.csv.gz")]
     with pytest.raises(InvalidInputError, match="CSV row 3 has 3 fields"):
         step("transform", other)
+
+
+def test_error_handler_uses_the_execution_start_time_for_the_duration(lake):
+    from sdlf_datalake.stage_a.failures import ErrorHandlerA, ErrorHandlerAConfig
+
+    calls: collections.Counter = collections.Counter()
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
+    handler = ErrorHandlerA(ErrorHandlerAConfig.from_env(), sqs=lake.sqs, sns=lake.sns, dynamodb=ddb)
+    state = routed_input(lake, lake.upload("persons.csv"))
+    handler.handle({"object": state["object"], "error": lambda_error("X", "boom"), "execution": state["execution"],
+                    "started_at": state["started_at"]})
+    assert calls == {"UpdateItem": 2}  # raw row FAILED, execution FAILED: no read
+    run = lake.row(EXECUTIONS, state["execution"])
+    assert (run["status"], run["started_at"]) == ("FAILED", state["started_at"].replace("Z", "000Z"))
+    started, finished = (datetime.strptime(run[k], "%Y-%m-%dT%H:%M:%S.%fZ") for k in ("started_at", "finished_at"))
+    assert run["duration_ms"] == int((finished - started).total_seconds() * 1000)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from sdlf_datalake.dynamo import from_item, update_expression
@@ -58,9 +58,11 @@ class ExecutionsRepository:
         return from_item(item) if item else None
 
     def start(
-        self, execution_id: str, dataset_id: str, stage: str, objects_in: int, extra: dict[str, Any] | None = None
+        self, execution_id: str, dataset_id: str, stage: str, objects_in: int, extra: dict[str, Any] | None = None,
+        started_at: str | None = None,
     ) -> None:
-        """RUNNING; a repeated start (a retried task) keeps the first started_at."""
+        """RUNNING; a repeated start (a retried task) keeps the first started_at. `started_at` is when the
+        execution started (Step Functions' `$$.Execution.StartTime`); without it, now."""
         now = self._clock()
         self._update(
             execution_id,
@@ -72,37 +74,41 @@ class ExecutionsRepository:
                 "expires_at": _expiry(now),
                 **(extra or {}),
             },
-            if_not_exists={"started_at": iso(now)},
+            if_not_exists={"started_at": iso(_time_or(started_at, now))},
             remove=("finished_at", "duration_ms", "error"),
         )
 
     def succeed(
-        self, execution_id: str, objects_out: int, records_out: int, extra: dict[str, Any] | None = None
+        self, execution_id: str, objects_out: int, records_out: int, extra: dict[str, Any] | None = None,
+        started_at: str | None = None,
     ) -> dict[str, Any]:
-        """SUCCEEDED with the counts; `extra` adds attributes (stage B: the quality status)."""
+        """SUCCEEDED with the counts; `extra` adds attributes (stage B: the quality status). `started_at` (when
+        the execution started, `$$.Execution.StartTime`) gives the duration without reading the row."""
         return self._finish(
-            execution_id, SUCCEEDED, {"objects_out": objects_out, "records_out": records_out, **(extra or {})}
+            execution_id, SUCCEEDED, {"objects_out": objects_out, "records_out": records_out, **(extra or {})},
+            started_at,
         )
 
-    def fail(self, execution_id: str, error: str, dataset_id: str | None = None, stage: str | None = None) -> dict[str, Any]:
+    def fail(self, execution_id: str, error: str, dataset_id: str | None = None, stage: str | None = None,
+             started_at: str | None = None) -> dict[str, Any]:
         """FAILED with the error; creates the row when the execution failed before it started one."""
         fields: dict[str, Any] = {"error": error}
         if dataset_id:
             fields["dataset_id"] = dataset_id
         if stage:
             fields["stage"] = stage
-        return self._finish(execution_id, FAILED, fields)
+        return self._finish(execution_id, FAILED, fields, started_at)
 
-    def _finish(self, execution_id: str, status: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, execution_id: str, status: str, fields: dict[str, Any],
+                started_at: str | None = None) -> dict[str, Any]:
         now = self._clock()
-        row = self.get(execution_id) or {}
-        started = row.get("started_at")
-        duration = 0
-        if started:
-            try:
-                duration = max(0, int((now - parse_time(started)).total_seconds() * 1000))
-            except ValueError:
-                duration = 0
+        started = _time_or(started_at, None)
+        row: dict[str, Any] = {}
+        if started is None:
+            # An execution started by a state machine that does not pass its start time: the row has it.
+            row = self.get(execution_id) or {}
+            started = _time_or(row.get("started_at"), None)
+        duration = max(0, int((now - started).total_seconds() * 1000)) if started else 0
         values = {
             "status": status,
             "finished_at": iso(now),
@@ -110,7 +116,7 @@ class ExecutionsRepository:
             "expires_at": _expiry(now),
             **fields,
         }
-        self._update(execution_id, values, if_not_exists={"started_at": iso(now)})
+        self._update(execution_id, values, if_not_exists={"started_at": iso(started or now)})
         return {**row, **values}
 
     def _update(
@@ -128,6 +134,16 @@ class ExecutionsRepository:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=attrs,
         )
+
+
+def _time_or(value: Any, default: datetime | None) -> datetime | None:
+    """`value` as a time (ISO-8601, as Step Functions and this table write it), else `default`."""
+    if not value:
+        return default
+    try:
+        return parse_time(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _expiry(moment) -> int:

@@ -1,7 +1,7 @@
 """Stage A's failures (lambda/error-a): whatever failed, the object ends FAILED with a reason, a replayable
 message waits in the stage-A DLQ (sdlf redrive), the team is told, and the execution is marked FAILED.
 
-Input (the state machine's Catch): {"object": {...}, "error": {"Error", "Cause"}, "execution"}.
+Input (the state machine's Catch): {"object": {...}, "error": {"Error", "Cause"}, "execution", "started_at"}.
 Nothing here trusts the input's shape: an odd object or error still yields a DLQ message that
 carries everything received, so the object's identity is never lost.
 """
@@ -67,6 +67,8 @@ class ErrorHandlerA:
         error = event.get("error")
         reason = failure_reason(error)
         execution = event.get("execution") if isinstance(event.get("execution"), str) else None
+        # $$.Execution.StartTime, which the state machine passes: the execution's duration without reading its row.
+        started_at = event.get("started_at") if isinstance(event.get("started_at"), str) else None
         failed_at = now_iso(self._clock)
         result: dict[str, Any] = {"status": Status.FAILED.value, "reason": reason, "object": obj.uri}
         steps = Steps(self._logger)
@@ -89,7 +91,8 @@ class ErrorHandlerA:
         if execution:
             steps.run(
                 "executions",
-                lambda: self.executions.fail(execution, reason, dataset_id=obj.dataset_id, stage="a"),
+                lambda: self.executions.fail(execution, reason, dataset_id=obj.dataset_id, stage="a",
+                                             started_at=started_at),
             )
         steps.run("notify", lambda: result.update(notification_id=self._notify(obj, reason, execution, failed_at, error)))
         steps.finish(obj.uri or "an unidentified object")
