@@ -76,3 +76,29 @@ def test_decisions_follow_every_policy_change_as_moto_s_evaluation_does(enforced
         assert _scenario(enforced) == EXPECTED
     finally:
         decisions.install()
+
+
+def _after_the_role_is_gone(emulator) -> list:
+    (table,) = _tables(emulator, 1)
+    make, principal = as_role(emulator, [allow("dynamodb:DescribeTable", _table_arn(table))])
+    role = principal.split("/")[1]
+    iam = client(emulator, "iam")
+    iam.delete_role_policy(RoleName=role, PolicyName="seam")
+    iam.delete_role(RoleName=role)
+    answers: list = [make("sts").get_caller_identity()["Arn"] == principal]
+    try:
+        make("dynamodb").describe_table(TableName=table)
+        answers.append("allowed")
+    except Exception as error:  # whatever moto answers for keys of a deleted role
+        answers.append(type(error).__name__)
+    return answers
+
+
+def test_keys_of_a_deleted_role_are_answered_as_moto_answers_them(enforced):  # noqa: F811
+    remembered = _after_the_role_is_gone(enforced)
+    decisions.uninstall()
+    try:
+        assert _after_the_role_is_gone(enforced) == remembered
+    finally:
+        decisions.install()
+    assert remembered[0] is True  # GetCallerIdentity needs no policy

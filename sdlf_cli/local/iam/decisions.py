@@ -9,7 +9,9 @@ resource and the documents (moto passes no condition values here), so one named 
 identity of the documents evaluated: the objects moto stores (it replaces a role's document on every
 PutRolePolicy, and a managed policy's default version is a new document), which the memo holds so their
 identity cannot be reused. A changed policy is a new key: it is evaluated afresh. Role assumption
-(`sts:AssumeRole`, whose trust check depends on more than the caller's documents) is never remembered.
+(`sts:AssumeRole`, whose trust check depends on more than the caller's documents) and `sts:GetCallerIdentity`
+(which moto allows before reading any policy) are never remembered, and a request whose policies cannot be
+read (the role is gone) is left to moto.
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from sdlf_cli.local.runtime.bounded_memo import BoundedMemo
 PATCH_NAME = "iam: a decision is remembered per action, resource and policy documents"
 MAX_DECISIONS = 4096
 _ALLOWED, _DENIED = "allowed", "denied"
+# Role assumption's trust check depends on more than the caller's documents; moto allows GetCallerIdentity
+# before reading any policy (the caller's role may not even exist).
+_NOT_REMEMBERED = ("sts:AssumeRole", "sts:GetCallerIdentity")
 
 
 def _document_of(policy: Any) -> Any:
@@ -35,10 +40,13 @@ def _remembered(original: Any) -> Any:
 
     def check_action_permitted(self: Any, resource: Any) -> None:
         action = self._action
-        if action == "sts:AssumeRole":
+        if action in _NOT_REMEMBERED:
             return original(self, resource)
         resources = tuple(resource) if isinstance(resource, (list, tuple)) else (resource,)
-        documents = tuple(_document_of(policy) for policy in self._access_key.collect_policies())
+        try:
+            documents = tuple(_document_of(policy) for policy in self._access_key.collect_policies())
+        except Exception:  # e.g. keys of a role deleted since: moto's own evaluation answers (or raises)
+            return original(self, resource)
         key = (action, resources, tuple(map(id, documents)))
 
         def decide() -> tuple[str, Any, tuple]:
