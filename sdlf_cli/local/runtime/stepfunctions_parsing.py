@@ -15,7 +15,13 @@ Named patches (`sdlf_cli.local.cfn._patching`):
   nodes for their text (antlr4's `getText` joins the texts of the node's whole subtree each time), which
   was ~40 % of building a program from the tree. Nodes of other trees are answered by antlr4 as before;
 - a JSONPath text is compiled once, in each interpreter module that imported jsonpath_ng's `parse`: a
-  compiled jsonpath_ng expression holds no state between `find`/`update_or_create` calls.
+  compiled jsonpath_ng expression holds no state between `find`/`update_or_create` calls;
+- a definition without Map or Parallel states is built into a program (the evaluation components) once, and its
+  executions share it: building one from the remembered tree was still ~5 % of a stage-A burst's CPU. An
+  execution's state lives in its environment (stack, heap, retry counts), not in the components - except the
+  key each component files its heap entries under, which moto draws on first use: the program's keys are all
+  drawn before it is shared, so two executions never draw two keys for one component. Map and Parallel states
+  keep their workers and counters in their components: those definitions get a new program per execution.
 """
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ from sdlf_cli.local.runtime.bounded_memo import BoundedMemo
 DEFINITION_PATCH = "states: a definition's parse tree is built once per definition text"
 TEXT_PATCH = "states: the text of a remembered parse tree's node is joined once"
 JSONPATH_PATCH = "states: a JSONPath is compiled once per text ({})"
+PROGRAM_PATCH = "states: a definition without Map or Parallel states is built into one program for its executions"
+_PER_EXECUTION_TYPES = ("Map", "Parallel")
 MAX_REMEMBERED = 1024  # definitions and paths are few; a bound all the same
 
 # Interpreter modules that imported their own `parse` from jsonpath_ng (moto 5.2.5).
@@ -99,6 +107,60 @@ def _text_joined_once(original: Any) -> Any:
     return getText
 
 
+def shareable(definition: str) -> bool:
+    """Whether a program built from `definition` may serve several executions: no Map or Parallel state at any depth."""
+    import json
+
+    try:
+        document = json.loads(definition)
+    except ValueError:
+        return False
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("Type") in _PER_EXECUTION_TYPES:
+                return False
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return True
+
+
+def _draw_heap_keys(program: Any) -> Any:
+    """Touches every component's `heap_key`, so each is drawn once, here, before executions share them."""
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    stack = [program]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, EvalComponent):
+            node.heap_key  # noqa: B018 - drawn now, once
+        if isinstance(node, (list, tuple, set)):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif hasattr(node, "__dict__") and type(node).__module__.startswith("moto.stepfunctions"):
+            stack.extend(vars(node).values())
+    return program
+
+
+def _program_once(original: Any) -> Any:
+    programs = BoundedMemo(MAX_REMEMBERED)
+
+    def _get_evaluation_entrypoint(self: Any) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        if not isinstance(definition, str) or not shareable(definition):
+            return original(self)
+        return programs.get(definition, lambda: _draw_heap_keys(original(self)))
+
+    return _get_evaluation_entrypoint
+
+
 def install() -> None:
     import importlib
 
@@ -109,6 +171,9 @@ def install() -> None:
 
     _patching.wrap(AmazonStateLanguageParser, "parse", DEFINITION_PATCH, _tree_once)
     _patching.wrap(RuleContext, "getText", TEXT_PATCH, _text_joined_once)
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    _patching.wrap(ExecutionWorker, "_get_evaluation_entrypoint", PROGRAM_PATCH, _program_once)
     for name in JSONPATH_MODULES:
         module = importlib.import_module(name)
         _patching.wrap(module, "parse", JSONPATH_PATCH.format(name.rsplit(".", 1)[-1]), _remembering)
@@ -119,5 +184,6 @@ def uninstall() -> None:
 
     for name in JSONPATH_MODULES:
         _patching.uninstall(JSONPATH_PATCH.format(name.rsplit(".", 1)[-1]))
+    _patching.uninstall(PROGRAM_PATCH)
     _patching.uninstall(TEXT_PATCH)
     _patching.uninstall(DEFINITION_PATCH)
