@@ -41,6 +41,13 @@ LONGEST_FIRST = (
 )
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pytest.ini): one worker per usable core, and one more. Much of a worker's time is spent waiting -
+    on the Lambda worker processes, CLI subprocesses, Spark JVMs and Glue job processes it starts, on an
+    emulator's queues and schedules - and with one worker per core the cores were idle a third of a full run."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 def pytest_collection_modifyitems(session, config, items):
     rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
 
