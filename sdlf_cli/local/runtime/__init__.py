@@ -16,6 +16,7 @@
   without rebuilding the item's attribute lists at every SET;
   dynamodb_responses: DynamoDB answers holding only JSON written with json.dumps (byte for byte moto's);
 - request_routing: moto's server finds a request's backend once per host name, not once per request;
+- gc_tuning: the emulator's process collects cyclic garbage less often (its many long-lived objects);
 - codepipeline (+ codepipeline_api, pipeline_model, pipeline_actions, cicd_events): pipeline executions
   running their stages; codebuild (+ codebuild_api, buildspec, build_shell, build_python, build_artifacts,
   build_log): CodeBuild builds running their buildspecs.
@@ -41,14 +42,16 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
 
         from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild_api, codepipeline, codepipeline_api,
                                             crawler, dynamodb_expressions, dynamodb_item_sizes, dynamodb_responses,
-                                            dynamodb_update_plans, events, glue_jobs, request_routing, sqs_queue_scans,
-                                            stepfunctions, stepfunctions_lambda, stepfunctions_parsing)
+                                            dynamodb_update_plans, events, gc_tuning, glue_jobs, request_routing,
+                                            sqs_queue_scans, stepfunctions, stepfunctions_lambda,
+                                            stepfunctions_parsing)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import (SqsPoller, install_mapping_takeover, install_wake_on_send,
                                                         uninstall_wake_on_send)
         from sdlf_cli.local.runtime.workers import WorkerManager
 
+        gc_tuning.install()
         atomic_writes.install()
         dynamodb_expressions.install()
         dynamodb_update_plans.install()
@@ -106,6 +109,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             stepfunctions_parsing.uninstall()
             stepfunctions_lambda.uninstall()
             sqs_queue_scans.uninstall()
+            gc_tuning.uninstall()
 
         _installed["stop"] = stop
         _installed_parts.update(runtime=runtime, poller=poller, scheduler=scheduler, alarms=alarm_engine, glue_jobs=job_runner,
