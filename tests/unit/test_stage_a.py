@@ -463,11 +463,11 @@ def test_a_version_deleted_before_stage_a_reads_it_gives_no_output_and_nothing_t
     assert lake.messages(lake.stage_b) == [] and lake.messages(lake.dlq_a) == []
 
 
-def test_an_object_the_catalog_says_deleted_is_skipped_by_every_step(lake):
+def _routed_then_deleted_in_the_catalog(lake, name: str) -> dict:
+    """The execution input of an uploaded object whose catalog row then says DELETED (a delete marker's event)."""
     from sdlf_datalake.catalog import CatalogRepository
-    from sdlf_datalake.events import parse_s3_event
 
-    event = lake.upload("persons.csv")
+    event = lake.upload(name)
     state = routed_input(lake, event)
     catalog = CatalogRepository(CATALOG, client=lake.ddb)
     catalog.record_event(parse_s3_event(event), "raw")
@@ -475,11 +475,18 @@ def test_an_object_the_catalog_says_deleted_is_skipped_by_every_step(lake):
                "detail": {**event["detail"], "object": {**event["detail"]["object"], "sequencer": "FFFFFFFFFFFFFFFFFF"},
                           "reason": "DeleteObject", "deletion-type": "Delete Marker Created"}}
     catalog.record_event(parse_s3_event(deleted), "raw")
+    return state
+
+
+def test_an_object_the_catalog_says_deleted_is_skipped_by_every_step(lake):
+    state = _routed_then_deleted_in_the_catalog(lake, "persons.csv")
     assert step("pre", state)["skipped"] == "deleted before stage A read it"
     assert step("transform", state) == []  # the version still exists (a delete marker hides it): nothing written
     assert step("post", state, outputs=[]) == {"status": "DELETED", "objects_out": 0, "records_out": 0,
                                                 "skipped": "deleted before stage A read it"}
-    assert catalog.get(state["object"]["uri"])["status"] == "DELETED"
+    from sdlf_datalake.catalog import CatalogRepository
+
+    assert CatalogRepository(CATALOG, client=lake.ddb).get(state["object"]["uri"])["status"] == "DELETED"
 
 
 def test_the_event_version_is_read_even_after_an_overwrite(lake):
@@ -799,16 +806,7 @@ def test_a_version_gone_before_stage_a_reads_it_costs_no_catalog_read(lake):
 
 
 def test_an_object_the_catalog_says_deleted_is_skipped_even_when_its_content_is_bad(lake):
-    from sdlf_datalake.catalog import CatalogRepository
-
-    event = lake.upload("ragged.csv.gz")
-    state = routed_input(lake, event)
-    catalog = CatalogRepository(CATALOG, client=lake.ddb)
-    catalog.record_event(parse_s3_event(event), "raw")
-    deleted = {**event, "id": "deleted", "detail-type": "Object Deleted",
-               "detail": {**event["detail"], "object": {**event["detail"]["object"], "sequencer": "FFFFFFFFFFFFFFFFFF"},
-                          "reason": "DeleteObject", "deletion-type": "Delete Marker Created"}}
-    catalog.record_event(parse_s3_event(deleted), "raw")
+    state = _routed_then_deleted_in_the_catalog(lake, "ragged.csv.gz")
     assert step("transform", state) == []  # not "CSV row 3 has 3 fields": the producer took it back
     assert "Contents" not in lake.s3.list_objects_v2(Bucket=STAGE)
     # A live object with that content still fails.
