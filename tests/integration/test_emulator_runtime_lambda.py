@@ -144,6 +144,24 @@ def handler(event, context):
     assert second_pid != first_pid
 
 
+def test_a_cold_start_s_init_is_not_charged_to_the_function_timeout(emulator):
+    # The module takes longer to import than the function may run: on Lambda the init phase has its own limit,
+    # so the first (cold) invoke still succeeds; a loaded machine slows every cold start the same way.
+    source = """
+import os, time
+time.sleep(1.5)
+print("init done")
+def handler(event, context):
+    return {"pid": os.getpid(), "remaining_ms": context.get_remaining_time_in_millis()}
+"""
+    fn = create_function(emulator, source, timeout=1)
+    response, body = invoke(emulator, fn["FunctionName"], LogType="Tail")
+    assert "FunctionError" not in response, body
+    assert 0 < body["remaining_ms"] <= 1000  # the timeout starts with the invocation, not with the process
+    assert "init done" in base64.b64decode(response["LogResult"]).decode()  # init's output in the first log
+    assert invoke(emulator, fn["FunctionName"])[1]["pid"] == body["pid"]  # and the worker stays warm
+
+
 def test_warm_worker_is_reused_and_code_update_starts_a_new_one(emulator):
     source = "import os\nVERSION = 'v1'\ndef handler(event, context):\n    return [VERSION, os.getpid()]\n"
     fn = create_function(emulator, source)

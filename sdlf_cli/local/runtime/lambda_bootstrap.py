@@ -123,14 +123,16 @@ def main() -> None:
     root_handler.addFilter(request_filter)
     logging.getLogger().addHandler(root_handler)
 
-    handler, init_error = None, None
-    spec = os.environ["_HANDLER"]
+    # The init phase: the handler's module is imported before the first request, and its end is announced, so
+    # the runtime starts the function's timeout only then (Lambda does not charge init to it). What init
+    # printed goes to the first invocation's log.
+    handler, init_error = _load_handler(os.environ["_HANDLER"])
+    proto.write(json.dumps({"initialized": True}) + "\n")
+    proto.flush()
     for line in sys.stdin:
         request = json.loads(line)
         request_id = request["request_id"]
         request_filter.request_id = request_id
-        if handler is None:
-            handler, init_error = _load_handler(spec)
         ok, payload = True, "null"
         if handler is None:
             ok, error = False, dict(init_error, requestId=request_id)

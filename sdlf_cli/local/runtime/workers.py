@@ -28,6 +28,10 @@ LOG = logging.getLogger(__name__)
 
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 MAX_WORKERS_PER_FUNCTION = 4
+# A new worker's init phase (the interpreter, then the handler's module imported) is not charged to the
+# function's timeout, as on Lambda, whose init has a limit of its own. This is the emulator's limit for it: far
+# above Lambda's 10 s, because a loaded test machine can make a cold start of seconds several times longer.
+INIT_TIMEOUT_S = 120.0
 # Credentials handed to handlers whose role cannot be assumed (IAM enforcement off): the emulator's
 # root; AWS accepts none of these.
 FAKE_CREDENTIALS = {
@@ -128,6 +132,7 @@ class Worker:
         self._buffer = b""
         self.spec = spec
         self.invocations = 0
+        self._initialized = False  # the worker's first line, once its init phase is over, says so
 
     @property
     def pid(self) -> int:
@@ -137,14 +142,23 @@ class Worker:
         return self.proc.poll() is None
 
     def invoke(self, request: dict, timeout_s: float) -> tuple[dict | None, str]:
-        """Send one request: (response, "ok"), or (None, "timeout" | "exit") - the caller then kills us."""
+        """Send one request: (response, "ok"), or (None, "timeout" | "exit") - the caller then kills us. The
+        function's timeout runs from the request; a new worker's init phase comes first, under INIT_TIMEOUT_S."""
         self.invocations += 1
+        if not self._initialized:
+            ready, outcome = self._read_line(time.monotonic() + INIT_TIMEOUT_S)
+            if ready is None:
+                return None, outcome
+            self._initialized = True
         try:
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             return None, "exit"
-        deadline = time.monotonic() + timeout_s
+        return self._read_line(time.monotonic() + timeout_s)
+
+    def _read_line(self, deadline: float) -> tuple[dict | None, str]:
+        """The worker's next line on its protocol pipe: (message, "ok"), or (None, "timeout" | "exit")."""
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
