@@ -136,6 +136,13 @@ class ExecutionsRepository:
         )
 
 
+def started_at_of(event: Mapping[str, Any]) -> str | None:
+    """When the execution started: the state machine passes `$$.Execution.StartTime` to its tasks as `started_at`
+    (an execution started by an earlier definition does not; its row is read instead)."""
+    value = event.get("started_at") if isinstance(event, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
 def _time_or(value: Any, default: datetime | None) -> datetime | None:
     """`value` as a time (ISO-8601, as Step Functions and this table write it), else `default`."""
     if not value:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from sdlf_datalake.catalog import CatalogRepository, DoneElsewhere, Status
 from sdlf_datalake.errors import aws_call
-from sdlf_datalake.executions import ExecutionsRepository
+from sdlf_datalake.executions import ExecutionsRepository, started_at_of
 from sdlf_datalake.failures import (
     FailedObject, Steps, error_type, failure_reason, replayable_event, salvage_object,
 )
@@ -68,7 +68,7 @@ class ErrorHandlerA:
         reason = failure_reason(error)
         execution = event.get("execution") if isinstance(event.get("execution"), str) else None
         # $$.Execution.StartTime, which the state machine passes: the execution's duration without reading its row.
-        started_at = event.get("started_at") if isinstance(event.get("started_at"), str) else None
+        started_at = started_at_of(event)
         failed_at = now_iso(self._clock)
         result: dict[str, Any] = {"status": Status.FAILED.value, "reason": reason, "object": obj.uri}
         steps = Steps(self._logger)

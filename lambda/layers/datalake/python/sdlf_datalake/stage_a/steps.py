@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from sdlf_datalake.catalog import CatalogRepository, Status
 from sdlf_datalake.errors import InvalidInputError, TransientError, aws_call, error_code
-from sdlf_datalake.executions import ExecutionsRepository
+from sdlf_datalake.executions import ExecutionsRepository, started_at_of
 from sdlf_datalake.keys import object_id
 from sdlf_datalake.registry import DatasetRegistration, RegistrationReader
 from sdlf_datalake.stage_a import STAGE
@@ -108,7 +108,7 @@ class StageA:
                 STAGE,
                 objects_in=1,
                 extra={"pipeline": ref.pipeline, "team": ref.team, "object": ref.uri},
-                started_at=_started_at(event),
+                started_at=started_at_of(event),
             )
         if not written:
             # Deleted before stage A got to it: nothing to process and nothing to replay (transform and post
@@ -211,7 +211,7 @@ class StageA:
         skipped = {} if written or outputs else {"skipped": DELETED_BEFORE_PROCESSING}
         with aws_call(f"finishing execution {name}"):
             self.executions.succeed(name, objects_out=len(outputs), records_out=records, extra=skipped or None,
-                                    started_at=_started_at(event))
+                                    started_at=started_at_of(event))
         status = Status.PROCESSED.value if written else Status.DELETED.value
         return {"status": status, "objects_out": len(outputs), "records_out": records, **skipped}
 
@@ -317,13 +317,6 @@ class StageA:
                 if all(f.get("SenderFault") for f in failed):
                     raise InvalidInputError(f"stage-B hand-off to {queue_url} rejected: {details}")
                 raise TransientError(f"stage-B hand-off to {queue_url} failed for {len(failed)} message(s): {details}")
-
-
-def _started_at(event: Mapping[str, Any]) -> str | None:
-    """When the execution started: the state machine passes `$$.Execution.StartTime` to pre and post (an execution
-    started by an earlier definition does not; its row is read instead)."""
-    value = event.get("started_at")
-    return value if isinstance(value, str) and value else None
 
 
 def _is_deleted(row: Mapping[str, Any] | None) -> bool:
