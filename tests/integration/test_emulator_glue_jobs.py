@@ -157,3 +157,25 @@ def test_script_arguments_and_error_line_helpers():
         "--engine", "python", "--manifest", "s3://b/m.json"]
     assert last_error_line("Traceback...\n  File x\nKeyError: 'a'\n\n", 1) == "KeyError: 'a'"
     assert last_error_line("", 3) == "script exited with code 3 and wrote nothing to stderr"
+
+
+def test_sync_tasks_of_executions_running_at_once_each_wait_for_their_own_run(emulator):
+    # The executions share one program (stepfunctions_parsing.PROGRAM_PATCH), so one `.sync` task component
+    # serves them all at the same time; each must still get its own callback endpoint and its own run.
+    sfn = client(emulator, "stepfunctions")
+    job, data_bucket = _job(emulator, WRITES_AN_OBJECT + "import time; time.sleep(1)\n",
+                            ExecutionProperty={"MaxConcurrentRuns": 4})
+    definition = {"StartAt": "Run", "States": {
+        "Run": {"Type": "Task", "Resource": "arn:aws:states:::glue:startJobRun.sync",
+                "Parameters": {"JobName": job, "Arguments": {"--bucket.$": "$.bucket", "--greeting.$": "$.greeting"}},
+                "ResultPath": "$.run", "End": True}}}
+    machine = sfn.create_state_machine(name=unique("glue-sync-shared"), definition=json.dumps(definition),
+                                       roleArn=role_arn(emulator))["stateMachineArn"]
+    arns = [sfn.start_execution(stateMachineArn=machine, input=json.dumps({"bucket": data_bucket, "greeting": f"g{n}"}))
+            ["executionArn"] for n in range(4)]
+    results = [wait_for(lambda arn=arn: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
+                        timeout=60, what="glue .sync execution") for arn in arns]
+    assert [r["status"] for r in results] == ["SUCCEEDED"] * 4, [r.get("cause") for r in results]
+    runs = [json.loads(r["output"])["run"] for r in results]
+    assert all(run["JobRunState"] == "SUCCEEDED" for run in runs)
+    assert len({run["Id"] for run in runs}) == 4

@@ -17,6 +17,7 @@ Lambda tasks invoke their function in the process, authorized as the execution r
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import uuid
@@ -26,54 +27,49 @@ from sdlf_cli.local.context import EmulatorContext
 
 LOG = logging.getLogger(__name__)
 
-_done: dict[str, Any] = {}
+
+NAMES_PATCH = "states: start_execution without a name gets a unique one"
+SYNC_PATCH = "states: a .sync task of a service without .waitForTaskToken gets a callback endpoint"
+OUTPUT_PATCH = "states: an execution's output is stored as its JSON text"
 
 
-def _unique_execution_names() -> None:
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-    original = StepFunctionsParserBackend.start_execution
-
+def _unique_execution_names(original: Any) -> Any:
     def start_execution(self: Any, state_machine_arn: str, name: Any = None, execution_input: Any = None,
                         trace_header: Any = None) -> Any:
         if not name:
             name = str(uuid.uuid4())
         return original(self, state_machine_arn, name, execution_input, trace_header)
 
-    StepFunctionsParserBackend.start_execution = start_execution
+    return start_execution
 
 
-def _sync_without_task_token() -> None:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_callback as callback_module,
+def _sync_without_task_token(original: Any) -> Any:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        ResourceCondition,
     )
 
-    cls = callback_module.StateTaskServiceCallback
-    wait_for_token = callback_module.ResourceCondition.WaitForTaskToken
-    original = cls._eval_integration_pattern
+    wait_for_token = ResourceCondition.WaitForTaskToken
 
     def _eval_integration_pattern(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
         if wait_for_token in self._supported_integration_patterns:
             return original(self, env, *args, **kwargs)
-        # Give the task a token and an endpoint so moto's cleanup has something to interrupt.
+        # Give the task a token and an endpoint so moto's cleanup has something to interrupt. The component
+        # may be shared by executions running at once (one program per definition): what this evaluation
+        # needs goes on a copy of it, never on the component itself.
         token = env.states.context_object.update_task_token()
         env.callback_pool_manager.add(token)
-        patterns = self._supported_integration_patterns
-        self._supported_integration_patterns = set(patterns) | {wait_for_token}
+        task = copy.copy(self)
+        task._supported_integration_patterns = set(self._supported_integration_patterns) | {wait_for_token}
         try:
-            return original(self, env, *args, **kwargs)
+            return original(task, env, *args, **kwargs)
         finally:
-            self._supported_integration_patterns = patterns
             env.states.context_object.context_object_data.pop("Task", None)
 
-    cls._eval_integration_pattern = _eval_integration_pattern
+    return _eval_integration_pattern
 
 
-def _json_safe_output() -> None:
+def _json_safe_output(original: Any) -> Any:
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
-    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
-
-    original = BaseExecutionWorkerCommunication._reflect_execution_status
 
     def _reflect_execution_status(self: Any) -> None:
         original(self)
@@ -81,7 +77,7 @@ def _json_safe_output() -> None:
         if self.execution.output is not None:
             self.execution.output = to_json_str(self.execution.output)
 
-    BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status
+    return _reflect_execution_status
 
 
 # Interpreter modules that made their own reference to `boto_client_for` (moto 5.2.5).
@@ -151,11 +147,17 @@ def _tasks_as_execution_role() -> None:
 
 
 def install(ctx: EmulatorContext) -> None:
-    """Apply once per process (the patches are on classes shared by every emulator in it)."""
-    _tasks_as_execution_role()  # named patches: put back after an uninstall_all
-    if _done:
-        return
-    _unique_execution_names()
-    _sync_without_task_token()
-    _json_safe_output()
-    _done["ctx"] = ctx
+    """Named patches on classes shared by every emulator in the process: installing twice is a no-op, and
+    `uninstall_all` puts moto's originals back."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    from sdlf_cli.local.cfn import _patching
+
+    _tasks_as_execution_role()
+    _patching.wrap(StepFunctionsParserBackend, "start_execution", NAMES_PATCH, _unique_execution_names)
+    _patching.wrap(StateTaskServiceCallback, "_eval_integration_pattern", SYNC_PATCH, _sync_without_task_token)
+    _patching.wrap(BaseExecutionWorkerCommunication, "_reflect_execution_status", OUTPUT_PATCH, _json_safe_output)
