@@ -6,11 +6,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pinned=$(sed -n 's/^checkov==//p' requirements-checkov.txt)
+# checkov's version from its environment's package metadata: `checkov --version` starts all of checkov (seconds).
+installed_version() {
+  local python
+  python="$(dirname "$1")/python"
+  if [ -x "$python" ]; then
+    "$python" -c 'import importlib.metadata as m; print(m.version("checkov"))' 2>/dev/null && return
+  fi
+  "$1" --version 2>/dev/null
+}
 if [ -n "${SDLF_CHECKOV:-}" ] && [ -x "$SDLF_CHECKOV" ]; then
-  "$SDLF_CHECKOV" --version
+  installed_version "$SDLF_CHECKOV"
   exit 0
 fi
-if [ -x .venv-checkov/bin/checkov ] && [ "$(.venv-checkov/bin/checkov --version 2>/dev/null)" = "$pinned" ]; then
+if [ -x .venv-checkov/bin/checkov ] && [ "$(installed_version .venv-checkov/bin/checkov)" = "$pinned" ]; then
   echo "$pinned"
   exit 0
 fi
