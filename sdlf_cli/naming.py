@@ -153,6 +153,10 @@ class Names:
             raise ValueError(f"unknown build kind {kind!r}")
         return self.resource("cicd", kind)
 
+    def build_cache_prefix(self, kind: str) -> str:
+        """Where a build project's S3 cache lives in the artifacts bucket."""
+        return f"build-cache/{self.build_project(kind)}"
+
     def build_log_group(self) -> str:
         return f"/aws/codebuild/{self.resource('cicd')}"
 

@@ -2,14 +2,17 @@
 phase rules, one shell per build, a bad buildspec, and the per-build Python environment."""
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from sdlf_cli.local.runtime import install, installed_part
+from sdlf_cli.local.runtime import build_cache, install, installed_part
 from sdlf_cli.local.runtime.codebuild import BuildRequest, BuildResult
 from tests.integration.test_emulator_cicd_helpers import log_lines
 from tests.integration.test_emulator_runtime_helpers import client, unique, zip_bytes
@@ -263,3 +266,74 @@ def test_output_reaches_the_log_stream_while_the_command_still_runs(emulator, tm
     thread.join(timeout=30)
     assert started["result"].status == "SUCCEEDED"
     assert "last line" in log_lines(emulator, logs["groupName"], logs["streamName"])
+
+
+CACHED = """version: 0.2
+phases:
+  build:
+    commands:
+      - if [ -f .sdlf/cache/lint/seen.clean ]; then echo "cache had $(cat .sdlf/cache/lint/seen.clean)"; else echo "cache empty"; fi
+      - mkdir -p .sdlf/cache/lint && echo "build $CODEBUILD_BUILD_NUMBER" > .sdlf/cache/lint/seen.clean
+      - echo not cached > elsewhere.txt
+cache:
+  paths:
+    - .sdlf/cache/**/*
+    - /root/.cache/pip/**/*
+"""
+
+
+def _cached_project(emulator, location: str, role: str) -> str:
+    name = unique("cached")
+    client(emulator, "codebuild").create_project(
+        name=name, source={"type": "S3", "location": "bucket/key.zip", "buildspec": CACHED},
+        artifacts={"type": "NO_ARTIFACTS"}, serviceRole=role, cache={"type": "S3", "location": location},
+        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                     "computeType": "BUILD_GENERAL1_SMALL"})
+    return name
+
+
+def _build(emulator, tmp_path: Path, project: str) -> tuple[BuildResult, list[str]]:
+    source = tmp_path / f"{unique('src')}.zip"
+    source.write_bytes(zip_bytes({"README": "x"}))
+    result = installed_part("codebuild").run(BuildRequest(project=project, initiator="test", primary_input=source))
+    build = client(emulator, "codebuild").batch_get_builds(ids=[result.build_id])["builds"][0]
+    return result, log_lines(emulator, build["logs"]["groupName"], build["logs"]["streamName"])
+
+
+def test_an_s3_cache_keeps_the_cache_paths_from_one_build_to_the_next(emulator, tmp_path):
+    s3, iam = client(emulator, "s3"), client(emulator, "iam")
+    bucket = unique("cache-bucket")
+    s3.create_bucket(Bucket=bucket)
+    role = iam.create_role(RoleName=unique("cache-role"), AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "codebuild.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))["Role"]
+    iam.put_role_policy(RoleName=role["RoleName"], PolicyName="cache", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"arn:aws:s3:::{bucket}/*"},
+            {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"],
+             "Resource": "*"}]}))
+    project = _cached_project(emulator, f"{bucket}/build-cache/x", role["Arn"])
+
+    first, lines = _build(emulator, tmp_path, project)
+    assert first.status == "SUCCEEDED", lines
+    assert "No cache found: the build runs without one" in "\n".join(lines) and "cache empty" in lines
+    assert any("/root/.cache/pip/**/*" in line and "not kept" in line for line in lines)
+    key = f"build-cache/x/{build_cache.OBJECT_NAME}"
+    with zipfile.ZipFile(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as zf:
+        assert zf.namelist() == [".sdlf/cache/lint/seen.clean"]  # only what the paths match
+
+    second, lines = _build(emulator, tmp_path, project)
+    assert second.status == "SUCCEEDED", lines
+    assert any(line.endswith("Cache restored: 1 file(s)") for line in lines), lines
+    assert "cache had build 1" in lines
+
+    # A role that may not read or write the location: the build runs without its cache, and says why.
+    iam.delete_role_policy(RoleName=role["RoleName"], PolicyName="cache")
+    iam.put_role_policy(RoleName=role["RoleName"], PolicyName="logs-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+            "logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"]}]}))
+    third, lines = _build(emulator, tmp_path, project)
+    assert third.status == "SUCCEEDED", lines
+    text = "\n".join(lines)
+    assert "Warning: could not download the cache" in text and "AccessDenied" in text
+    assert "Warning: could not upload the cache" in text and "cache empty" in lines

@@ -1,8 +1,12 @@
 """The emulator's buildspec reader and artifact selection: what CodeBuild accepts, refuses and packages."""
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
+from sdlf_cli.local.runtime import build_cache
 from sdlf_cli.local.runtime.build_artifacts import select_files
 from sdlf_cli.local.runtime.buildspec import ArtifactSpec, BuildspecError, parse
 
@@ -70,3 +74,40 @@ def test_artifact_globs_base_directory_discard_and_exclude(tmp_path):
     assert names(ArtifactSpec(files=["*"])) == ["top.txt"]  # one star stays in the directory
     assert names(ArtifactSpec(files=["out/"])) == ["out/a.json", "out/sub/b.json", "out/sub/c.log"]
     assert names(ArtifactSpec(files=["missing/*"])) == []
+
+
+def test_cache_paths_are_read_and_a_cache_that_is_not_a_map_is_refused():
+    spec = parse("version: 0.2\nphases:\n  build:\n    commands: [make]\ncache:\n  paths:\n    - .sdlf/cache/**/*\n")
+    assert spec.cache_paths == [".sdlf/cache/**/*"]
+    assert parse("version: 0.2\nphases:\n  build:\n    commands: [make]\n").cache_paths == []
+    with pytest.raises(BuildspecError, match="Expected cache to be a map"):
+        parse("version: 0.2\nphases:\n  build:\n    commands: [make]\ncache: [a]\n")
+
+
+def test_a_cache_round_trips_only_matching_files_and_never_writes_outside_the_source(tmp_path):
+    src = tmp_path / "src"
+    (src / ".sdlf" / "cache" / "lint").mkdir(parents=True)
+    (src / ".sdlf" / "cache" / "lint" / "a.clean").write_text("a")
+    (src / "other.txt").write_text("not cached")
+    body, count = build_cache.pack(src, [".sdlf/cache/**/*"])
+    assert count == 1
+    restored = tmp_path / "next"
+    restored.mkdir()
+    assert build_cache.unpack(body, restored) == 1
+    assert (restored / ".sdlf" / "cache" / "lint" / "a.clean").read_text() == "a"
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../escaped.txt", "x")
+    with pytest.raises(ValueError, match="outside the source directory"):
+        build_cache.unpack(evil.getvalue(), restored)
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_a_cache_location_is_a_bucket_and_an_optional_prefix():
+    assert build_cache.location({"cache": {"type": "NO_CACHE"}}) is None
+    assert build_cache.location({"cache": {"type": "S3", "location": "b/p/q"}}).uri == (
+        f"s3://b/p/q/{build_cache.OBJECT_NAME}")
+    assert build_cache.location({"cache": {"type": "S3", "location": "b"}}).key == build_cache.OBJECT_NAME
+    logged: list = []
+    assert build_cache.relative_paths(["/root/.cache/**/*", "x/**/*"], logged.append) == ["x/**/*"]
+    assert "not kept" in logged[0]

@@ -238,6 +238,10 @@ def project_fields(name: str, props: dict[str, Any], account_id: str, region_nam
     for variable in environment.get("environmentVariables") or []:
         variable.setdefault("type", "PLAINTEXT")
         variable["value"] = _configuration_value(variable.get("value", ""))
+    cache = shaped.get("cache") or {}
+    if cache.get("type") == "S3" and not cache.get("location"):
+        raise PipelineDefinitionError(f"CodeBuild project {name}: Cache.Location is required for an S3 cache "
+                                      "(bucket or bucket/prefix)")
     source_type = shaped["source"].get("type")
     if not _trusts(account_id, region_name, shaped["serviceRole"], "codebuild.amazonaws.com"):
         raise PipelineDefinitionError(

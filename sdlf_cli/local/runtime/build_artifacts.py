@@ -45,7 +45,7 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(out + r"\Z")
 
 
-def _matches(relative: str, patterns: list[str]) -> bool:
+def matches(relative: str, patterns: list[str]) -> bool:
     return any(_glob_regex(p).match(relative) for p in patterns if p.strip())
 
 
@@ -57,7 +57,7 @@ def select_files(root: Path, spec: ArtifactSpec) -> list[tuple[Path, str]]:
     chosen = []
     for path in sorted(p for p in base.rglob("*") if p.is_file()):
         relative = path.relative_to(base).as_posix()
-        if _matches(relative, spec.files) and not _matches(relative, spec.exclude_paths):
+        if matches(relative, spec.files) and not matches(relative, spec.exclude_paths):
             chosen.append((path, path.name if spec.discard_paths else relative))
     return chosen
 

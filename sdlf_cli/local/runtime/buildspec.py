@@ -54,6 +54,7 @@ class Buildspec:
     phases: list[Phase] = field(default_factory=list)
     artifacts: ArtifactSpec | None = None
     secondary_artifacts: dict[str, ArtifactSpec] = field(default_factory=dict)
+    cache_paths: list[str] = field(default_factory=list)  # cache.paths: what the project's cache keeps
 
 
 def _strings(value: Any, where: str) -> list[str]:
@@ -158,4 +159,9 @@ def parse(text: str, source: str = "buildspec") -> Buildspec:
             raise BuildspecError("YAML_FILE_ERROR: Expected artifacts.secondary-artifacts to be a map")
         spec.secondary_artifacts = {str(k): _artifact(v, f"artifacts.secondary-artifacts.{k}")
                                     for k, v in secondary.items()}
+    cache = document.get("cache")
+    if cache is not None:
+        if not isinstance(cache, dict):
+            raise BuildspecError("YAML_FILE_ERROR: Expected cache to be a map with paths")
+        spec.cache_paths = _strings(cache.get("paths"), "cache.paths")
     return spec

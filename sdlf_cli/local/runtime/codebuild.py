@@ -11,7 +11,8 @@ Output lines go to the project's CloudWatch Logs group/stream while the build ru
 (`batch_get_builds`) shows the real phases, their contexts, status, logs and exported variables.
 `codebuild_api.py` puts it behind the API (BatchGetBuilds, StopBuild, StartBuild).
 Not emulated: the image itself (builds run on the emulator host's tools and Python; runtime-versions and
-run-as are logged and ignored; env.shell sh runs bash), Docker/privileged mode, VPC, caches, reports, batch
+run-as are logged and ignored; env.shell sh runs bash), Docker/privileged mode, VPC, LOCAL caches and
+cache keys (S3 caches are kept: `build_cache.py`), reports, batch
 builds, buildspec 0.1 and on-failure RETRY; builds inherit the emulator process's environment (as Glue
 jobs and Lambda workers do) below the variables CodeBuild sets.
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sdlf_cli.local.context import EmulatorContext
-from sdlf_cli.local.runtime import build_python
+from sdlf_cli.local.runtime import build_cache, build_python
 from sdlf_cli.local.runtime.build_artifacts import extract, package_outputs
 from sdlf_cli.local.runtime.build_log import BuildLog, clock
 from sdlf_cli.local.runtime.build_shell import ShellSession
@@ -286,6 +287,10 @@ class CodeBuildRunner:
             log.container(f"Phase context status code: {exc.code} Message: {exc.message}")
             record.end_phase("FAILED", exc.code, exc.message)
             return BuildResult(build_id, "FAILED", {}, {}, "DOWNLOAD_SOURCE", exc.code, exc.message)
+        cache_at = build_cache.location(project)
+        cache_paths = build_cache.relative_paths(spec.cache_paths, log.container) if cache_at else []
+        if cache_at is not None and cache_paths:
+            build_cache.restore(self._client_as("s3", credentials), cache_at, src, log.container)
         log.container(f"CODEBUILD_SRC_DIR={src}")
         log.container("Phase complete: DOWNLOAD_SOURCE State: SUCCEEDED")
         log.container("Phase context status code:  Message: ")
@@ -350,6 +355,8 @@ class CodeBuildRunner:
                 log.container(f"Phase context status code: {exc.code} Message: {exc.message}")
                 record.end_phase("FAILED", exc.code, exc.message)
                 failure = failure or exc
+            if cache_at is not None and cache_paths:
+                build_cache.save(self._client_as("s3", credentials), cache_at, src, cache_paths, log.container)
         record.start_phase("FINALIZING")
         record.end_phase("SUCCEEDED")
         if failure is not None:
@@ -412,6 +419,15 @@ class CodeBuildRunner:
             env[variable["name"]] = (self._parameter(value) if kind == "PARAMETER_STORE"
                                      else self._secret(value) if kind == "SECRETS_MANAGER" else value)
         return env
+
+    def _client_as(self, service: str, credentials: dict[str, str]):
+        """A client acting as the build's service role (what CodeBuild itself does with the role)."""
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
+                            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+                            aws_session_token=credentials["AWS_SESSION_TOKEN"])
 
     def _role_credentials(self, build: dict[str, Any]) -> dict[str, str]:
         """The build acts as the project's service role (assumed-role keys from the emulator's STS), as on
