@@ -3,6 +3,7 @@
 - lambda_hook / workers: Lambda functions on warm host-Python workers instead of Docker;
 - sqs_poller: SQS event source mappings polled in batches with retries and DLQ, like Lambda's poller;
   sqs_queue_scans: moto's queue attributes and retention check without a rescan per message;
+- s3_version_listing: ListObjectVersions without copying every object's bytes;
 - events: EventBridge delivery to Lambda / Step Functions targets, schedule-only rules kept out of matching;
 - scheduler (+ schedule_expressions): rate()/cron() rules fired by a clock;
 - stepfunctions: fixes to moto's Step Functions interpreter; stepfunctions_parsing: a definition and a JSONPath
@@ -19,7 +20,7 @@
 - gc_tuning: the emulator's process collects cyclic garbage less often (its many long-lived objects);
 - codepipeline (+ codepipeline_api, pipeline_model, pipeline_actions, cicd_events): pipeline executions
   running their stages; codebuild (+ codebuild_api, buildspec, build_shell, build_python, build_artifacts,
-  build_log): CodeBuild builds running their buildspecs.
+  build_log, build_cache): CodeBuild builds running their buildspecs.
 
 `install(ctx)` wires all of them into the running moto server and returns a stop function. It is
 idempotent: a second call for the same emulator returns the first call's stop function.
@@ -43,8 +44,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild_api, codepipeline, codepipeline_api,
                                             crawler, dynamodb_expressions, dynamodb_item_sizes, dynamodb_responses,
                                             dynamodb_update_plans, events, gc_tuning, glue_jobs, request_routing,
-                                            sqs_queue_scans, stepfunctions, stepfunctions_lambda,
-                                            stepfunctions_parsing)
+                                            s3_version_listing, sqs_queue_scans, stepfunctions,
+                                            stepfunctions_lambda, stepfunctions_parsing)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import (SqsPoller, install_mapping_takeover, install_wake_on_send,
@@ -59,6 +60,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         dynamodb_responses.install()
         request_routing.install()
         sqs_queue_scans.install()
+        s3_version_listing.install()
         from sdlf_cli.local.iam.credentials import role_environment
 
         manager = WorkerManager(ctx.state_dir / "lambda", ctx.endpoint_url, role_environment)
@@ -109,6 +111,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             stepfunctions_parsing.uninstall()
             stepfunctions_lambda.uninstall()
             sqs_queue_scans.uninstall()
+            s3_version_listing.uninstall()
             gc_tuning.uninstall()
 
         _installed["stop"] = stop
