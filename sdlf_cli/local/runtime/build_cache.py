@@ -3,9 +3,10 @@
 As on CodeBuild (a project with `Cache: {Type: S3, Location: bucket/prefix}` and a buildspec without a cache
 key): the cache is downloaded into the source directory during DOWNLOAD_SOURCE and the paths' files are
 uploaded again when the build ends (UPLOAD_ARTIFACTS is always attempted, so a failed build's cache is kept
-too: CodeBuild's documentation does not say either way, and what the lake caches is keyed by content), as the
-project's service role, so its policy must allow s3:GetObject and s3:PutObject on the location. A cache that cannot be read or written
-is a warning in the build's log, never a failed build: a build without its cache is only slower.
+too: CodeBuild's documentation does not say either way, and what the lake caches is keyed by content), as
+the project's service role, so its policy must allow s3:GetObject and s3:PutObject on the location. A cache
+that cannot be read or written is a warning in the build's log, never a failed build: a build without its
+cache is only slower.
 Only paths inside the source directory are emulated; an absolute path (e.g. /root/.cache/pip) is logged and
 left out, because a build here runs on the emulator host, not in a container of its own.
 """

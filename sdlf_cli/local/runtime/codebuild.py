@@ -132,11 +132,16 @@ class CodeBuildRunner:
         self._slots = threading.Semaphore(max_parallel)  # the machine's cores, not a CodeBuild quota
         self._closed = False
 
-    def client(self, service: str):
+    def client(self, service: str, credentials: dict[str, str] | None = None):
+        """The emulator's own client, or with `credentials` (`_role_credentials`) one acting as the build's
+        service role, as CodeBuild itself does with the role (the project's S3 cache)."""
         import boto3
 
-        return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        keys = ({"aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
+                 "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
+                 "aws_session_token": credentials["AWS_SESSION_TOKEN"]} if credentials
+                else {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"})
+        return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region, **keys)
 
     # --- the build record -----------------------------------------------------------------------------------
     def _project(self, name: str) -> dict[str, Any]:
@@ -289,8 +294,9 @@ class CodeBuildRunner:
             return BuildResult(build_id, "FAILED", {}, {}, "DOWNLOAD_SOURCE", exc.code, exc.message)
         cache_at = build_cache.location(project)
         cache_paths = build_cache.relative_paths(spec.cache_paths, log.container) if cache_at else []
-        if cache_at is not None and cache_paths:
-            build_cache.restore(self._client_as("s3", credentials), cache_at, src, log.container)
+        cache_s3 = self.client("s3", credentials) if cache_at is not None and cache_paths else None
+        if cache_s3 is not None:
+            build_cache.restore(cache_s3, cache_at, src, log.container)
         log.container(f"CODEBUILD_SRC_DIR={src}")
         log.container("Phase complete: DOWNLOAD_SOURCE State: SUCCEEDED")
         log.container("Phase context status code:  Message: ")
@@ -355,8 +361,8 @@ class CodeBuildRunner:
                 log.container(f"Phase context status code: {exc.code} Message: {exc.message}")
                 record.end_phase("FAILED", exc.code, exc.message)
                 failure = failure or exc
-            if cache_at is not None and cache_paths:
-                build_cache.save(self._client_as("s3", credentials), cache_at, src, cache_paths, log.container)
+            if cache_s3 is not None:
+                build_cache.save(cache_s3, cache_at, src, cache_paths, log.container)
         record.start_phase("FINALIZING")
         record.end_phase("SUCCEEDED")
         if failure is not None:
@@ -419,15 +425,6 @@ class CodeBuildRunner:
             env[variable["name"]] = (self._parameter(value) if kind == "PARAMETER_STORE"
                                      else self._secret(value) if kind == "SECRETS_MANAGER" else value)
         return env
-
-    def _client_as(self, service: str, credentials: dict[str, str]):
-        """A client acting as the build's service role (what CodeBuild itself does with the role)."""
-        import boto3
-
-        return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
-                            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
-                            aws_session_token=credentials["AWS_SESSION_TOKEN"])
 
     def _role_credentials(self, build: dict[str, Any]) -> dict[str, str]:
         """The build acts as the project's service role (assumed-role keys from the emulator's STS), as on
