@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 # Credentials the emulator accepts; never valid on AWS.
@@ -31,6 +33,32 @@ class AwsTarget:
     @property
     def is_local(self) -> bool:
         return self.endpoint_url is not None
+
+
+class _SearchPaths(list):
+    """boto3 adds its own data folder to the loader of every session it makes: once is enough for a shared one."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@cache
+def _shared_loader() -> botocore.loaders.Loader:
+    """One loader of botocore's service models for every session this process makes. Each new session would
+    read and parse the models (JSON of several MB for DynamoDB, S3, CloudFormation) again: a `--role-arn` run
+    made two sessions, and each test and workflow its own. AWS_DATA_PATH is honoured as botocore does."""
+    data_path = os.environ.get("AWS_DATA_PATH")
+    extra = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else []
+    return botocore.loaders.Loader(extra_search_paths=_SearchPaths(extra))
+
+
+def new_session(**kwargs) -> boto3.session.Session:
+    """A boto3 session (credentials, profile, region as `boto3.session.Session` takes them) sharing the
+    process's loaded service models."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _shared_loader())
+    return boto3.session.Session(botocore_session=core, **kwargs)
 
 
 class Clients:
@@ -64,7 +92,7 @@ class Clients:
                 RoleArn=role_arn, RoleSessionName="sdlf", DurationSeconds=ASSUMED_SESSION_SECONDS)["Credentials"]
         except (BotoCoreError, ClientError) as err:
             raise SdlfError(f"--role-arn {role_arn}: cannot assume the role: {err}") from err
-        return boto3.session.Session(
+        return new_session(
             aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"], region_name=self.target.region)
 
@@ -78,8 +106,8 @@ class Clients:
                          "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY",
                                                                  LOCAL_CREDENTIALS["aws_secret_access_key"]),
                          "aws_session_token": os.environ.get("AWS_SESSION_TOKEN") or None}
-            return boto3.session.Session(region_name=self.target.region, **creds)
-        return boto3.session.Session(profile_name=self.target.profile, region_name=self.target.region)
+            return new_session(region_name=self.target.region, **creds)
+        return new_session(profile_name=self.target.profile, region_name=self.target.region)
 
     def client(self, service: str, *, read_timeout: float | None = None):
         """The service's client, one per service (its threads share it, so they back off together).
