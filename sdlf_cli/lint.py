@@ -15,13 +15,16 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-from cfnlint.config import ConfigMixIn
-from cfnlint.decode.decode import decode_str
-from cfnlint.rules import Rules
-from cfnlint.runner import Runner, run_template_by_data
+from typing import TYPE_CHECKING
 
 from sdlf_cli.render import RenderedTemplate
+
+if TYPE_CHECKING:
+    from cfnlint.rules import Rules
+
+# cfn-lint (and sympy, which it imports) is imported where a template is linted, not with this module: it is
+# ~0.7 s of every `sdlf` command's start, and most commands (status, query, config show, cicd report ...) only
+# need `Finding` and the results' types.
 
 # cfn-lint severities we report, and the order findings are listed in.
 LEVELS = ("error", "warning")
@@ -52,11 +55,18 @@ _RULES_LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=1)
 def cfn_lint_rules() -> Rules:
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.runner import Runner
+
     return Runner(ConfigMixIn()).rules
 
 
 def lint_template(template: RenderedTemplate) -> list[Finding]:
     """cfn-lint findings (errors and warnings) for one rendered template, in line order."""
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.decode.decode import decode_str
+    from cfnlint.runner import run_template_by_data
+
     body, matches = decode_str(template.body)
     if not matches and body is not None:
         with _RULES_LOCK:
