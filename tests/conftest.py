@@ -2,6 +2,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 # The suite starts hundreds of Python processes (xdist workers, the CLI, emulators, builds, Glue jobs) that
 # import the same modules. With bytecode caching turned off in the environment (PYTHONDONTWRITEBYTECODE),
@@ -41,6 +43,31 @@ LONGEST_FIRST = (
 )
 
 
+# The files whose tests use the `spark` fixture (one local Spark session per process, tests/unit/test_glue_helpers.py).
+# They go to one worker as one unit: spread over three workers they started three JVMs, ~20 s of CPU each.
+SHARED_SPARK_SESSION = (
+    "tests/unit/test_glue_heavy_transform.py",
+    "tests/unit/test_glue_columnar.py",
+    "tests/unit/test_glue_quality.py",
+    "tests/unit/test_glue_dataset_transforms.py",
+)
+SPARK_UNIT = "spark session: " + ", ".join(Path(f).name for f in SHARED_SPARK_SESSION)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest.ini's `--dist loadfile`, with the files sharing a Spark session as one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None  # another distribution asked for on the command line: xdist's own
+    from xdist.scheduler import LoadFileScheduling
+
+    class SparkFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return SPARK_UNIT if path in SHARED_SPARK_SESSION else path
+
+    return SparkFilesTogether(config, log)
+
+
 def pytest_xdist_auto_num_workers(config):
     """`-n auto` (pytest.ini): one worker per usable core, and one more. Much of a worker's time is spent waiting -
     on the Lambda worker processes, CLI subprocesses, Spark JVMs and Glue job processes it starts, on an
@@ -52,8 +79,15 @@ def pytest_collection_modifyitems(session, config, items):
     rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
 
     def file_rank(item) -> int:
-        path = Path(str(item.path)).resolve()
-        relative = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
-        return rank.get(relative, len(rank))
+        return rank.get(_relative(item), len(rank))
 
     items.sort(key=file_rank)  # stable: every other file, and the tests within a file, keep their order
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()) and _relative(item) not in SHARED_SPARK_SESSION:
+            raise pytest.UsageError(f"{_relative(item)} uses the `spark` fixture: add it to SHARED_SPARK_SESSION in "
+                                    "tests/conftest.py, so its tests run in the worker that has the session")
+
+
+def _relative(item) -> str:
+    path = Path(str(item.path)).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
