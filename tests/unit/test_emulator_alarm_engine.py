@@ -17,18 +17,22 @@ class FakeCloudWatch:
         self.alarm = alarm
         self.points: list[tuple[str, dict]] = []
 
-    def describe_alarms(self):
+    def describe_alarms(self, **request):
         return {"MetricAlarms": [dict(self.alarm)]}
 
     def put_metric_data(self, Namespace, MetricData):
         self.points += [(Namespace, d) for d in MetricData]
 
-    def get_metric_statistics(self, Namespace, MetricName, Dimensions, StartTime, EndTime, Period, Statistics):
-        values = [d["Value"] for ns, d in self.points if ns == Namespace and d["MetricName"] == MetricName
-                  and d["Dimensions"] == Dimensions and StartTime <= d["Timestamp"] <= EndTime]
-        if not values:
-            return {"Datapoints": []}
-        return {"Datapoints": [{"Sum": sum(values), "Maximum": max(values), "SampleCount": len(values)}]}
+    def get_metric_data(self, MetricDataQueries, StartTime, EndTime):
+        results = []
+        for query in MetricDataQueries:
+            metric, stat = query["MetricStat"]["Metric"], query["MetricStat"]["Stat"]
+            values = [d["Value"] for ns, d in self.points if ns == metric["Namespace"]
+                      and d["MetricName"] == metric["MetricName"] and d["Dimensions"] == metric["Dimensions"]
+                      and StartTime <= d["Timestamp"] < EndTime]
+            statistic = {"Sum": sum, "Maximum": max, "SampleCount": len}[stat]
+            results.append({"Id": query["Id"], "Values": [statistic(values)] if values else []})
+        return {"MetricDataResults": results}
 
     def set_alarm_state(self, AlarmName, StateValue, StateReason):
         self.alarm["StateValue"] = StateValue
@@ -122,3 +126,43 @@ def test_a_queue_depth_is_a_data_point_when_it_changes_or_has_not_been_given_for
     clock.now = NOW + timedelta(seconds=31)
     engine.sample_queues(clock.now)
     assert depth_points()[5:] == [("steady", 0.0)], "every alarm period still holds a point of each queue"
+
+
+class ManyAlarms(FakeCloudWatch):
+    """DescribeAlarms in pages of 50, as AWS gives them; counts the GetMetricData requests."""
+
+    def __init__(self, alarms: list[dict]):
+        super().__init__(alarms[0])
+        self.alarms = {a["AlarmName"]: a for a in alarms}
+        self.metric_requests: list[int] = []
+
+    def describe_alarms(self, NextToken: str = "0"):
+        names = sorted(self.alarms)
+        start = int(NextToken)
+        page = {"MetricAlarms": [dict(self.alarms[n]) for n in names[start:start + 50]]}
+        if start + 50 < len(names):
+            page["NextToken"] = str(start + 50)
+        return page
+
+    def get_metric_data(self, MetricDataQueries, StartTime, EndTime):
+        self.metric_requests.append(len(MetricDataQueries))
+        return super().get_metric_data(MetricDataQueries, StartTime, EndTime)
+
+    def set_alarm_state(self, AlarmName, StateValue, StateReason):
+        self.alarms[AlarmName]["StateValue"] = StateValue
+
+
+def test_every_alarm_on_every_page_is_evaluated_with_one_metric_request_per_window_length():
+    alarms = [_errors_alarm(AlarmName=f"fn{i:03d}-errors", Dimensions=[{"Name": "FunctionName", "Value": f"fn{i:03d}"}],
+                            Period=60 if i % 2 else 300, AlarmActions=[], OKActions=[])
+              for i in range(120)]
+    cloudwatch = ManyAlarms(alarms)
+    engine, _, _, _ = _engine(alarms[0])
+    engine.client = {"cloudwatch": cloudwatch, "sns": FakeSns(), "sqs": Quiet(), "stepfunctions": Quiet()}.__getitem__
+    for name in ("fn007", "fn010"):  # one alarm of each window length breaches
+        engine.record_invocation(name, True, 5.0, NOW)
+    engine.tick()
+    states = {name: a["StateValue"] for name, a in cloudwatch.alarms.items()}
+    assert {n for n, s in states.items() if s == "ALARM"} == {"fn007-errors", "fn010-errors"}
+    assert set(states.values()) == {"ALARM", "INSUFFICIENT_DATA"} and len(states) == 120
+    assert sorted(cloudwatch.metric_requests) == [60, 60], "one GetMetricData per window length"

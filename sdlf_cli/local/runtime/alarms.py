@@ -25,8 +25,9 @@ from typing import Any, Callable
 LOG = logging.getLogger(__name__)
 
 # AWS evaluates a standard-resolution alarm once a minute; every 5 s keeps the emulator ahead of that while
-# its sampling (a ListExecutions per state machine and status, a GetMetricStatistics per alarm) stays a small
-# share of a busy emulator's one interpreter (at 2 s it was ~5 % of the CPU of a stage-A burst).
+# its sampling (a ListExecutions per state machine and status, a GetQueueAttributes per queue, one GetMetricData
+# for all alarms) stays a small share of a busy emulator's one interpreter (at 2 s it was ~5 % of the CPU of a
+# stage-A burst).
 TICK_S = 5.0
 DEPTH_REFRESH_S = 30.0  # an unchanged queue depth is sampled again this often
 _COMPARE = {
@@ -37,6 +38,9 @@ _COMPARE = {
 }
 _STATISTIC_KEYS = {"Sum": "Sum", "Maximum": "Maximum", "Minimum": "Minimum", "Average": "Average",
                    "SampleCount": "SampleCount"}
+
+
+MAX_QUERIES = 500  # GetMetricData's limit of queries in one request
 
 
 def utc_now() -> datetime:
@@ -170,23 +174,58 @@ class AlarmEngine:
     # --- alarms -----------------------------------------------------------------------------------------
     def evaluate(self, now: datetime) -> None:
         cloudwatch = self.client("cloudwatch")
-        for alarm in cloudwatch.describe_alarms().get("MetricAlarms", []):
-            if not alarm.get("MetricName") or alarm.get("Statistic") not in _STATISTIC_KEYS:
-                continue
-            state, reason = self._state(cloudwatch, alarm, now)
+        alarms = [a for a in self._metric_alarms(cloudwatch)
+                  if a.get("MetricName") and a.get("Statistic") in _STATISTIC_KEYS]
+        values = self._window_values(cloudwatch, alarms, now)
+        for index, alarm in enumerate(alarms):
+            state, reason = self._state(alarm, values.get(_query_id(index), []))
             if state == alarm.get("StateValue"):
                 continue
             cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason)
             self._notify(alarm, state, reason, now)
 
-    def _state(self, cloudwatch, alarm: dict, now: datetime) -> tuple[str, str]:
-        period = int(alarm.get("Period") or 60)
-        window = period * int(alarm.get("EvaluationPeriods") or 1)
-        points = cloudwatch.get_metric_statistics(
-            Namespace=alarm["Namespace"], MetricName=alarm["MetricName"], Dimensions=alarm.get("Dimensions", []),
-            StartTime=now - timedelta(seconds=window), EndTime=now + timedelta(seconds=1), Period=window,
-            Statistics=[alarm["Statistic"]])["Datapoints"]
-        values = [p[_STATISTIC_KEYS[alarm["Statistic"]]] for p in points]
+    @staticmethod
+    def _metric_alarms(cloudwatch) -> list[dict]:
+        """Every metric alarm, over DescribeAlarms' pages (AWS gives 50 to a page)."""
+        alarms, request = [], {}
+        while True:
+            page = cloudwatch.describe_alarms(**request)
+            alarms += page.get("MetricAlarms", [])
+            if not page.get("NextToken"):
+                return alarms
+            request = {"NextToken": page["NextToken"]}
+
+    @staticmethod
+    def _window_values(cloudwatch, alarms: list[dict], now: datetime) -> dict[str, list[float]]:
+        """Each alarm's statistic over its last `Period x EvaluationPeriods` seconds, by query id: one
+        GetMetricData per window length (up to 500 alarms a call) rather than a GetMetricStatistics per alarm,
+        whose every call made the emulator scan all of its metric data again (a tick's cost grew with the
+        lakes an emulator holds)."""
+        by_window: dict[int, list[dict]] = {}
+        for index, alarm in enumerate(alarms):
+            window = _window(alarm)
+            by_window.setdefault(window, []).append({
+                "Id": _query_id(index), "ReturnData": True,
+                "MetricStat": {"Metric": {"Namespace": alarm["Namespace"], "MetricName": alarm["MetricName"],
+                                          "Dimensions": alarm.get("Dimensions", [])},
+                               "Period": window, "Stat": alarm["Statistic"]}})
+        values: dict[str, list[float]] = {}
+        for window, queries in by_window.items():
+            for start in range(0, len(queries), MAX_QUERIES):
+                request = {"MetricDataQueries": queries[start:start + MAX_QUERIES],
+                           "StartTime": now - timedelta(seconds=window), "EndTime": now + timedelta(seconds=1)}
+                while True:
+                    page = cloudwatch.get_metric_data(**request)
+                    for result in page.get("MetricDataResults", []):
+                        values.setdefault(result["Id"], []).extend(float(v) for v in result.get("Values", []))
+                    if not page.get("NextToken"):
+                        break
+                    request["NextToken"] = page["NextToken"]
+        return values
+
+    @staticmethod
+    def _state(alarm: dict, values: list[float]) -> tuple[str, str]:
+        window = _window(alarm)
         threshold = float(alarm.get("Threshold", 0))
         if not values:
             missing = alarm.get("TreatMissingData") or "missing"
@@ -224,3 +263,11 @@ class AlarmEngine:
             sns.publish(TopicArn=arn, Subject=f'{state}: "{alarm["AlarmName"]}" in {self.region}'[:100],
                         Message=json.dumps(message))
             self.notifications.append((alarm["AlarmName"], state, arn))
+
+
+def _window(alarm: dict) -> int:
+    return int(alarm.get("Period") or 60) * int(alarm.get("EvaluationPeriods") or 1)
+
+
+def _query_id(index: int) -> str:
+    return f"a{index}"  # GetMetricData ids start with a lower-case letter
