@@ -44,7 +44,7 @@ class _SearchPaths(list):
 
 
 @cache
-def _shared_loader() -> botocore.loaders.Loader:
+def shared_loader() -> botocore.loaders.Loader:
     """One loader of botocore's service models for every session this process makes. Each new session would
     read and parse the models (JSON of several MB for DynamoDB, S3, CloudFormation) again: a `--role-arn` run
     made two sessions, and each test and workflow its own. AWS_DATA_PATH is honoured as botocore does."""
@@ -57,7 +57,7 @@ def new_session(**kwargs) -> boto3.session.Session:
     """A boto3 session (credentials, profile, region as `boto3.session.Session` takes them) sharing the
     process's loaded service models."""
     core = botocore.session.get_session()
-    core.register_component("data_loader", _shared_loader())
+    core.register_component("data_loader", shared_loader())
     return boto3.session.Session(botocore_session=core, **kwargs)
 
 

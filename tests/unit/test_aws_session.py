@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import boto3
+import botocore.session
 from botocore.stub import Stubber
 
-from sdlf_cli.aws.session import AwsTarget, Clients, new_session
+from sdlf_cli.aws.session import AwsTarget, Clients, new_session, shared_loader
+from tests.conftest import ORIGINAL_REGISTER_DATA_LOADER
 
 
 def test_sessions_share_one_model_loader_and_keep_their_own_credentials_and_region():
@@ -23,7 +25,9 @@ def test_sessions_share_one_model_loader_and_keep_their_own_credentials_and_regi
     assert second.resource("dynamodb").meta.client.meta.region_name == "eu-west-1"
 
 
-def test_a_model_is_parsed_once_for_all_sessions():
+def test_a_model_is_parsed_once_for_all_sessions(monkeypatch):
+    # botocore as it ships, not as the suite's sessions load models (tests/conftest.py)
+    monkeypatch.setattr(botocore.session.Session, "_register_data_loader", ORIGINAL_REGISTER_DATA_LOADER)
     models = [Clients(AwsTarget(region="us-east-1", endpoint_url="http://127.0.0.1:9")).client("dynamodb")
               .meta.service_model._service_description for _ in range(3)]
     assert models[0] is models[1] is models[2]
@@ -39,3 +43,13 @@ def test_clients_of_a_shared_loader_answer_their_own_calls():
         sb.add_response("get_queue_url", {"QueueUrl": "http://q/b"}, {"QueueName": "b"})
         assert b.get_queue_url(QueueName="b")["QueueUrl"] == "http://q/b"
         assert a.get_queue_url(QueueName="a")["QueueUrl"] == "http://q/a"
+
+
+def test_every_session_of_the_test_process_reads_the_models_from_the_shared_loader(monkeypatch, tmp_path):
+    """tests/conftest.py: moto's per-test default sessions must not parse the models again."""
+    monkeypatch.delenv("AWS_DATA_PATH", raising=False)
+    first, second = botocore.session.Session(), botocore.session.get_session()
+    assert first.get_component("data_loader") is second.get_component("data_loader") is shared_loader()
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    own = botocore.session.Session().get_component("data_loader")
+    assert own is not shared_loader() and str(tmp_path) in own.search_paths
