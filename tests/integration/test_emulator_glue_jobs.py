@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -37,13 +38,13 @@ def runtime(emulator):
     install(emulator.context)
 
 
-def _job(emulator, script: str, *, default_arguments=None, **kwargs) -> tuple[str, str]:
+def _job(emulator, script: str, *, default_arguments=None, command: str = "pythonshell", **kwargs) -> tuple[str, str]:
     """Uploads a script and creates a job for it; returns (job name, bucket)."""
     name, data_bucket = unique("job"), bucket(emulator)
     client(emulator, "s3").put_object(Bucket=data_bucket, Key=f"scripts/{name}.py", Body=script.encode())
     client(emulator, "glue").create_job(
         Name=name, Role=role_arn(emulator),
-        Command={"Name": "pythonshell", "ScriptLocation": f"s3://{data_bucket}/scripts/{name}.py",
+        Command={"Name": command, "ScriptLocation": f"s3://{data_bucket}/scripts/{name}.py",
                  "PythonVersion": "3.9"},
         DefaultArguments=default_arguments or {}, **kwargs)
     return name, data_bucket
@@ -139,16 +140,36 @@ def test_start_job_run_sync_waits_for_the_real_outcome(emulator):
     assert cause["JobRunState"] == "FAILED" and cause["ErrorMessage"].startswith("ValueError: column 'id'")
 
 
-def test_a_run_past_its_timeout_is_killed_and_reported(emulator):
+@pytest.mark.parametrize("python_shell", [False, True], ids=["plain process", "fork server"])
+def test_a_run_past_its_timeout_is_killed_and_reported(emulator, python_shell):
     job, data_bucket = _job(emulator, "import time\nprint('working')\ntime.sleep(30)\n")
     runner = installed_part("glue_jobs")
     started = time.monotonic()
     # Timeout is in minutes (Glue's unit); 0.02 minutes keeps the test short.
-    outcome = runner.execute(job, "jr_timeout", f"s3://{data_bucket}/scripts/{job}.py", {}, 0.02)
+    outcome = runner.execute(job, "jr_timeout", f"s3://{data_bucket}/scripts/{job}.py", {}, 0.02,
+                             python_shell=python_shell)
     assert time.monotonic() - started < 10
     assert outcome.state == "TIMEOUT"
     assert outcome.error_message == "job run jr_timeout timed out after 0.02 minute(s)"
     assert outcome.stdout == "working\n"
+
+
+PARENT = """
+import os, sys, boto3
+bucket = sys.argv[sys.argv.index("--bucket") + 1]
+boto3.client("s3").put_object(Bucket=bucket, Key="out/parent", Body=str(os.getppid()).encode())
+"""
+
+
+@pytest.mark.parametrize("command", ["pythonshell", "glueetl"])
+def test_a_python_shell_run_is_a_child_of_the_fork_server_and_a_spark_run_a_process_of_its_own(emulator, command):
+    glue, s3 = client(emulator, "glue"), client(emulator, "s3")
+    job, data_bucket = _job(emulator, PARENT, command=command)
+    run_id = glue.start_job_run(JobName=job, Arguments={"--bucket": data_bucket})["JobRunId"]
+    assert _wait_run(glue, job, run_id)["JobRunState"] == "SUCCEEDED"
+    parent = int(s3.get_object(Bucket=data_bucket, Key="out/parent")["Body"].read())
+    fork_server = installed_part("glue_jobs").forks._process.pid
+    assert parent == (fork_server if command == "pythonshell" else os.getpid())
 
 
 def test_script_arguments_and_error_line_helpers():

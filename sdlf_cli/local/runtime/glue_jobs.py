@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sdlf_cli.local.context import EmulatorContext
+from sdlf_cli.local.runtime.fork_server import ForkServer, ForkServerUnavailable
 
 LOG = logging.getLogger(__name__)
 
@@ -49,6 +50,11 @@ GLUE_ONLY_PREFIXES = ("--enable-", "--continuous-log-")
 # Credentials the emulator accepts; a run must never pick up a real profile or session.
 _DROPPED_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                 "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+# What Glue's Python shell provides and stage B's scripts import: the fork server of Python shell runs imports
+# them once (fork_server.py). Spark jobs start a JVM whatever they import, and run as plain processes.
+PYTHON_SHELL_LIBRARIES = ("boto3", "pyarrow", "pyarrow.compute", "pyarrow.json", "pyarrow.parquet", "duckdb",
+                          "pandas", "cuallee")
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "ERROR", "STOPPED"})
 
@@ -97,9 +103,10 @@ class GlueJobRunner:
         self.python = python
         self.work_dir = ctx.state_dir / "glue"
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sdlf-glue-job")
-        self._processes: dict[str, subprocess.Popen] = {}
+        self._processes: dict[str, Any] = {}  # run id -> its process (a Popen or a ForkedProcess)
         self._lock = threading.Lock()
         self._closed = False
+        self.forks = ForkServer(python, PYTHON_SHELL_LIBRARIES, self.environment(), self.work_dir / "fork-server.log")
 
     # --- clients into the emulator (same path a script takes) -------------------------------
     def _client(self, service: str, role: str | None = None, session: str = ""):
@@ -138,8 +145,10 @@ class GlueJobRunner:
 
     def _run_and_record(self, job: Any, run: Any) -> None:
         try:
-            outcome = self.execute(job.name, run.job_run_id, (job.command or {}).get("ScriptLocation"),
-                                   run.arguments, run.timeout or job.timeout, role=job.role)
+            command = job.command or {}
+            outcome = self.execute(job.name, run.job_run_id, command.get("ScriptLocation"), run.arguments,
+                                   run.timeout or job.timeout, role=job.role,
+                                   python_shell=command.get("Name") == "pythonshell")
         except Exception as exc:  # our own failure must still end the run, or .sync waits forever
             LOG.exception("Glue job run %s of %s could not run", run.job_run_id, job.name)
             outcome = RunOutcome("ERROR", f"{type(exc).__name__}: {exc}"[:MAX_ERROR_MESSAGE], "", "", 0.0)
@@ -150,9 +159,9 @@ class GlueJobRunner:
         _finish(run, outcome)
 
     def execute(self, job_name: str, run_id: str, script_location: str | None, arguments: dict[str, str] | None,
-                timeout_minutes: float | None, role: str | None = None) -> RunOutcome:
+                timeout_minutes: float | None, role: str | None = None, python_shell: bool = False) -> RunOutcome:
         """Runs one script to its end (or its timeout), reading it and running it as `role` when given;
-        the caller records the outcome on the run."""
+        the caller records the outcome on the run. A Python shell job's script is a child of the fork server."""
         started = time.monotonic()
         if not script_location:
             return RunOutcome("FAILED", f"job {job_name} has no Command.ScriptLocation", "", "", 0.0)
@@ -170,8 +179,7 @@ class GlueJobRunner:
                    *script_arguments(arguments)]
         timeout = 60 * float(timeout_minutes or DEFAULT_TIMEOUT_MINUTES)
         LOG.info("Glue job %s run %s: %s", job_name, run_id, " ".join(command[1:]))
-        process = subprocess.Popen(command, cwd=run_dir, env=self.environment(role, run_id), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, errors="replace")
+        process = self._start(command, run_dir, self.environment(role, run_id), python_shell)
         with self._lock:
             self._processes[run_id] = process
         try:
@@ -191,6 +199,16 @@ class GlueJobRunner:
             return RunOutcome("STOPPED", "the emulator stopped while the job was running", stdout, stderr, seconds)
         return RunOutcome("FAILED", last_error_line(stderr, process.returncode), stdout, stderr, seconds)
 
+    def _start(self, command: list[str], run_dir: Path, env: dict[str, str], python_shell: bool) -> Any:
+        if python_shell:
+            try:
+                if self.forks.can_run(Path(command[1])):
+                    return self.forks.start(command[1:], run_dir, env)
+            except ForkServerUnavailable as exc:
+                LOG.debug("Glue job run as a plain process: %s", exc)
+        return subprocess.Popen(command, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, errors="replace")
+
     def _write_logs(self, run_id: str, outcome: RunOutcome) -> None:
         logs = self._client("logs")
         for group, text in ((OUTPUT_LOG_GROUP, outcome.stdout), (ERROR_LOG_GROUP, outcome.stderr)):
@@ -204,6 +222,7 @@ class GlueJobRunner:
             processes = list(self._processes.values())
         for process in processes:  # our children only; each is a job run we started
             process.kill()
+        self.forks.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -1,0 +1,132 @@
+"""The inside of a fork server (run as a script by sdlf_cli.local.runtime.fork_server, never imported by the
+emulator): imports the modules named in argv, then forks one child per request, and each child runs one script
+as `python <script> <args>` would.
+
+Only the standard library is imported before the preloads, and the server stays single-threaded, so a child
+starts from a clean interpreter holding just those modules. Messages are JSON on a SOCK_SEQPACKET socket (fd in
+argv[1]); a request carries the child's stdin, stdout and stderr as file descriptors:
+  request   {"id", "argv": [script, *args], "cwd", "env"}  + fds (stdin, stdout, stderr)
+  first     {"ready": pid, "imported": [top-level names in sys.modules]}
+  replies   {"started": id, "pid"} | {"failed": id, "error"}, later {"exited": pid, "code"}
+When the emulator closes its end, the server kills the runs it started and exits.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+MAX_MESSAGE = 1 << 20
+
+
+def main() -> int:
+    channel = socket.socket(fileno=int(sys.argv[1]))
+    del sys.path[0]  # this folder: a child's first path entry is its script's folder
+    for name in sys.argv[2:]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # not installed: a script importing it fails as it would in a fresh interpreter
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: set[int] = set()
+    imported = sorted({name.partition(".")[0] for name in sys.modules})
+    channel.send(json.dumps({"ready": os.getpid(), "imported": imported}).encode())
+    while True:
+        ready, _, _ = select.select([channel, wake_read], [], [])
+        if wake_read in ready:
+            os.read(wake_read, 4096)
+            _reap(channel, children)
+        if channel not in ready:
+            continue
+        message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 3)
+        if not message:  # the emulator is gone: so are its runs
+            for pid in children:
+                _kill(pid)
+            return 0
+        request = json.loads(message)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            channel.send(json.dumps({"failed": request["id"], "error": str(exc)}).encode())
+            continue
+        if pid == 0:
+            for fd in (channel.detach(), wake_read, wake_write):
+                os.close(fd)
+            return _child(request, fds)
+        for fd in fds:
+            os.close(fd)
+        children.add(pid)
+        channel.send(json.dumps({"started": request["id"], "pid": pid}).encode())
+
+
+def _reap(channel: socket.socket, children: set[int]) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        children.discard(pid)
+        channel.send(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _child(request: dict, fds: list[int]) -> int:
+    """Becomes `python <script> <args>` in the request's folder and environment; returns its exit code."""
+    import runpy
+
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    time.tzset()
+    script = os.path.abspath(request["argv"][0])
+    sys.argv = [request["argv"][0], *request["argv"][1:]]
+    sys.path.insert(0, os.path.dirname(script))
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        return _exit_code(exc)
+    except BaseException as exc:  # noqa: BLE001 - what the interpreter does with an uncaught exception
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != script:
+            tb = tb.tb_next  # the traceback starts at the script, as it would without this server
+        if tb is not None:
+            exc.__traceback__ = tb
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        return 1
+    return 0
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
