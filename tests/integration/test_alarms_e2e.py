@@ -118,3 +118,23 @@ def test_a_failing_object_raises_its_alarms_on_the_team_and_lake_topics(lake, em
     body = json.loads(cloudwatch.get_dashboard(DashboardName=names.resource(TEAM))["DashboardBody"])
     titles = [w["properties"].get("title") for w in body["widgets"]]
     assert "Pipeline main, stage A: executions" in titles and "Dataset legislators: Glue job duration (ms)" in titles
+
+
+def test_the_engine_reads_from_moto_what_the_api_reports(lake, emulator):
+    """Seam: the alarm engine samples queue depths and ended executions from moto's backends
+    (alarms.BackendReadings); what it reads is what ListQueues/GetQueueAttributes and ListExecutions answer."""
+    from sdlf_cli.local.runtime.alarms import ApiReadings, BackendReadings, endpoint_clients
+
+    cfg, _ = lake
+    ended = wait_for(lambda: BackendReadings(emulator.context.account_id, cfg.region).finished_executions(), 60)
+    assert any(status == "FAILED" for _, _, status, _ in ended)  # the failing object's execution, at least
+    api = ApiReadings(endpoint_clients(emulator.endpoint_url, cfg.region))
+    backend = BackendReadings(emulator.context.account_id, cfg.region)
+
+    def agree() -> bool:  # a moment when both views hold the same (the lake's queues may still move)
+        by_api = {(m, e, s): stopped for m, e, s, stopped in api.finished_executions()}
+        by_backend = {(m, e, s): stopped for m, e, s, stopped in backend.finished_executions()}
+        return (backend.queue_depths() == api.queue_depths() and by_backend.keys() == by_api.keys()
+                and all(abs((by_backend[k] - by_api[k]).total_seconds()) < 1 for k in by_api))
+
+    assert wait_for(agree, 20)

@@ -81,7 +81,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         poller.start()
         scheduler = Scheduler(ctx.account_id)
         scheduler.start()
-        alarm_engine = alarms.AlarmEngine(alarms.endpoint_clients(ctx.endpoint_url, ctx.region), ctx.region)
+        alarm_engine = alarms.AlarmEngine(alarms.endpoint_clients(ctx.endpoint_url, ctx.region), ctx.region,
+                                          readings=alarms.BackendReadings(ctx.account_id, ctx.region))
         stop_observing = alarm_engine.observe_lambda(runtime)
         alarm_engine.start()
 

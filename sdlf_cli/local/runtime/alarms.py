@@ -11,8 +11,9 @@ One thread, on an injectable clock, does what AWS does in the background:
   `TreatMissingData`), moves its state, and on a change publishes AWS's alarm notification (JSON, subject
   `ALARM: "<name>" in <region>`) to the SNS topics of the matching actions - so subscribers really get it.
 
-Everything goes through the emulator's own API (boto3 at the endpoint), as another AWS service would.
-Tests call `tick()` with a fake clock instead of running the thread.
+Queue depths and ended executions are read from moto's backends (`BackendReadings`), as CloudWatch collects
+them inside AWS; metrics, alarms and notifications go through the emulator's own API (boto3 at the endpoint),
+as another AWS service would. Tests call `tick()` with a fake clock instead of running the thread.
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ from typing import Any, Callable
 LOG = logging.getLogger(__name__)
 
 # AWS evaluates a standard-resolution alarm once a minute; every 5 s keeps the emulator ahead of that while
-# its sampling (a ListExecutions per state machine and status, a GetQueueAttributes per queue, one GetMetricData
-# for all alarms) stays a small share of a busy emulator's one interpreter (at 2 s it was ~5 % of the CPU of a
+# its work (reading queues and executions, one GetMetricData for all alarms) stays a small share of a busy
+# emulator's one interpreter (at 2 s, with a request per queue and per alarm, it was ~5 % of the CPU of a
 # stage-A burst).
 TICK_S = 5.0
 DEPTH_REFRESH_S = 30.0  # an unchanged queue depth is sampled again this often
@@ -36,6 +37,8 @@ _COMPARE = {
     "LessThanThreshold": lambda v, t: v < t,
     "LessThanOrEqualToThreshold": lambda v, t: v <= t,
 }
+_EXECUTION_METRICS = {"SUCCEEDED": "ExecutionsSucceeded", "FAILED": "ExecutionsFailed",
+                      "TIMED_OUT": "ExecutionsTimedOut"}
 _STATISTIC_KEYS = {"Sum": "Sum", "Maximum": "Maximum", "Minimum": "Minimum", "Average": "Average",
                    "SampleCount": "SampleCount"}
 
@@ -72,13 +75,14 @@ def endpoint_clients(endpoint_url: str, region: str) -> Callable[[str], Any]:
 
 class AlarmEngine:
     def __init__(self, client: Callable[[str], Any], region: str, clock: Callable[[], datetime] = utc_now,
-                 tick_s: float = TICK_S):
+                 tick_s: float = TICK_S, readings: "Readings | None" = None):
         self.client = client
+        self.readings = readings if readings is not None else ApiReadings(lambda service: self.client(service))
         self.region = region
         self.clock = clock
         self.tick_s = tick_s
         self._seen_executions: set[str] = set()
-        self._last_depth: dict[str, tuple[float, datetime]] = {}  # queue url -> (value, when) of its last data point
+        self._last_depth: dict[str, tuple[float, datetime]] = {}  # queue name -> (value, when) of its last data point
         self._invocations: list[dict] = []  # Lambda data points waiting for the next tick
         self._invocations_lock = threading.Lock()
         self._stop = threading.Event()
@@ -139,31 +143,24 @@ class AlarmEngine:
     def sample_queues(self, now: datetime) -> None:
         """A depth data point when it changed, or when the last is DEPTH_REFRESH_S old: every alarm period (60 s
         at least) still holds one, and a long-running emulator does not keep (and save) a point per queue per tick."""
-        sqs, data = self.client("sqs"), []
-        for url in sqs.list_queues().get("QueueUrls", []):
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-            value = float(attributes["Attributes"].get("ApproximateNumberOfMessages", 0))
-            last = self._last_depth.get(url)
+        data = []
+        for name, value in self.readings.queue_depths().items():
+            last = self._last_depth.get(name)
             if last is not None and last[0] == value and (now - last[1]).total_seconds() < DEPTH_REFRESH_S:
                 continue
-            self._last_depth[url] = (value, now)
+            self._last_depth[name] = (value, now)
             data.append({"MetricName": "ApproximateNumberOfMessagesVisible", "Timestamp": now, "Unit": "Count",
-                         "Dimensions": [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}], "Value": value})
+                         "Dimensions": [{"Name": "QueueName", "Value": name}], "Value": value})
         self._put("AWS/SQS", data)
 
     def sample_executions(self, now: datetime) -> None:
-        sfn, data = self.client("stepfunctions"), []
-        for machine in sfn.list_state_machines().get("stateMachines", []):
-            for status, metric in (("SUCCEEDED", "ExecutionsSucceeded"), ("FAILED", "ExecutionsFailed"),
-                                   ("TIMED_OUT", "ExecutionsTimedOut")):
-                for execution in sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
-                                                     statusFilter=status).get("executions", []):
-                    if execution["executionArn"] in self._seen_executions:
-                        continue
-                    self._seen_executions.add(execution["executionArn"])
-                    data.append({"MetricName": metric, "Timestamp": execution.get("stopDate") or now,
-                                 "Unit": "Count", "Value": 1.0,
-                                 "Dimensions": [{"Name": "StateMachineArn", "Value": machine["stateMachineArn"]}]})
+        data = []
+        for machine, execution, status, stopped in self.readings.finished_executions():
+            if execution in self._seen_executions or status not in _EXECUTION_METRICS:
+                continue
+            self._seen_executions.add(execution)
+            data.append({"MetricName": _EXECUTION_METRICS[status], "Timestamp": stopped or now, "Unit": "Count",
+                         "Value": 1.0, "Dimensions": [{"Name": "StateMachineArn", "Value": machine}]})
         self._put("AWS/States", data)
 
     def _put(self, namespace: str, data: list[dict]) -> None:
@@ -271,3 +268,71 @@ def _window(alarm: dict) -> int:
 
 def _query_id(index: int) -> str:
     return f"a{index}"  # GetMetricData ids start with a lower-case letter
+
+
+class Readings:
+    """What the engine samples: each queue's visible messages, and the executions that have ended."""
+
+    def queue_depths(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def finished_executions(self) -> list[tuple[str, str, str, datetime | None]]:
+        """(state machine arn, execution arn, status, stop time) of every execution that has ended."""
+        raise NotImplementedError
+
+
+class ApiReadings(Readings):
+    """Through the public API: ListQueues and a GetQueueAttributes per queue; ListExecutions per state machine and
+    ending status (the first page of each)."""
+
+    def __init__(self, client: Callable[[str], Any]):
+        self.client = client
+
+    def queue_depths(self) -> dict[str, float]:
+        sqs, depths = self.client("sqs"), {}
+        for url in sqs.list_queues().get("QueueUrls", []):
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            depths[url.rsplit("/", 1)[-1]] = float(attributes["Attributes"].get("ApproximateNumberOfMessages", 0))
+        return depths
+
+    def finished_executions(self) -> list[tuple[str, str, str, datetime | None]]:
+        sfn, ended = self.client("stepfunctions"), []
+        for machine in sfn.list_state_machines().get("stateMachines", []):
+            for status in _EXECUTION_METRICS:
+                for execution in sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
+                                                     statusFilter=status).get("executions", []):
+                    ended.append((machine["stateMachineArn"], execution["executionArn"], status,
+                                  execution.get("stopDate")))
+        return ended
+
+
+class BackendReadings(Readings):
+    """From moto's SQS and Step Functions backends, as CloudWatch gets these metrics inside AWS rather than
+    through the public API. Through the API, each tick made a request per queue and three per state machine,
+    so an emulator's idle CPU grew with every lake it held."""
+
+    def __init__(self, account_id: str, region: str):
+        self.account_id, self.region = account_id, region
+
+    def queue_depths(self) -> dict[str, float]:
+        from moto.sqs.models import sqs_backends
+
+        queues = list(sqs_backends[self.account_id][self.region].queues.items())
+        return {name: float(queue.approximate_number_of_messages) for name, queue in queues}
+
+    def finished_executions(self) -> list[tuple[str, str, str, datetime | None]]:
+        from moto.stepfunctions.responses import get_backend
+
+        ended = []
+        for machine in list(get_backend(self.account_id, self.region).state_machines):
+            for execution in list(machine.executions):
+                status = str(getattr(execution.status, "value", execution.status))
+                if status in _EXECUTION_METRICS:
+                    ended.append((machine.arn, execution.execution_arn, status, _utc(execution.stop_date)))
+        return ended
+
+
+def _utc(moment: Any) -> datetime | None:
+    if moment is None or not isinstance(moment, datetime):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
