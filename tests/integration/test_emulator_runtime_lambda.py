@@ -214,3 +214,46 @@ def handler(event, context):
     assert response["StatusCode"] == 202
     assert time.monotonic() - started < 0.9
     wait_for(lambda: s3_keys(emulator, target) == ["async-done"], what="the async invoke's object")
+
+
+def _layer_with_a_marked_copy_of(package: str) -> dict[str, str]:
+    """The host's copy of `package` as a layer's python/ folder, with LAYER_COPY = True in its __init__."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(importlib.import_module(package).__file__).parent
+    files = {f"python/{package}/{p.relative_to(root)}": p.read_text() for p in root.rglob("*.py")}
+    files[f"python/{package}/__init__.py"] += "\nLAYER_COPY = True\n"
+    return files
+
+
+def test_a_worker_forks_from_its_layers_server_and_gets_the_layer_s_copy_of_what_boto3_imports(emulator):
+    """Workers are forks of a server that imported boto3 with the function's layers first on sys.path
+    (workers.RUNTIME_MODULES): botocore's jmespath is the layer's copy, as in a worker started from scratch."""
+    import os
+
+    from sdlf_cli.local.runtime import installed_part
+
+    lam = client(emulator, "lambda")
+    layer = lam.publish_layer_version(LayerName=unique("layer"),
+                                      Content={"ZipFile": zip_bytes(_layer_with_a_marked_copy_of("jmespath"))})
+    source = ("import os, sys, boto3, jmespath\n"
+              "def handler(event, context):\n"
+              "    return {'ppid': os.getppid(), 'layer_copy': getattr(jmespath, 'LAYER_COPY', False),\n"
+              "            'botocore_sees_it': sys.modules['jmespath'] is jmespath}\n")
+    fn = create_function(emulator, source, layers=[layer["LayerVersionArn"]])
+    response, body = invoke(emulator, fn["FunctionName"])
+    assert "FunctionError" not in response, body
+    servers = {s._process.pid for s in installed_part("runtime").manager._servers.values() if s._process}
+    assert body["layer_copy"] is True and body["botocore_sees_it"] is True
+    assert body["ppid"] in servers and body["ppid"] != os.getpid()
+
+
+def test_a_function_shipping_a_module_the_server_imported_gets_a_worker_of_its_own(emulator):
+    import os
+
+    source = "import os, boto3\ndef handler(event, context):\n    return {'ppid': os.getppid(), 'who': boto3.WHO}\n"
+    fn = create_function(emulator, source, extra_files={"boto3/__init__.py": "WHO = 'the function'\n"})
+    response, body = invoke(emulator, fn["FunctionName"])
+    assert "FunctionError" not in response, body
+    assert body == {"ppid": os.getpid(), "who": "the function"}  # a plain process of the emulator's

@@ -102,11 +102,11 @@ def test_a_run_past_its_timeout_can_be_killed_and_its_output_so_far_read(server,
 
 
 def test_a_folder_holding_a_module_the_server_imported_is_not_forked(server, tmp_path):
-    assert server.can_run(_script(tmp_path / "clean", "print(1)\n"))
+    assert server.can_run(_script(tmp_path / "clean", "print(1)\n").parent)
     shadowed = _script(tmp_path / "shadow", "print(1)\n")
     (shadowed.parent / f"{PRELOADED}.py").write_text("")
-    assert not server.can_run(shadowed)
-    assert not server.can_run(_script(tmp_path / "named", "print(1)\n", name="json.py"))  # a module it imported
+    assert not server.can_run(shadowed.parent)
+    assert not server.can_run(_script(tmp_path / "named", "print(1)\n", name="json.py").parent)  # one it imported
 
 
 def test_closing_the_server_ends_its_runs(tmp_path):

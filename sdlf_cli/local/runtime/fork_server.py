@@ -80,11 +80,44 @@ class ForkedProcess:
                 pass
 
 
+class ForkedChild:
+    """A child with a pipe on its stdin: the parts of `subprocess.Popen` a Lambda worker uses."""
+
+    def __init__(self, server: "ForkServer", pid: int, stdin: int):
+        self._server = server
+        self.pid = pid
+        self.stdin = os.fdopen(stdin, "wb")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._server.exit_code(self.pid, 0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = self._server.exit_code(self.pid, timeout)
+            if self.returncode is None:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 class ForkServer:
     """Started on the first run; one per Glue job runner. Safe to use from several threads."""
 
-    def __init__(self, python: str, modules: Sequence[str], env: dict[str, str], log_path: Path):
+    def __init__(self, python: str, modules: Sequence[str], env: dict[str, str], log_path: Path, *,
+                 isolated: bool = False, path: Sequence[str] = ()):
+        """`isolated`: children run as `python -I` would; `path`: folders first on sys.path while the modules are
+        imported (a Lambda function's layers), and not in a child's."""
         self.python, self.modules, self.env, self.log_path = python, tuple(modules), dict(env), log_path
+        self.isolated, self.path = isolated, tuple(str(p) for p in path)
         self._lock = threading.Lock()
         self._exits = threading.Condition()
         self._exit_codes: dict[int, int] = {}
@@ -106,8 +139,10 @@ class ForkServer:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "ab") as log:
+                config = json.dumps({"modules": list(self.modules), "path": list(self.path)})
+                flags = ["-I"] if self.isolated else []
                 self._process = subprocess.Popen(
-                    [self.python, str(MAIN), str(theirs.fileno()), *self.modules], env=self.env,
+                    [self.python, *flags, str(MAIN), str(theirs.fileno()), config], env=self.env,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(theirs.fileno(),), close_fds=True)
             theirs.close()
             ours.settimeout(START_TIMEOUT_S)
@@ -148,39 +183,46 @@ class ForkServer:
             self._process.wait()
 
     # --- runs ---------------------------------------------------------------------------------------
-    def can_run(self, script: Path) -> bool:
-        """False when the script's folder holds a module (or is one) named like one the server imported."""
+    def can_run(self, folder: Path) -> bool:
+        """False when `folder` (a child's first sys.path entry) holds a module named like one the server imported."""
         self._ensure_started()
-        names = {entry.split(".", 1)[0] for entry in os.listdir(script.parent)}
+        names = {entry.split(".", 1)[0] for entry in os.listdir(folder)}
         return not (names & self._imported)
 
     def start(self, argv: Sequence[str], cwd: Path, env: dict[str, str]) -> ForkedProcess:
-        """`python <argv...>` in `cwd` with `env`, as a child of the server."""
-        self._ensure_started()
+        """`python <argv...>` in `cwd` with `env`, as a child of the server; its output comes back on pipes."""
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
         try:
-            with self._lock:
-                if self._channel is None:
-                    raise ForkServerUnavailable("the fork server is stopped")
-                self._next_id += 1
-                request_id = self._next_id
-                message = json.dumps({"id": request_id, "argv": list(argv), "cwd": str(cwd), "env": env}).encode()
-                socket.send_fds(self._channel, [message], [null, out_write, err_write])
-        except (OSError, ForkServerUnavailable):
+            pid = self.spawn(argv, cwd, env, [null, out_write, err_write])
+        except BaseException:
             for fd in (out_read, err_read):
                 os.close(fd)
             raise
         finally:
             for fd in (null, out_write, err_write):
                 os.close(fd)
+        return ForkedProcess(self, pid, out_read, err_read)
+
+    def spawn(self, argv: Sequence[str], cwd: Path, env: dict[str, str], fds: Sequence[int]) -> int:
+        """Starts `python <argv...>` with `fds` as its descriptors 0, 1, 2, ... (the caller keeps and closes its
+        own copies); returns its pid."""
+        self._ensure_started()
+        with self._lock:
+            if self._channel is None:
+                raise ForkServerUnavailable("the fork server is stopped")
+            self._next_id += 1
+            request_id = self._next_id
+            message = json.dumps({"id": request_id, "argv": list(argv), "cwd": str(cwd), "env": env}).encode()
+            try:
+                socket.send_fds(self._channel, [message], list(fds))
+            except OSError as exc:
+                raise ForkServerUnavailable(f"the fork server is gone: {exc}") from exc
         reply = self._reply(request_id)
         if "pid" not in reply:
-            for fd in (out_read, err_read):
-                os.close(fd)
             raise ForkServerUnavailable(f"the fork server could not start the run: {reply.get('error')}")
-        return ForkedProcess(self, reply["pid"], out_read, err_read)
+        return reply["pid"]
 
     def exit_code(self, pid: int, timeout: float | None) -> int | None:
         """The run's exit status once the server has reaped it (None: still running after `timeout`)."""

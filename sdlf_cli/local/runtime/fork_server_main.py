@@ -1,12 +1,13 @@
 """The inside of a fork server (run as a script by sdlf_cli.local.runtime.fork_server, never imported by the
-emulator): imports the modules named in argv, then forks one child per request, and each child runs one script
-as `python <script> <args>` would.
+emulator): imports the modules its configuration names, then forks one child per request, and each child runs one
+script as `python [-I] <script> <args>` would.
 
-Only the standard library is imported before the preloads, and the server stays single-threaded, so a child
-starts from a clean interpreter holding just those modules. Messages are JSON on a SOCK_SEQPACKET socket (fd in
-argv[1]); a request carries the child's stdin, stdout and stderr as file descriptors:
-  request   {"id", "argv": [script, *args], "cwd", "env"}  + fds (stdin, stdout, stderr)
+Only the standard library is imported before the preloads, and the server's Python code stays single-threaded,
+so a child starts from a clean interpreter holding just those modules. argv: the socket's fd, then a JSON
+configuration {"modules": [...], "path": [folders put first on sys.path while importing them]}. Messages are
+JSON on a SOCK_SEQPACKET socket; a request carries the child's file descriptors 0, 1, 2, ... in order:
   first     {"ready": pid, "imported": [top-level names in sys.modules]}
+  request   {"id", "argv": [script, *args], "cwd", "env"}  + fds (stdin, stdout, stderr, and any more)
   replies   {"started": id, "pid"} | {"failed": id, "error"}, later {"exited": pid, "code"}
 When the emulator closes its end, the server kills the runs it started and exits.
 """
@@ -22,16 +23,23 @@ import sys
 import time
 
 MAX_MESSAGE = 1 << 20
+MAX_FDS = 8
 
 
 def main() -> int:
     channel = socket.socket(fileno=int(sys.argv[1]))
-    del sys.path[0]  # this folder: a child's first path entry is its script's folder
-    for name in sys.argv[2:]:
+    config = json.loads(sys.argv[2])
+    if not sys.flags.safe_path:
+        del sys.path[0]  # this folder: a child's first path entry is its script's folder
+    preload_path = list(config["path"])
+    sys.path[:0] = preload_path
+    for name in config["modules"]:
         try:
             importlib.import_module(name)
         except ImportError:
             pass  # not installed: a script importing it fails as it would in a fresh interpreter
+    for folder in preload_path:  # a child's sys.path is a fresh interpreter's
+        sys.path.remove(folder)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
@@ -46,7 +54,7 @@ def main() -> int:
             _reap(channel, children)
         if channel not in ready:
             continue
-        message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 3)
+        message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, MAX_FDS)
         if not message:  # the emulator is gone: so are its runs
             for pid in children:
                 _kill(pid)
@@ -94,7 +102,12 @@ def _child(request: dict, fds: list[int]) -> int:
 
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    for target, fd in enumerate(fds):
+    import fcntl
+
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in fds]  # out of the way of the targets
+    for fd in fds:
+        os.close(fd)
+    for target, fd in enumerate(high):
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
@@ -103,7 +116,8 @@ def _child(request: dict, fds: list[int]) -> int:
     time.tzset()
     script = os.path.abspath(request["argv"][0])
     sys.argv = [request["argv"][0], *request["argv"][1:]]
-    sys.path.insert(0, os.path.dirname(script))
+    if not sys.flags.safe_path:  # `python -I` (or -P) puts no script folder first
+        sys.path.insert(0, os.path.dirname(script))
     try:
         runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:

@@ -202,7 +202,7 @@ class GlueJobRunner:
     def _start(self, command: list[str], run_dir: Path, env: dict[str, str], python_shell: bool) -> Any:
         if python_shell:
             try:
-                if self.forks.can_run(Path(command[1])):
+                if self.forks.can_run(Path(command[1]).parent):
                     return self.forks.start(command[1:], run_dir, env)
             except ForkServerUnavailable as exc:
                 LOG.debug("Glue job run as a plain process: %s", exc)

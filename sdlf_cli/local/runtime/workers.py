@@ -24,10 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from sdlf_cli.local.runtime.fork_server import ForkedChild, ForkServer, ForkServerUnavailable
+
 LOG = logging.getLogger(__name__)
 
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 MAX_WORKERS_PER_FUNCTION = 4
+# What Lambda's Python runtime provides and a worker's fork server imports before forking it.
+RUNTIME_MODULES = ("boto3",)
 # A new worker's init phase (the interpreter, then the handler's module imported) is not charged to the
 # function's timeout, as on Lambda, whose init has a limit of its own. This is the emulator's limit for it: far
 # above Lambda's 10 s, because a loaded test machine can make a cold start of seconds several times longer.
@@ -112,20 +116,21 @@ class Worker:
     """One warm process serving one invocation at a time."""
 
     def __init__(self, spec: FunctionSpec, task_root: Path, layer_paths: list[Path], env: dict[str, str],
-                 log_path: Path):
+                 log_path: Path, server: ForkServer | None = None):
         read_fd, write_fd = os.pipe()
         self._log_file = open(log_path, "ab")
+        env = {**env, "SDLF_LAYER_PATHS": os.pathsep.join(str(p) for p in layer_paths)}
         try:
-            self.proc = subprocess.Popen(
+            self.proc = (self._fork(server, task_root, env, write_fd) or subprocess.Popen(
                 [sys.executable, "-I", str(BOOTSTRAP), str(write_fd)],
                 stdin=subprocess.PIPE,
                 stdout=self._log_file,
                 stderr=self._log_file,
-                env={**env, "SDLF_LAYER_PATHS": os.pathsep.join(str(p) for p in layer_paths)},
+                env=env,
                 cwd=str(task_root),
                 pass_fds=(write_fd,),
                 close_fds=True,
-            )
+            ))
         finally:
             os.close(write_fd)
         self._proto_fd = read_fd
@@ -133,6 +138,28 @@ class Worker:
         self.spec = spec
         self.invocations = 0
         self._initialized = False  # the worker's first line, once its init phase is over, says so
+
+    def _fork(self, server: ForkServer | None, task_root: Path, env: dict[str, str], proto: int) -> ForkedChild | None:
+        """The worker as a child of its layers' fork server (boto3 already imported, from where the function
+        would import it), or None: no server, or the function's code holds a module the server imported."""
+        if server is None:
+            return None
+        try:
+            if not server.can_run(task_root):
+                return None
+            stdin_read, stdin_write = os.pipe()
+            log = self._log_file.fileno()
+            try:
+                pid = server.spawn([str(BOOTSTRAP), "3"], task_root, env, [stdin_read, log, log, proto])
+            except ForkServerUnavailable:
+                os.close(stdin_write)
+                raise
+            finally:
+                os.close(stdin_read)
+        except ForkServerUnavailable as exc:
+            LOG.debug("Lambda worker of %s started as a plain process: %s", env.get("AWS_LAMBDA_FUNCTION_NAME"), exc)
+            return None
+        return ForkedChild(server, pid, stdin_write)
 
     @property
     def pid(self) -> int:
@@ -215,6 +242,10 @@ class WorkerManager:
         self._pools: dict[str, _Pool] = {}  # pool key -> pool
         self._current: dict[str, str] = {}  # function arn (with version) -> pool key
         self._closed = False
+        # One fork server per set of layers, started at its first worker: it has imported boto3 (~0.2 s of a
+        # worker's start) with the layers first on sys.path, so a layer's own copy of what boto3 imports
+        # (jmespath, ...) is the one imported, as in a worker started from scratch.
+        self._servers: dict[tuple[str, ...], ForkServer] = {}
 
     # --- code on disk ----------------------------------------------------------------------------
     def _task_root(self, spec: FunctionSpec, code: bytes) -> Path:
@@ -262,7 +293,21 @@ class WorkerManager:
         tmp = env_root / "tmp"
         tmp.mkdir(exist_ok=True)
         env["TMPDIR"] = str(tmp)
-        return Worker(spec, task_root, layer_paths, env, env_root / "worker.log")
+        return Worker(spec, task_root, layer_paths, env, env_root / "worker.log", self._server(layer_paths))
+
+    def _server(self, layer_paths: list[Path]) -> ForkServer | None:
+        key = tuple(str(p) for p in layer_paths)
+        with self._lock:
+            if self._closed:
+                return None
+            server = self._servers.get(key)
+            if server is None:
+                name = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
+                base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+                server = self._servers[key] = ForkServer(
+                    sys.executable, RUNTIME_MODULES, base, self.scratch_dir / "fork-servers" / f"{name}.log",
+                    isolated=True, path=key)
+            return server
 
     # --- pools -----------------------------------------------------------------------------------
     def _acquire(self, spec: FunctionSpec) -> tuple[_Pool, Worker | None]:
@@ -355,6 +400,10 @@ class WorkerManager:
                     w.kill()
                 pool.idle.clear()
                 pool.freed.notify_all()
+            servers = list(self._servers.values())
+            self._servers.clear()
+        for server in servers:  # a server ends the workers still running with it
+            server.close()
 
 
 def _frame_logs(spec: FunctionSpec, request_id: str, body: str, duration_ms: float, cold: bool) -> str:
