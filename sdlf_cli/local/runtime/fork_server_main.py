@@ -58,6 +58,11 @@ def main() -> int:
         if not message:  # the emulator is gone: so are its runs
             for pid in children:
                 _kill(pid)
+            for pid in children:  # reaped here: whatever runs as process 1 may never reap an orphan
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
             return 0
         request = json.loads(message)
         try:
