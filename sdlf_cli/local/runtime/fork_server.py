@@ -1,8 +1,8 @@
 """Scripts run as children of a fork server that has already imported the libraries they use.
 
 Glue's Python shell jobs come with pyarrow, pandas, DuckDB and boto3. Run as `python script.py`, a stage-B job
-spent ~1.2 s of its ~1.4 s of CPU importing them, on every run. The fork server (fork_server_main.py) imports
-them once; each run is a fork of it, with its own argv, working folder, environment, stdin/stdout/stderr and
+spent ~1.2 s of its ~1.4 s of CPU importing them, on every run; a Lambda worker spent ~0.2 s importing boto3.
+The fork server (fork_server_main.py) imports them once; each run is a fork of it, with its own argv, working folder, environment, stdin/stdout/stderr and
 exit status, and can be killed like any process.
 
 What a child finds imported is what a fresh interpreter would have imported from the same place: the same
@@ -35,13 +35,32 @@ class ForkServerUnavailable(RuntimeError):
     """The server could not start or is gone: run the script as a plain process."""
 
 
-class ForkedProcess:
-    """One run: the parts of `subprocess.Popen` the Glue job runner uses (text mode, both pipes read)."""
+class _Forked:
+    """A child of a fork server: its pid, exit status once the server reaped it, and SIGKILL."""
 
-    def __init__(self, server: "ForkServer", pid: int, stdout: int, stderr: int):
+    def __init__(self, server: "ForkServer", pid: int):
         self._server = server
         self.pid = pid
         self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._server.exit_code(self.pid, 0)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+class ForkedProcess(_Forked):
+    """One run: the parts of `subprocess.Popen` the Glue job runner uses (text mode, both pipes read)."""
+
+    def __init__(self, server: "ForkServer", pid: int, stdout: int, stderr: int):
+        super().__init__(server, pid)
         self._chunks: dict[int, list[bytes]] = {stdout: [], stderr: []}
         self._selector = selectors.DefaultSelector()
         for fd in (stdout, stderr):
@@ -72,27 +91,13 @@ class ForkedProcess:
         return tuple(b"".join(self._chunks[fd]).decode("utf-8", errors="replace")  # type: ignore[return-value]
                      for fd in (self._stdout, self._stderr))
 
-    def kill(self) -> None:
-        if self.returncode is None and self._server.exit_code(self.pid, 0) is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
-
-class ForkedChild:
+class ForkedChild(_Forked):
     """A child with a pipe on its stdin: the parts of `subprocess.Popen` a Lambda worker uses."""
 
     def __init__(self, server: "ForkServer", pid: int, stdin: int):
-        self._server = server
-        self.pid = pid
+        super().__init__(server, pid)
         self.stdin = os.fdopen(stdin, "wb")
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            self.returncode = self._server.exit_code(self.pid, 0)
-        return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
@@ -101,16 +106,10 @@ class ForkedChild:
                 raise subprocess.TimeoutExpired(str(self.pid), timeout)
         return self.returncode
 
-    def kill(self) -> None:
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
 
 class ForkServer:
-    """Started on the first run; one per Glue job runner. Safe to use from several threads."""
+    """Started on the first run: one per Glue job runner, one per set of layers of a Lambda worker manager.
+    Safe to use from several threads."""
 
     def __init__(self, python: str, modules: Sequence[str], env: dict[str, str], log_path: Path, *,
                  isolated: bool = False, path: Sequence[str] = ()):
