@@ -6,7 +6,7 @@ finding as the root cause.
 
 The repository is a copy of this one's tracked files (a git repository of its own). To keep the run short, its
 lake is foundations and one team per environment (no pipelines or datasets) and Validate's test command runs one
-file.
+file, without test workers.
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from sdlf_cli.checkov_scan import find_checkov
 from sdlf_cli.delivery.archive import tracked_files
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_COMMAND = "python -m pytest tests/unit/test_cicd_templates.py -q -p no:cacheprovider"
+# One file, in the build's own process: pytest.ini's `-n auto` would start a worker per core for it.
+TEST_COMMAND = "python -m pytest tests/unit/test_cicd_templates.py -q -p no:cacheprovider -n 0"
 SMALL_LAKE = """env: {env}
 log_retention_days: {retention}
 {protection}
