@@ -153,9 +153,12 @@ class Names:
             raise ValueError(f"unknown build kind {kind!r}")
         return self.resource("cicd", kind)
 
-    def build_cache_prefix(self, kind: str) -> str:
-        """Where a build project's S3 cache lives in the artifacts bucket."""
-        return f"build-cache/{self.build_project(kind)}"
+    def build_cache_prefix(self) -> str:
+        """Where the pipeline's build projects keep their one S3 cache in the artifacts bucket. What it holds is
+        keyed by content (lint and checkov verdicts by template text, vendored layers by their pins), so each build
+        reuses what an earlier one of any project judged or built: Validate's verdicts serve the tooling
+        environment's Plan, a Plan's serve its Deploy."""
+        return f"build-cache/{self.pipeline()}"
 
     def build_log_group(self) -> str:
         return f"/aws/codebuild/{self.resource('cicd')}"
