@@ -118,3 +118,38 @@ def test_closing_the_server_ends_its_runs(tmp_path):
         time.sleep(0.05)
     assert not Path(f"/proc/{process.pid}").exists()
     assert process.communicate(timeout=5)[0] == "" and process.returncode == -9
+
+
+MAKES_CLIENTS = textwrap.dedent("""
+    import json, boto3, botocore.session
+    s3 = boto3.client("s3", region_name="eu-west-1", aws_access_key_id="k", aws_secret_access_key="s",
+                      endpoint_url="http://127.0.0.1:1")
+    table = boto3.resource("dynamodb", region_name="eu-west-1", aws_access_key_id="k",
+                           aws_secret_access_key="s").Table("t")
+    loader = botocore.session.Session().get_component("data_loader")  # a new session's: the shared one, or its own
+    print(json.dumps({"operations": sorted(s3.meta.service_model.operation_names), "region": s3.meta.region_name,
+                      "endpoint": s3.meta.endpoint_url, "table": table.name,
+                      "shared": len(getattr(loader, "_cache", {}))}))
+""")
+
+
+def test_a_child_s_clients_read_the_service_models_the_server_loaded_and_are_a_fresh_process_s(tmp_path):
+    """The server of Lambda workers loads the botocore models of the services the lake calls once; a child's
+    clients are what a fresh interpreter's are, from those models; with its own AWS_DATA_PATH it loads its own."""
+    forks = ForkServer(sys.executable, ["boto3"], dict(os.environ), tmp_path / "fork-server.log",
+                       models=["s3", "dynamodb"])
+    try:
+        script = _script(tmp_path / "run", MAKES_CLIENTS)
+        code, out, err = _run(forks, script)
+        assert code == 0, err
+        forked = json.loads(out)
+        own = _run(forks, script, env={**_env(), "AWS_DATA_PATH": str(tmp_path / "models")})
+        assert own[0] == 0, own[2]
+        isolated = json.loads(own[1])
+    finally:
+        forks.close()
+    plain = json.loads(_plain(script)[1])
+    assert forked.pop("shared") > 0 and plain.pop("shared") == 0  # the server's loader: models already read
+    assert isolated.pop("shared") == 0  # a session with a data path of its own reads its own models
+    assert forked == plain == isolated
+    assert "PutObject" in forked["operations"] and forked["region"] == "eu-west-1"

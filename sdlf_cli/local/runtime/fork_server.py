@@ -112,11 +112,12 @@ class ForkServer:
     Safe to use from several threads."""
 
     def __init__(self, python: str, modules: Sequence[str], env: dict[str, str], log_path: Path, *,
-                 isolated: bool = False, path: Sequence[str] = ()):
+                 isolated: bool = False, path: Sequence[str] = (), models: Sequence[str] = ()):
         """`isolated`: children run as `python -I` would; `path`: folders first on sys.path while the modules are
-        imported (a Lambda function's layers), and not in a child's."""
+        imported (a Lambda function's layers), and not in a child's; `models`: services whose botocore models the
+        server loads once for every child (fork_server_main._share_service_models)."""
         self.python, self.modules, self.env, self.log_path = python, tuple(modules), dict(env), log_path
-        self.isolated, self.path = isolated, tuple(str(p) for p in path)
+        self.isolated, self.path, self.models = isolated, tuple(str(p) for p in path), tuple(models)
         self._lock = threading.Lock()
         self._exits = threading.Condition()
         self._exit_codes: dict[int, int] = {}
@@ -138,7 +139,8 @@ class ForkServer:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "ab") as log:
-                config = json.dumps({"modules": list(self.modules), "path": list(self.path)})
+                config = json.dumps({"modules": list(self.modules), "path": list(self.path),
+                                     "models": list(self.models)})
                 flags = ["-I"] if self.isolated else []
                 self._process = subprocess.Popen(
                     [self.python, *flags, str(MAIN), str(theirs.fileno()), config], env=self.env,

@@ -4,7 +4,8 @@ script as `python [-I] <script> <args>` would.
 
 Only the standard library is imported before the preloads, and the server's Python code stays single-threaded,
 so a child starts from a clean interpreter holding just those modules. argv: the socket's fd, then a JSON
-configuration {"modules": [...], "path": [folders put first on sys.path while importing them]}. Messages are
+configuration {"modules": [...], "path": [folders put first on sys.path while importing them], "models":
+[services whose botocore models every child shares, _share_service_models]}. Messages are
 JSON on a SOCK_SEQPACKET socket; a request carries the child's file descriptors 0, 1, 2, ... in order:
   first     {"ready": pid, "imported": [top-level names in sys.modules]}
   request   {"id", "argv": [script, *args], "cwd", "env"}  + fds (stdin, stdout, stderr, and any more)
@@ -38,6 +39,7 @@ def main() -> int:
             importlib.import_module(name)
         except ImportError:
             pass  # not installed: a script importing it fails as it would in a fresh interpreter
+    _share_service_models(config.get("models", []))
     for folder in preload_path:  # a child's sys.path is a fresh interpreter's
         sys.path.remove(folder)
     wake_read, wake_write = os.pipe()
@@ -80,6 +82,37 @@ def main() -> int:
             os.close(fd)
         children.add(pid)
         channel.send(json.dumps({"started": request["id"], "pid": pid}).encode())
+
+
+def _share_service_models(services: list[str]) -> None:
+    """Every botocore session of a child reads the service models (JSON files of megabytes) from one loader this
+    server has filled by creating a client of each service, as a child's first client would: a child's clients
+    of the six services the lake's functions call take 0.06 s of CPU instead of 0.29. The models are read-only;
+    a session given its own AWS_DATA_PATH keeps a loader of its own, as botocore would."""
+    if not services:
+        return
+    try:
+        import botocore.loaders
+        import botocore.session
+    except ImportError:
+        return  # no botocore here: a child loads what it imports itself
+    loader = botocore.loaders.create_loader()
+
+    def register_data_loader(session: botocore.session.Session) -> None:
+        def create() -> botocore.loaders.Loader:
+            data_path = session.get_config_variable("data_path")
+            return botocore.loaders.create_loader(data_path) if data_path else loader
+
+        session._components.lazy_register_component("data_loader", create)
+
+    botocore.session.Session._register_data_loader = register_data_loader
+    session = botocore.session.Session()
+    for service in services:
+        try:  # made, not called: no credentials are looked up, nothing is sent
+            session.create_client(service, region_name="us-east-1", aws_access_key_id="model",
+                                  aws_secret_access_key="model")
+        except Exception:  # noqa: BLE001 - an unknown service: a child asking for it fails as it would anyway
+            pass
 
 
 def _reap(channel: socket.socket, children: set[int]) -> None:

@@ -55,6 +55,8 @@ _DROPPED_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_
 # them once (fork_server.py). Spark jobs start a JVM whatever they import, and run as plain processes.
 PYTHON_SHELL_LIBRARIES = ("boto3", "pyarrow", "pyarrow.compute", "pyarrow.json", "pyarrow.parquet", "duckdb",
                           "pandas", "cuallee")
+# The services stage B's scripts make clients of: their botocore models are loaded once by the fork server.
+PYTHON_SHELL_MODELS = ("s3", "dynamodb")
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "ERROR", "STOPPED"})
 
@@ -106,7 +108,8 @@ class GlueJobRunner:
         self._processes: dict[str, Any] = {}  # run id -> its process (a Popen or a ForkedProcess)
         self._lock = threading.Lock()
         self._closed = False
-        self.forks = ForkServer(python, PYTHON_SHELL_LIBRARIES, self.environment(), self.work_dir / "fork-server.log")
+        self.forks = ForkServer(python, PYTHON_SHELL_LIBRARIES, self.environment(), self.work_dir / "fork-server.log",
+                                models=PYTHON_SHELL_MODELS)
 
     # --- clients into the emulator (same path a script takes) -------------------------------
     def _client(self, service: str, role: str | None = None, session: str = ""):

@@ -32,6 +32,8 @@ BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 MAX_WORKERS_PER_FUNCTION = 4
 # What Lambda's Python runtime provides and a worker's fork server imports before forking it.
 RUNTIME_MODULES = ("boto3",)
+# The services the lake's functions make clients of: their botocore models are loaded once per fork server.
+SERVICE_MODELS = ("s3", "dynamodb", "sqs", "sns", "ssm", "stepfunctions")
 # A new worker's init phase (the interpreter, then the handler's module imported) is not charged to the
 # function's timeout, as on Lambda, whose init has a limit of its own. This is the emulator's limit for it: far
 # above Lambda's 10 s, because a loaded test machine can make a cold start of seconds several times longer.
@@ -306,7 +308,7 @@ class WorkerManager:
                 base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
                 server = self._servers[key] = ForkServer(
                     sys.executable, RUNTIME_MODULES, base, self.scratch_dir / "fork-servers" / f"{name}.log",
-                    isolated=True, path=key)
+                    isolated=True, path=key, models=SERVICE_MODELS)
             return server
 
     # --- pools -----------------------------------------------------------------------------------
