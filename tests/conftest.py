@@ -2,9 +2,10 @@ import os
 import sys
 from pathlib import Path
 
-import botocore.loaders
 import botocore.session
 import pytest
+
+from sdlf_cli.aws.session import share_models_with_every_session
 
 ROOT = Path(__file__).resolve().parent.parent
 # The suite starts hundreds of Python processes (xdist workers, the CLI, emulators, builds, Glue jobs) that
@@ -22,26 +23,13 @@ os.environ.setdefault("PYSPARK_SUBMIT_ARGS",
 sys.path.insert(0, str(ROOT / "lambda" / "layers" / "datalake" / "python"))
 
 
-def _sessions_share_one_model_loader() -> None:
-    """moto's `mock_aws` gives each test a new boto3 default session (so the test's credentials apply), and every
-    new botocore session read and parsed the service models again: half the CPU of the moto-backed unit tests
-    (test_stage_a.py and test_stage_b.py: 51 s -> 26 s). The models are read-only, so every session of a test process reads them from the one loader sdlf's
-    own sessions use (sdlf_cli.aws.session.shared_loader); a session given its own AWS_DATA_PATH keeps its own."""
-    from sdlf_cli.aws.session import shared_loader
-
-    def register_data_loader(session: botocore.session.Session) -> None:
-        def loader() -> botocore.loaders.Loader:
-            data_path = session.get_config_variable("data_path")
-            return botocore.loaders.create_loader(data_path) if data_path else shared_loader()
-
-        session._components.lazy_register_component("data_loader", loader)
-
-    botocore.session.Session._register_data_loader = register_data_loader
-
-
-# botocore's own, for the test that shows what a session without the shared loader does.
+# moto's `mock_aws` gives each test a new boto3 default session (so the test's credentials apply), and every new
+# botocore session read and parsed the service models again: half the CPU of the moto-backed unit tests
+# (test_stage_a.py and test_stage_b.py: 51 s -> 26 s). Every session of a test process reads them from sdlf's
+# shared loader instead (a session given its own AWS_DATA_PATH keeps its own). botocore's own registration is kept
+# for the test that shows what a session without the shared loader does.
 ORIGINAL_REGISTER_DATA_LOADER = botocore.session.Session._register_data_loader
-_sessions_share_one_model_loader()
+share_models_with_every_session()
 
 # The files that take the longest (measured in a full run, longest first). xdist hands whole files to its
 # workers in collection order (pytest.ini: --dist loadfile --no-loadscope-reorder), so these start first and

@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from sdlf_cli.aws.session import share_models_with_every_session
+
+    share_models_with_every_session()  # before moto is imported: it makes a session per service it serves
     done = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

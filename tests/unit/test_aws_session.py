@@ -5,7 +5,7 @@ import boto3
 import botocore.session
 from botocore.stub import Stubber
 
-from sdlf_cli.aws.session import AwsTarget, Clients, new_session, shared_loader
+from sdlf_cli.aws.session import AwsTarget, Clients, new_session, share_models_with_every_session, shared_loader
 from tests.conftest import ORIGINAL_REGISTER_DATA_LOADER
 
 
@@ -53,3 +53,16 @@ def test_every_session_of_the_test_process_reads_the_models_from_the_shared_load
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     own = botocore.session.Session().get_component("data_loader")
     assert own is not shared_loader() and str(tmp_path) in own.search_paths
+
+
+def test_sharing_the_models_with_every_session_is_undone_by_what_it_returns(monkeypatch):
+    """sdlf_cli/local/server.py shares them in the emulator's process before moto makes its sessions."""
+    monkeypatch.delenv("AWS_DATA_PATH", raising=False)
+    monkeypatch.setattr(botocore.session.Session, "_register_data_loader", ORIGINAL_REGISTER_DATA_LOADER)
+    assert botocore.session.Session().get_component("data_loader") is not shared_loader()
+    undo = share_models_with_every_session()
+    try:
+        assert botocore.session.Session().get_component("data_loader") is shared_loader()
+    finally:
+        undo()
+    assert botocore.session.Session._register_data_loader is ORIGINAL_REGISTER_DATA_LOADER
