@@ -17,9 +17,10 @@ import os
 import runpy
 import sys
 import threading
+from collections.abc import Callable
 
 
-def jsonpath_parser_built_once() -> "callable | None":
+def jsonpath_parser_built_once() -> Callable[[], None] | None:
     """Applies the patch; returns the function that removes it, or None when checkov's JSONPath parser is not the
     one this patch knows (another checkov version): checkov then runs as it is."""
     try:
