@@ -58,6 +58,9 @@ def cfn_lint_rules() -> Rules:
     from cfnlint.config import ConfigMixIn
     from cfnlint.runner import Runner
 
+    from sdlf_cli.cfn_lint_validators import validator_classes_made_once
+
+    validator_classes_made_once()  # every lint goes through here first (sdlf_cli.cfn_lint_validators)
     return Runner(ConfigMixIn()).rules
 
 

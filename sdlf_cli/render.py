@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,19 @@ def _tojson(value: Any) -> str:
 
 
 def make_environment(templates_dir: Path, layer: str) -> jinja2.Environment:
+    """The layer's Jinja environment, one per process and folder: it keeps the templates it compiled (and
+    reloads one whose file changed), so rendering again - every deploy, plan and test renders the layers - does
+    not load and compile them again. A new one is made when its bytecode folder was removed."""
+    env = _environment(Path(templates_dir).resolve(), layer)
+    cache = env.bytecode_cache
+    if isinstance(cache, jinja2.FileSystemBytecodeCache) and not os.path.isdir(cache.directory):
+        _environment.cache_clear()
+        env = _environment(Path(templates_dir).resolve(), layer)
+    return env
+
+
+@functools.lru_cache(maxsize=32)
+def _environment(templates_dir: Path, layer: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(templates_dir / layer), str(templates_dir)]),
         undefined=jinja2.StrictUndefined,

@@ -3,22 +3,11 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 import zipfile
 
-import boto3
+from tests.integration.test_emulator_runtime_helpers import client, unique
 
-REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/test-role"
-
-
-def client(emulator, service: str):
-    return boto3.client(service, endpoint_url=emulator.endpoint_url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def deploy(emulator, stack: str, template: dict, parameters: dict[str, str] | None = None) -> dict:

@@ -1,6 +1,7 @@
 """Shared helpers for the emulator runtime tests (no tests here): clients, roles, function zips, polling."""
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -13,7 +14,14 @@ REGION = "us-east-1"
 
 
 def client(emulator, service: str):
-    return boto3.client(service, endpoint_url=emulator.endpoint_url, region_name=REGION,
+    """One client per emulator endpoint and service (boto3 clients are thread-safe): the tests ask for clients
+    in their polling loops, and making one costs more than most calls they make with it."""
+    return _client(emulator.endpoint_url, service)
+
+
+@functools.lru_cache(maxsize=None)
+def _client(endpoint_url: str, service: str):
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=REGION,
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
