@@ -4,6 +4,7 @@
 - sqs_poller: SQS event source mappings polled in batches with retries and DLQ, like Lambda's poller;
   sqs_queue_scans: moto's queue attributes and retention check without a rescan per message;
 - kms_keys: a KMS key's private key (RSA for every symmetric key in moto) generated on first use, not at creation;
+- cloudwatch_metric_queries: GetMetricData reading each query's metric a period at a time (moto's answers);
 - s3_version_listing: ListObjectVersions without copying every object's bytes;
 - events: EventBridge delivery to Lambda / Step Functions targets, schedule-only rules kept out of matching;
 - scheduler (+ schedule_expressions): rate()/cron() rules fired by a clock;
@@ -42,11 +43,12 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         if "stop" in _installed:
             return _installed["stop"]
 
-        from sdlf_cli.local.runtime import (alarms, atomic_writes, codebuild_api, codepipeline, codepipeline_api,
-                                            crawler, dynamodb_expressions, dynamodb_item_sizes, dynamodb_responses,
-                                            dynamodb_update_plans, events, gc_tuning, glue_jobs, kms_keys,
-                                            request_routing, s3_version_listing, sqs_queue_scans, stepfunctions,
-                                            stepfunctions_lambda, stepfunctions_parsing)
+        from sdlf_cli.local.runtime import (alarms, atomic_writes, cloudwatch_metric_queries, codebuild_api,
+                                            codepipeline, codepipeline_api, crawler, dynamodb_expressions,
+                                            dynamodb_item_sizes, dynamodb_responses, dynamodb_update_plans, events,
+                                            gc_tuning, glue_jobs, kms_keys, request_routing, s3_version_listing,
+                                            sqs_queue_scans, stepfunctions, stepfunctions_lambda,
+                                            stepfunctions_parsing)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import (SqsPoller, install_mapping_takeover, install_wake_on_send,
@@ -62,6 +64,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         request_routing.install()
         sqs_queue_scans.install()
         kms_keys.install()
+        cloudwatch_metric_queries.install()
         s3_version_listing.install()
         from sdlf_cli.local.iam.credentials import role_environment
 
@@ -115,6 +118,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             stepfunctions_lambda.uninstall()
             sqs_queue_scans.uninstall()
             kms_keys.uninstall()
+            cloudwatch_metric_queries.uninstall()
             s3_version_listing.uninstall()
             gc_tuning.uninstall()
 
