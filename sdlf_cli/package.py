@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Literal, Sequence
 
 from botocore.exceptions import ClientError
 
+from sdlf_cli.cache_dir import cache_dir as project_cache_dir
 from sdlf_cli.errors import ConfigError, Problem, SdlfError
 
 # Bump when the zip layout or the hashing changes, so every key changes with it.
@@ -332,11 +333,11 @@ def build_artifacts(
     """Build every function and layer zip under `build_dir` (a relative one is taken under `root`).
 
     The zip of an artifact lives at `build_dir/<its S3 key>`; older zips of the same artifact are
-    removed. `cache_dir` (default `root/.sdlf/cache`) holds vendored requirements.
+    removed. `cache_dir` (default: the project's, `sdlf_cli.cache_dir`) holds vendored requirements.
     """
     root = Path(root)
     build_dir = build_dir if build_dir.is_absolute() else root / build_dir
-    cache_dir = cache_dir if cache_dir is not None else root / ".sdlf" / "cache"
+    cache_dir = cache_dir if cache_dir is not None else project_cache_dir(root)
     artifacts: list[Artifact] = []
     for source in discover(root):
         if source.kind == "glue":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import yaml
 from cfn_tools import yaml_loader as cfn_yaml
 
 from sdlf_cli import registry
+from sdlf_cli.cache_dir import cache_dir
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.errors import RenderError
 from sdlf_cli.naming import LAYERS, Names
@@ -125,40 +125,36 @@ def _tojson(value: Any) -> str:
 
 
 def make_environment(templates_dir: Path, layer: str) -> jinja2.Environment:
-    """The layer's Jinja environment, one per process and folder: it keeps the templates it compiled (and
+    """The layer's Jinja environment, one per process, folder and cache: it keeps the templates it compiled (and
     reloads one whose file changed), so rendering again - every deploy, plan and test renders the layers - does
-    not load and compile them again. A new one is made when its bytecode folder was removed."""
-    env = _environment(Path(templates_dir).resolve(), layer)
-    cache = env.bytecode_cache
-    if isinstance(cache, jinja2.FileSystemBytecodeCache) and not os.path.isdir(cache.directory):
-        _environment.cache_clear()
-        env = _environment(Path(templates_dir).resolve(), layer)
-    return env
+    not load and compile them again."""
+    templates_dir = Path(templates_dir).resolve()
+    return _environment(templates_dir, layer, _bytecode_folder(templates_dir))
 
 
 @functools.lru_cache(maxsize=32)
-def _environment(templates_dir: Path, layer: str) -> jinja2.Environment:
+def _environment(templates_dir: Path, layer: str, bytecode_folder: Path | None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(templates_dir / layer), str(templates_dir)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
-        bytecode_cache=_bytecode_cache(Path(templates_dir)),
+        bytecode_cache=jinja2.FileSystemBytecodeCache(str(bytecode_folder)) if bytecode_folder else None,
     )
     env.filters["tojson"] = _tojson
     return env
 
 
-def _bytecode_cache(templates_dir: Path) -> jinja2.BytecodeCache | None:
-    """Compiled templates kept in the project's `.sdlf/cache/jinja`: compiling the layers' templates and
-    partials costs more than rendering them, and a no-change deploy renders everything. Jinja checks each
+def _bytecode_folder(templates_dir: Path) -> Path | None:
+    """Compiled templates kept in the project's cache (`sdlf_cli.cache_dir`): compiling the layers' templates
+    and partials costs more than rendering them, and a no-change deploy renders everything. Jinja checks each
     entry against its template's source and Python version, and writes entries atomically."""
-    folder = templates_dir.resolve().parent / ".sdlf" / "cache" / "jinja"
+    folder = cache_dir(templates_dir.parent) / "jinja"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only checkout: compile every time
         return None
-    return jinja2.FileSystemBytecodeCache(str(folder))
+    return folder
 
 
 def render_layer(cfg: LakeConfig, layer: str, templates_dir: Path = Path("templates")) -> list[RenderedTemplate]:

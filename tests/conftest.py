@@ -1,11 +1,14 @@
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import botocore.session
 import pytest
 
 from sdlf_cli.aws.session import share_models_with_every_session
+from sdlf_cli.cache_dir import CACHE_DIR_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 # The suite starts hundreds of Python processes (xdist workers, the CLI, emulators, builds, Glue jobs) that
@@ -64,6 +67,18 @@ SHARED_SPARK_SESSION = (
     "tests/unit/test_glue_dataset_transforms.py",
 )
 SPARK_UNIT = "spark session: " + ", ".join(Path(f).name for f in SHARED_SPARK_SESSION)
+
+
+def pytest_configure(config):
+    """The suite's projects share one sdlf cache (sdlf_cli.cache_dir), as a CI runner's checkouts can: the lakes
+    it deploys vendor the same layer requirements, and its CLI runs, demo and deploys lint the same templates.
+    Made by the controller before the xdist workers start, so they and every process they start inherit it;
+    tests of the cache itself give their own folder."""
+    if hasattr(config, "workerinput") or os.environ.get(CACHE_DIR_VARIABLE):
+        return
+    folder = tempfile.mkdtemp(prefix="sdlf-test-cache-")
+    os.environ[CACHE_DIR_VARIABLE] = folder
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 def pytest_xdist_make_scheduler(config, log):

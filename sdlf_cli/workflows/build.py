@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdlf_cli.cache_dir import cache_dir
 from sdlf_cli.checkov_scan import Skip, find_checkov, start_scan
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.lake import Lake
@@ -68,9 +69,9 @@ class LintOutcome:
 def lint_layers(cfg: LakeConfig, layer: str | None, root: Path = Path("."), show_skips: bool = False) -> LintOutcome:
     """cfn-lint and checkov on every rendered template of LAYER (or of the whole lake), side by side: checkov
     runs in its own process while cfn-lint's workers lint. Both skip templates whose exact text they judged
-    before (`.sdlf/cache/`), so a second lint of the same templates starts neither."""
+    before (the project's cache, `sdlf_cli.cache_dir`), so a second lint of the same templates starts neither."""
     templates = render_templates(cfg, layer, root)
-    cache = root / ".sdlf" / "cache"
+    cache = cache_dir(root)
     with start_scan(templates, find_checkov(root), cache / "checkov") as scan:
         findings = lint_templates(templates, cache_dir=cache / "lint")
         checked = scan.result()

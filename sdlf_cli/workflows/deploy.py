@@ -14,6 +14,7 @@ from pathlib import Path
 from cfn_tools import load_yaml
 
 from sdlf_cli.aws.partition import s3_object_url
+from sdlf_cli.cache_dir import cache_dir
 from sdlf_cli.config.model import LakeConfig
 from sdlf_cli.deploy import StackDeployer, StackResult, StackSpec, run_stacks
 from sdlf_cli.deploy.inputs import InputResolver, imported_exports, published_sources, ssm_parameters, upstream_of
@@ -68,7 +69,7 @@ class DeployOutcome:
 
 def render_and_lint(cfg: LakeConfig, layers: list[str], root: Path) -> list[RenderedTemplate]:
     templates = [t for layer in layers for t in render_layer(cfg, layer, root / "templates")]
-    findings = lint_templates(templates, cache_dir=root / ".sdlf" / "cache" / "lint")
+    findings = lint_templates(templates, cache_dir=cache_dir(root) / "lint")
     if findings:
         raise LintFailed(findings)
     return templates

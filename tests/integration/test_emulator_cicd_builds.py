@@ -66,8 +66,11 @@ phases:
         done
       - printf 'no newline at the end'
       - python -c "import boto3; print('caller', boto3.client('sts').get_caller_identity()['Arn'])"
+      - echo "sdlf cache ${SDLF_CACHE_DIR:-of the project}"
 """)
     assert result.status == "SUCCEEDED", lines
+    # the host's sdlf cache stays out (tests/conftest.py sets one for the suite): a build's is its S3 cache
+    assert "sdlf cache of the project" in lines
     # the build acts as the project's service role
     assert f"caller arn:aws:sts::123456789012:assumed-role/build/{result.build_id.split(':')[1][:64]}" in lines
     assert "count=2 in work" in lines and "hello again" in lines

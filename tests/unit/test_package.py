@@ -12,6 +12,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from sdlf_cli.cache_dir import CACHE_DIR_VARIABLE
 from sdlf_cli.errors import ConfigError
 from sdlf_cli.package import (
     Artifact,
@@ -52,7 +53,8 @@ def fake_installer(calls: list):
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.delenv(CACHE_DIR_VARIABLE, raising=False)  # the project's own cache, which the tests look into
     root = tmp_path / "project"
     write(root / "lambda" / "catalog" / "handler.py", "def handler(event, context):\n    return 1\n")
     write(root / "lambda" / "catalog" / "helpers" / "util.py", "X = 1\n")

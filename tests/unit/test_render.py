@@ -8,6 +8,7 @@ import pytest
 from cfn_tools import load_yaml
 
 from sdlf_cli.config.model import Dataset, LakeConfig, Pipeline, Team
+from sdlf_cli.cache_dir import CACHE_DIR_VARIABLE
 from sdlf_cli.errors import RenderError
 from sdlf_cli.render import RenderedTemplate, render_layer, write_rendered
 from tests.snapshots import FULL, MINIMAL, TEMPLATES_DIR
@@ -462,8 +463,10 @@ def test_templates_parse_as_cfn_flip_parses_them():
     assert parse_template(short_forms)["Outputs"]["A"]["Value"] == {"Fn::GetAtt": ["rQueue", "Arn"]}
 
 
-def test_compiled_templates_are_cached_in_the_project_and_an_edited_partial_compiles_anew(tmp_path):
+def test_compiled_templates_are_cached_in_the_project_and_an_edited_partial_compiles_anew(tmp_path, monkeypatch):
     import shutil
+
+    monkeypatch.delenv(CACHE_DIR_VARIABLE, raising=False)
 
     templates = tmp_path / "templates"
     shutil.copytree(TEMPLATES_DIR, templates)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from sdlf_cli.cache_dir import CACHE_DIR_VARIABLE
 from sdlf_cli.local.context import EmulatorContext
 from sdlf_cli.local.runtime import build_cache, build_python
 from sdlf_cli.local.runtime.build_artifacts import extract, package_outputs
@@ -40,9 +41,11 @@ from sdlf_cli.local.runtime.buildspec import Buildspec, BuildError, BuildspecErr
 LOG = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MINUTES = 60
+# A build starts from its image and its project's settings: the host's profile, virtualenv, test context and
+# sdlf cache location (a build's cache is its project's S3 cache) stay out of it.
 _DROPPED_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                 "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH",
-                "PYTEST_CURRENT_TEST")
+                "PYTEST_CURRENT_TEST", CACHE_DIR_VARIABLE)
 _PHASE_TYPES = {"install": "INSTALL", "pre_build": "PRE_BUILD", "build": "BUILD", "post_build": "POST_BUILD"}
 
 
