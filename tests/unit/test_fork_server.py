@@ -153,3 +153,33 @@ def test_a_child_s_clients_read_the_service_models_the_server_loaded_and_are_a_f
     assert isolated.pop("shared") == 0  # a session with a data path of its own reads its own models
     assert forked == plain == isolated
     assert "PutObject" in forked["operations"] and forked["region"] == "eu-west-1"
+
+
+COLLECTS = textwrap.dedent("""
+    import gc, json, weakref
+
+    class Node:
+        pass
+
+    def cycle():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        return weakref.ref(a)
+
+    gone = cycle()
+    found = gc.collect()
+    print(json.dumps({"frozen": gc.get_freeze_count(), "enabled": gc.isenabled(), "collected": gone() is None,
+                      "found": found > 0}))
+""")
+
+
+def test_the_server_s_objects_are_frozen_out_of_a_child_s_collections_and_the_child_s_own_are_collected(server,
+                                                                                                    tmp_path):
+    """_freeze_preloaded: what the server imported sits in the collector's permanent generation, so a child's
+    collections (the one at its exit too) do not walk - and copy - those pages; the child's own cycles are freed."""
+    script = _script(tmp_path / "run", COLLECTS)
+    code, out, err = _run(server, script)
+    assert code == 0, err
+    forked, plain = json.loads(out), json.loads(_plain(script)[1])
+    assert forked.pop("frozen") > 1000 and plain.pop("frozen") == 0
+    assert forked == plain == {"enabled": True, "collected": True, "found": True}

@@ -5,7 +5,8 @@ script as `python [-I] <script> <args>` would.
 Only the standard library is imported before the preloads, and the server's Python code stays single-threaded,
 so a child starts from a clean interpreter holding just those modules. argv: the socket's fd, then a JSON
 configuration {"modules": [...], "path": [folders put first on sys.path while importing them], "models":
-[services whose botocore models every child shares, _share_service_models]}. Messages are
+[services whose botocore models every child shares, _share_service_models]}; what they loaded is then frozen out
+of the children's garbage collections (_freeze_preloaded). Messages are
 JSON on a SOCK_SEQPACKET socket; a request carries the child's file descriptors 0, 1, 2, ... in order:
   first     {"ready": pid, "imported": [top-level names in sys.modules]}
   request   {"id", "argv": [script, *args], "cwd", "env"}  + fds (stdin, stdout, stderr, and any more)
@@ -14,6 +15,7 @@ When the emulator closes its end, the server kills the runs it started and exits
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -42,6 +44,7 @@ def main() -> int:
     _share_service_models(config.get("models", []))
     for folder in preload_path:  # a child's sys.path is a fresh interpreter's
         sys.path.remove(folder)
+    _freeze_preloaded()
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
@@ -113,6 +116,15 @@ def _share_service_models(services: list[str]) -> None:
                                   aws_secret_access_key="model")
         except Exception:  # noqa: BLE001 - an unknown service: a child asking for it fails as it would anyway
             pass
+
+
+def _freeze_preloaded() -> None:
+    """The preloaded modules' objects go to the collector's permanent generation (what `gc.freeze` is for, before
+    forking): a child's collections - the last one at its interpreter's exit included - no longer walk them, and
+    so no longer copy the pages holding them. A Glue run's exit took ~0.28 s of CPU with pyarrow, DuckDB and pandas
+    loaded, ~0.09 s frozen; a Lambda worker's ~0.08 s, ~0.03 s. A child's own objects are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def _reap(channel: socket.socket, children: set[int]) -> None:
