@@ -13,6 +13,7 @@ not matter. The seam test (tests/unit/test_checkov_launch.py) parses the same ex
 """
 from __future__ import annotations
 
+import gc
 import os
 import runpy
 import sys
@@ -61,4 +62,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    try:
+        main(sys.argv)
+    finally:
+        gc.freeze()  # checkov's results are out: its graphs and checks need no last collection (sdlf_cli.cli)

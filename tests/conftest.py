@@ -1,3 +1,4 @@
+import gc
 import os
 import shutil
 import sys
@@ -79,6 +80,12 @@ def pytest_configure(config):
     folder = tempfile.mkdtemp(prefix="sdlf-test-cache-")
     os.environ[CACHE_DIR_VARIABLE] = folder
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def pytest_unconfigure(config):
+    """A test process ends holding the emulator's backends, cfn-lint's schemas and every fixture's data: its
+    interpreter's last garbage collection would walk all of it (sdlf_cli.cli does the same at its end)."""
+    gc.freeze()
 
 
 def pytest_xdist_make_scheduler(config, log):
