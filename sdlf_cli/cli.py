@@ -6,6 +6,7 @@ through `ui.output.emit`, which also picks the exit code.
 """
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import sys
@@ -477,17 +478,12 @@ def destroy(layers, include_data, dry_run, opts, lake):
 
 
 def main() -> None:
-    try:
-        _main()
-    finally:
-        # The interpreter's last garbage collection walks every object still alive: after a lint (cfn-lint's
-        # schemas and rules) it took ~0.6 s of CPU, more than most commands' own work. Frozen, it is skipped;
-        # the command's output is written and its atexit handlers still run.
-        gc.freeze()
-
-
-def _main() -> None:
     from sdlf_cli.ui.output import error
+
+    # The interpreter's last garbage collection walks every object still alive: after a lint (cfn-lint's schemas
+    # and rules) it took ~0.6 s of CPU, more than most commands' own work. Registered first, the freeze runs after
+    # every other exit handler, and the collection skips what is frozen.
+    atexit.register(gc.freeze)
 
     try:
         # Not standalone, click answers the code a command exits with (`ctx.exit`) instead of raising it.
