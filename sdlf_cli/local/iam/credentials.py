@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 LOG = logging.getLogger(__name__)
 ROOT_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -39,6 +40,7 @@ class RoleCredentials:
         self.account_id = account_id
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], tuple[float, RoleKeys]] = {}
+        self._sts: Any = None  # one client (they are thread-safe): every run and crawl assumes its role anew
 
     def for_role(self, role_arn: str, session_name: str) -> RoleKeys:
         if role_arn and not role_arn.startswith("arn:") and "/" not in role_arn:
@@ -50,10 +52,11 @@ class RoleCredentials:
             cached = self._cache.get(key)
             if cached and time.monotonic() - cached[0] < REFRESH_AFTER_S:
                 return cached[1]
-        import boto3
+        if self._sts is None:
+            import boto3
 
-        sts = boto3.client("sts", endpoint_url=self.endpoint_url, region_name=self.region, **ROOT_KEYS)
-        found = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64])["Credentials"]
+            self._sts = boto3.client("sts", endpoint_url=self.endpoint_url, region_name=self.region, **ROOT_KEYS)
+        found = self._sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64])["Credentials"]
         keys = RoleKeys(found["AccessKeyId"], found["SecretAccessKey"], found["SessionToken"])
         with self._lock:
             self._cache[key] = (time.monotonic(), keys)

@@ -330,6 +330,7 @@ class CrawlerRunner:
         self.ctx = ctx
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sdlf-glue-crawler")
         self._closed = False
+        self._service_clients: dict[str, Any] = {}
 
     def _client(self, service: str, role: str | None = None, session: str = ""):
         """A client of the Glue service itself, or, with `role`, one acting as the crawler's role (which
@@ -338,9 +339,14 @@ class CrawlerRunner:
 
         from sdlf_cli.local.iam.credentials import ROOT_KEYS, role_keys
 
-        keys = role_keys(role, session) if role else None
+        if not role:  # the service's own clients (logs, glue): made once, boto3 clients are thread-safe
+            made = self._service_clients.get(service)
+            if made is None:
+                made = self._service_clients[service] = boto3.client(
+                    service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region, **ROOT_KEYS)
+            return made
         return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
-                            **(keys.client_kwargs() if keys is not None else ROOT_KEYS))
+                            **role_keys(role, session).client_kwargs())
 
     def submit(self, crawler: Any, crawl: Any) -> None:
         if self._closed:

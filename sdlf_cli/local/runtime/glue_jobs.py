@@ -108,6 +108,7 @@ class GlueJobRunner:
         self._processes: dict[str, Any] = {}  # run id -> its process (a Popen or a ForkedProcess)
         self._lock = threading.Lock()
         self._closed = False
+        self._service_clients: dict[str, Any] = {}
         self.forks = ForkServer(python, PYTHON_SHELL_LIBRARIES, self.environment(), self.work_dir / "fork-server.log",
                                 models=PYTHON_SHELL_MODELS)
 
@@ -118,9 +119,14 @@ class GlueJobRunner:
 
         from sdlf_cli.local.iam.credentials import ROOT_KEYS, role_keys
 
-        keys = role_keys(role, session) if role else None
+        if not role:  # the service's own clients (logs, glue): made once, boto3 clients are thread-safe
+            made = self._service_clients.get(service)
+            if made is None:
+                made = self._service_clients[service] = boto3.client(
+                    service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region, **ROOT_KEYS)
+            return made
         return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
-                            **(keys.client_kwargs() if keys is not None else ROOT_KEYS))
+                            **role_keys(role, session).client_kwargs())
 
     def environment(self, role: str | None = None, session: str = "") -> dict[str, str]:
         """The script's environment: it acts as the job's role (assumed-role keys), as on Glue."""
