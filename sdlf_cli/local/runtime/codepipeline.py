@@ -58,14 +58,21 @@ class PipelineExecutor(PipelineActions):
         self._locks: dict[str, StageLocks] = {}
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
+        self._clients: dict[str, Any] = {}
         self._closed = False
         self.work_dir = ctx.state_dir / "codepipeline"
 
     def client(self, service: str):
-        import boto3
+        """The service's own client of `service`, made once (boto3 clients are thread-safe): actions and their
+        polls ask for one at every step."""
+        made = self._clients.get(service)
+        if made is None:
+            import boto3
 
-        return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+            made = self._clients[service] = boto3.client(service, endpoint_url=self.ctx.endpoint_url,
+                                                         region_name=self.ctx.region, aws_access_key_id="testing",
+                                                         aws_secret_access_key="testing")
+        return made
 
     # --- starting -----------------------------------------------------------------------------------------
     def start(self, backend: Any, name: str, variables: list[dict[str, str]] | None,
