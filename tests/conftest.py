@@ -82,9 +82,11 @@ def pytest_configure(config):
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     """A test process ends holding the emulator's backends, cfn-lint's schemas and every fixture's data: its
-    interpreter's last garbage collection would walk all of it (sdlf_cli.cli does the same at its end)."""
+    interpreter's last garbage collection would walk all of it again (sdlf_cli.cli does the same at its end).
+    Last, so pytest's own collection, which reports exceptions raised in finalizers, still sees everything."""
     gc.freeze()
 
 
