@@ -101,3 +101,27 @@ def role_keys(role_arn: str | None, session_name: str) -> RoleKeys | None:
 def role_environment(role_arn: str | None, session_name: str) -> dict[str, str]:
     keys = role_keys(role_arn, session_name)
     return keys.environment() if keys is not None else {}
+
+
+class ServiceClients:
+    """Clients of an emulated service's own side (Glue jobs, crawlers): as the emulator's root - made once per
+    service, boto3 clients being thread-safe - or acting as a role for one run (its session), as the service does
+    with the role it was given."""
+
+    def __init__(self, endpoint_url: str, region: str):
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self._own: dict[str, Any] = {}
+
+    def client(self, service: str, role: str | None = None, session: str = "") -> Any:
+        import boto3
+
+        keys = role_keys(role, session) if role else None
+        if keys is not None:
+            return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region,
+                                **keys.client_kwargs())
+        made = self._own.get(service)
+        if made is None:
+            made = self._own[service] = boto3.client(service, endpoint_url=self.endpoint_url,
+                                                     region_name=self.region, **ROOT_KEYS)
+        return made

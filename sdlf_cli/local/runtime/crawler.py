@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sdlf_cli.local.context import EmulatorContext
+from sdlf_cli.local.iam.credentials import ServiceClients
 
 LOG = logging.getLogger(__name__)
 
@@ -330,23 +331,12 @@ class CrawlerRunner:
         self.ctx = ctx
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sdlf-glue-crawler")
         self._closed = False
-        self._service_clients: dict[str, Any] = {}
+        self._service_clients = ServiceClients(ctx.endpoint_url, ctx.region)
 
     def _client(self, service: str, role: str | None = None, session: str = ""):
         """A client of the Glue service itself, or, with `role`, one acting as the crawler's role (which
         is what reads the S3 targets and writes the catalog on Glue)."""
-        import boto3
-
-        from sdlf_cli.local.iam.credentials import ROOT_KEYS, role_keys
-
-        if not role:  # the service's own clients (logs, glue): made once, boto3 clients are thread-safe
-            made = self._service_clients.get(service)
-            if made is None:
-                made = self._service_clients[service] = boto3.client(
-                    service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region, **ROOT_KEYS)
-            return made
-        return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
-                            **role_keys(role, session).client_kwargs())
+        return self._service_clients.client(service, role, session)
 
     def submit(self, crawler: Any, crawl: Any) -> None:
         if self._closed:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sdlf_cli.local.context import EmulatorContext
+from sdlf_cli.local.iam.credentials import ServiceClients
 from sdlf_cli.local.runtime.fork_server import ForkServer, ForkServerUnavailable
 
 LOG = logging.getLogger(__name__)
@@ -108,25 +109,14 @@ class GlueJobRunner:
         self._processes: dict[str, Any] = {}  # run id -> its process (a Popen or a ForkedProcess)
         self._lock = threading.Lock()
         self._closed = False
-        self._service_clients: dict[str, Any] = {}
+        self._service_clients = ServiceClients(ctx.endpoint_url, ctx.region)
         self.forks = ForkServer(python, PYTHON_SHELL_LIBRARIES, self.environment(), self.work_dir / "fork-server.log",
                                 models=PYTHON_SHELL_MODELS)
 
     # --- clients into the emulator (same path a script takes) -------------------------------
     def _client(self, service: str, role: str | None = None, session: str = ""):
         """A client of the Glue service itself, or, with `role`, one acting as the job's role."""
-        import boto3
-
-        from sdlf_cli.local.iam.credentials import ROOT_KEYS, role_keys
-
-        if not role:  # the service's own clients (logs, glue): made once, boto3 clients are thread-safe
-            made = self._service_clients.get(service)
-            if made is None:
-                made = self._service_clients[service] = boto3.client(
-                    service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region, **ROOT_KEYS)
-            return made
-        return boto3.client(service, endpoint_url=self.ctx.endpoint_url, region_name=self.ctx.region,
-                            **role_keys(role, session).client_kwargs())
+        return self._service_clients.client(service, role, session)
 
     def environment(self, role: str | None = None, session: str = "") -> dict[str, str]:
         """The script's environment: it acts as the job's role (assumed-role keys), as on Glue."""
