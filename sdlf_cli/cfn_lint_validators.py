@@ -39,7 +39,7 @@ def validator_classes_made_once() -> Callable[[], None] | None:
     if not all(name in fields for name in _CAPTURED) or not fields["function_filter"].init \
             or fields["validators"].init or fields["fn_resolvers"].init:
         return None
-    init_names = [f.name for f in dataclasses.fields(base) if f.init]
+    init_names = [name for name, f in fields.items() if f.init]
     function_filter_position = init_names.index("function_filter")
     base_init = base.__init__
 

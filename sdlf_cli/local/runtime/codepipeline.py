@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from sdlf_cli.local.context import EmulatorContext
+from sdlf_cli.local.iam.credentials import ServiceClients
 from sdlf_cli.local.runtime.codebuild import CodeBuildRunner
 from sdlf_cli.local.runtime.pipeline_actions import PipelineActions
 from sdlf_cli.local.runtime.pipeline_model import (ActionFailed, ActionRun, ExecutionRun, StageRun, now,
@@ -58,21 +59,13 @@ class PipelineExecutor(PipelineActions):
         self._locks: dict[str, StageLocks] = {}
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
-        self._clients: dict[str, Any] = {}
+        self._clients = ServiceClients(ctx.endpoint_url, ctx.region)
         self._closed = False
         self.work_dir = ctx.state_dir / "codepipeline"
 
     def client(self, service: str):
-        """The service's own client of `service`, made once (boto3 clients are thread-safe): actions and their
-        polls ask for one at every step."""
-        made = self._clients.get(service)
-        if made is None:
-            import boto3
-
-            made = self._clients[service] = boto3.client(service, endpoint_url=self.ctx.endpoint_url,
-                                                         region_name=self.ctx.region, aws_access_key_id="testing",
-                                                         aws_secret_access_key="testing")
-        return made
+        """The service's own client of `service`, made once: actions and their polls ask for one at every step."""
+        return self._clients.client(service)
 
     # --- starting -----------------------------------------------------------------------------------------
     def start(self, backend: Any, name: str, variables: list[dict[str, str]] | None,
