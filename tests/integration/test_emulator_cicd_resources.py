@@ -156,9 +156,8 @@ def test_a_connection_source_fails_its_action_with_the_reason(emulator):
 
 
 # --- one seam test per moto patch ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def parked(emulator):
-    """A pipeline parked at its approval (its build done), for the API seams."""
+def _park(emulator) -> tuple[str, dict, str, str]:
+    """A pipeline of its own parked at its approval (its build done)."""
     name = unique("seam")
     out = outputs(deploy(emulator, name, pipeline_template(name)))
     first = wait_new_execution(emulator, name, set())
@@ -169,8 +168,16 @@ def parked(emulator):
     return name, out, execution_id, token
 
 
-def test_seam_start_pipeline_execution_checks_variables_and_runs(emulator, parked):
-    name, _, _, _ = parked
+@pytest.fixture(scope="module")
+def parked(emulator):
+    """For the seams that only read: what they see must not move under them."""
+    return _park(emulator)
+
+
+def test_seam_start_pipeline_execution_checks_variables_and_runs(emulator):
+    # Its own pipeline: an execution it starts may reach Build before it is stopped, and would then be the Build
+    # stage's latest execution that the read-only seams look at.
+    name, _, _, _ = _park(emulator)
     cp = client(emulator, "codepipeline")
     with pytest.raises(cp.exceptions.ClientError) as undeclared:
         cp.start_pipeline_execution(name=name, variables=[{"name": "Nope", "value": "x"}])
