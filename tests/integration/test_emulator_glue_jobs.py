@@ -1,14 +1,17 @@
 """Glue job runs on the emulator execute their script for real (subprocess, emulator S3, logs)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import time
 
 import pytest
 
-from sdlf_cli.local.runtime import install, installed_part
-from sdlf_cli.local.runtime.glue_jobs import ERROR_LOG_GROUP, OUTPUT_LOG_GROUP, last_error_line, script_arguments
+from sdlf_cli.local.runtime import install, installed_part, spark_class_archive
+from sdlf_cli.local.runtime.glue_jobs import (ERROR_LOG_GROUP, OUTPUT_LOG_GROUP, GlueJobRunner, last_error_line,
+                                              script_arguments)
 from tests.integration.test_emulator_runtime_helpers import bucket, client, role_arn, unique, wait_for
 
 WRITES_AN_OBJECT = """
@@ -200,3 +203,52 @@ def test_sync_tasks_of_executions_running_at_once_each_wait_for_their_own_run(em
     runs = [json.loads(r["output"])["run"] for r in results]
     assert all(run["JobRunState"] == "SUCCEEDED" for run in runs)
     assert len({run["Id"] for run in runs}) == 4
+
+
+SPARK_JOB = """
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+print("rows", spark.range(3).count())
+print("jvm", " ".join(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))
+spark.stop()
+"""
+
+
+def test_a_spark_run_makes_the_class_archive_and_the_next_run_starts_from_it(emulator, tmp_path, monkeypatch):
+    # A runner of its own, on a cache of its own: the suite's shared cache may have the archive already.
+    cache = tmp_path / "cache"
+    runner = GlueJobRunner(dataclasses.replace(emulator.context, cache_dir=cache))
+    folder = cache / spark_class_archive.FOLDER_NAME
+    job, data_bucket = _job(emulator, SPARK_JOB, command="glueetl")
+    # The JVM logs where each class came from; the suite's own driver options stay (the archive works with them).
+    class_log = tmp_path / "classes-%p.log"
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-java-options '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC "
+                                              f"-Xlog:class+load=info:file={class_log}' pyspark-shell")
+    try:
+        runs = []
+        for run_id in ("jr_makes", "jr_uses"):
+            outcome = runner.execute(job, run_id, f"s3://{data_bucket}/scripts/{job}.py", {}, 10)
+            assert outcome.state == "SUCCEEDED", outcome.stderr
+            jvm = next(line for line in outcome.stdout.splitlines() if line.startswith("jvm ")).split()
+            runs.append((outcome, jvm, {p: p.read_text() for p in tmp_path.glob("classes-*.log")}))
+            for log in tmp_path.glob("classes-*.log"):
+                log.unlink()
+    finally:
+        runner.close()
+
+    (made, made_jvm, made_classes), (used, used_jvm, used_classes) = runs
+    archives = list(folder.glob("*.jsa"))
+    assert len(archives) == 1 and sorted(p.name for p in folder.iterdir()) == [archives[0].name]  # no lock, no temp
+    archive = archives[0]
+    assert archive.stat().st_size == int(archive.stem.rsplit("-", 1)[1])
+    # The first run's JVM wrote its classes at exit (to its own file, moved into place), quietly: its output is
+    # the script's only.
+    assert any(a.startswith(f"-XX:ArchiveClassesAtExit={folder}/") for a in made_jvm)
+    assert [line for line in made.stdout.splitlines() if not line.startswith("jvm ")] == ["rows 3"]
+    assert "[cds" not in made.stdout + made.stderr
+    # The second run's JVM mapped Spark's classes from it instead of reading them from the jars.
+    assert f"-XX:SharedArchiveFile={archive}" in used_jvm and "-XX:TieredStopAtLevel=1" in used_jvm
+    assert [line for line in used.stdout.splitlines() if not line.startswith("jvm ")] == ["rows 3"]
+    [made_log], [used_log] = made_classes.values(), used_classes.values()
+    assert re.search(r"org.apache.spark.SparkContext source: \S*/spark-core_[^/]*\.jar", made_log)
+    assert "org.apache.spark.SparkContext source: shared objects file (top)" in used_log

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
+
+from sdlf_cli.cache_dir import cache_dir
+from sdlf_cli.local.runtime import spark_class_archive
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "stage_b"
@@ -40,9 +44,15 @@ def load_script(name: str):
 
 @pytest.fixture(scope="session")
 def spark():
-    """One local Spark session for every Spark test (start-up is the slow part)."""
+    """One local Spark session for every Spark test (start-up is the slow part). It starts from the Spark class
+    archive in the suite's shared cache when the emulator's Spark job runs have made it by then (never makes it)."""
     heavy = load_script("heavy_transform")
-    session = heavy.spark_session()
+    sharing = spark_class_archive.for_cache(cache_dir(ROOT)).using(os.environ)
+    with pytest.MonkeyPatch.context() as patch:  # the JVM reads it when it starts only
+        if sharing.java_options:
+            name = spark_class_archive.SUBMIT_ARGS_VARIABLE
+            patch.setenv(name, sharing.environment(os.environ)[name])
+        session = heavy.spark_session()
     yield session
     session.stop()
 

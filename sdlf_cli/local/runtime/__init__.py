@@ -12,6 +12,7 @@
   parsed once per text; stepfunctions_lambda: a Lambda task's invoke answered in the process, authorized as the
   execution role;
 - glue_jobs / crawler: Glue job runs executing their scripts, crawlers inferring Parquet tables;
+  spark_class_archive: a Spark run's driver JVM starting from a class-data-sharing archive;
 - atomic_writes: DynamoDB conditional writes atomic across moto's request threads, as on AWS;
 - dynamodb_expressions: moto's UpdateItem validation in linear time (same answers, same errors);
   dynamodb_update_plans: and from a plan made once per expression, on the nodes its processors act on only;

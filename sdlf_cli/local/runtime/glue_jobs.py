@@ -11,7 +11,8 @@ ConcurrentRunsExceededException), but the new run's state is pinned to RUNNING a
    in minutes), and writes stdout/stderr to CloudWatch Logs (`/aws-glue/python-jobs/output` and
    `/error`, log stream = run id), as Glue does.
 Because GetJobRun shows RUNNING until the subprocess ends, `glue:startJobRun.sync` in Step Functions
-waits for the real outcome.
+waits for the real outcome. A Spark job's driver JVM starts from the class archive in the project's cache
+(spark_class_archive), made by the first Spark run that finds none.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from typing import Any
 
 from sdlf_cli.local.context import EmulatorContext
 from sdlf_cli.local.iam.credentials import ServiceClients
+from sdlf_cli.local.runtime import spark_class_archive
 from sdlf_cli.local.runtime.fork_server import ForkServer, ForkServerUnavailable
 
 LOG = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class GlueJobRunner:
         self._lock = threading.Lock()
         self._closed = False
         self._service_clients = ServiceClients(ctx.endpoint_url, ctx.region)
+        self.class_archive = spark_class_archive.for_cache(ctx.cache_dir)
         self.forks = ForkServer(python, PYTHON_SHELL_LIBRARIES, self.environment(), self.work_dir / "fork-server.log",
                                 models=PYTHON_SHELL_MODELS)
 
@@ -178,19 +181,28 @@ class GlueJobRunner:
                    *script_arguments(arguments)]
         timeout = 60 * float(timeout_minutes or DEFAULT_TIMEOUT_MINUTES)
         LOG.info("Glue job %s run %s: %s", job_name, run_id, " ".join(command[1:]))
-        process = self._start(command, run_dir, self.environment(role, run_id), python_shell)
-        with self._lock:
-            self._processes[run_id] = process
+        env = self.environment(role, run_id)
+        archive_use = spark_class_archive.NO_ARCHIVE if python_shell else self.class_archive.for_run(env)
+        succeeded = False
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            stdout, stderr = process.communicate()
-            message = f"job run {run_id} timed out after {timeout_minutes or DEFAULT_TIMEOUT_MINUTES} minute(s)"
-            return RunOutcome("TIMEOUT", message, stdout, stderr, time.monotonic() - started)
-        finally:
+            process = self._start(command, run_dir, archive_use.environment(env), python_shell)
             with self._lock:
-                self._processes.pop(run_id, None)
+                self._processes[run_id] = process
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+                message = f"job run {run_id} timed out after {timeout_minutes or DEFAULT_TIMEOUT_MINUTES} minute(s)"
+                return RunOutcome("TIMEOUT", message, stdout, stderr, time.monotonic() - started)
+            finally:
+                with self._lock:
+                    self._processes.pop(run_id, None)
+            succeeded = process.returncode == 0
+        finally:
+            # After communicate: the script's JVM has exited (it holds the pipes too), its archive written.
+            if archive_use.finish(succeeded) is not None:
+                LOG.info("Glue job %s run %s made the Spark class archive", job_name, run_id)
         seconds = time.monotonic() - started
         if process.returncode == 0:
             return RunOutcome("SUCCEEDED", None, stdout, stderr, seconds)
