@@ -9,8 +9,10 @@ classes was about a seventh of the lint's CPU.
 `validator_classes_made_once()` replaces `create` with one that makes the dataclass once and, per call, a plain
 subclass holding that call's validators, function filter and function resolvers - the three values the original
 class captured in its field defaults. Instances get the same fields and values, so every rule sees what it saw.
-The subclass's `evolve` copies the same init fields as cfn-lint's, from a list made once rather than from
-`dataclasses.fields()` at every call (a validator is evolved at every step of the schema walk).
+The subclass's `evolve` (called at every step of the schema walk) fills the new instance with the same field
+values cfn-lint's would give - the init fields from the list made once rather than from `dataclasses.fields()`
+at every call, the checkers from their factories, then `__post_init__` - without running the dataclass's
+`__init__`; a call naming an unknown field takes cfn-lint's way, and its error.
 If the installed cfn-lint's `create` does not have the shape this relies on, nothing is patched.
 """
 from __future__ import annotations
@@ -40,8 +42,13 @@ def validator_classes_made_once() -> Callable[[], None] | None:
             or fields["validators"].init or fields["fn_resolvers"].init:
         return None
     init_names = [name for name, f in fields.items() if f.init]
+    init_known = frozenset(init_names)
     function_filter_position = init_names.index("function_filter")
     base_init = base.__init__
+    # The other fields the dataclass's __init__ sets from a factory (the type and format checkers), when it has
+    # only those besides what a call captures: then `evolve` can fill an instance without running __init__.
+    factories = {name: f.default_factory for name, f in fields.items() if not f.init and name not in _CAPTURED}
+    copyable = hasattr(base, "__post_init__") and all(callable(factory) for factory in factories.values())
 
     def create(validators: Any = None, function_filter: Any = None, fn_resolvers: Any = None) -> type:
         validators_arg = validators or {}
@@ -56,9 +63,21 @@ def validator_classes_made_once() -> Callable[[], None] | None:
             self.fn_resolvers = fn_resolvers_arg
 
         def evolve(self, **kwargs: Any) -> Any:
+            if not copyable or not init_known.issuperset(kwargs):
+                for name in init_names:
+                    kwargs.setdefault(name, getattr(self, name))
+                return self.__class__(**kwargs)  # cfn-lint's own path, and its error for an unknown field
+            state = self.__dict__
+            new = object.__new__(self.__class__)
+            values = new.__dict__
             for name in init_names:
-                kwargs.setdefault(name, getattr(self, name))
-            return self.__class__(**kwargs)
+                values[name] = kwargs[name] if name in kwargs else state[name]
+            for name, factory in factories.items():
+                values[name] = factory()
+            values["validators"] = validators_arg
+            values["fn_resolvers"] = fn_resolvers_arg
+            new.__post_init__()  # a context or resolver given as None is made, as __init__ would
+            return new
 
         return type(base.__name__, (base,), {"__init__": __init__, "evolve": evolve, "__qualname__": base.__qualname__,
                                              "__module__": base.__module__, "__doc__": base.__doc__})

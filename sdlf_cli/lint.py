@@ -58,9 +58,12 @@ def cfn_lint_rules() -> Rules:
     from cfnlint.config import ConfigMixIn
     from cfnlint.runner import Runner
 
+    from sdlf_cli.cfn_lint_contexts import contexts_made_by_copy
     from sdlf_cli.cfn_lint_validators import validator_classes_made_once
 
-    validator_classes_made_once()  # every lint goes through here first (sdlf_cli.cfn_lint_validators)
+    # Every lint goes through here first (sdlf_cli.cfn_lint_validators, sdlf_cli.cfn_lint_contexts).
+    validator_classes_made_once()
+    contexts_made_by_copy()
     return Runner(ConfigMixIn()).rules
 
 
