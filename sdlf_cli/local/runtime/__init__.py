@@ -6,6 +6,7 @@
 - kms_keys: a KMS key's private key (RSA for every symmetric key in moto) generated on first use, not at creation;
 - cloudwatch_metric_queries: GetMetricData reading each query's metric a period at a time (moto's answers);
 - s3_version_listing: ListObjectVersions without copying every object's bytes;
+- serializer_aliases: moto's response serializer listing an attribute's possible names once per shape and class;
 - events: EventBridge delivery to Lambda / Step Functions targets, schedule-only rules kept out of matching;
 - scheduler (+ schedule_expressions): rate()/cron() rules fired by a clock;
 - stepfunctions: fixes to moto's Step Functions interpreter; stepfunctions_parsing: a definition and a JSONPath
@@ -48,8 +49,8 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
                                             codepipeline, codepipeline_api, crawler, dynamodb_expressions,
                                             dynamodb_item_sizes, dynamodb_responses, dynamodb_update_plans, events,
                                             gc_tuning, glue_jobs, kms_keys, request_routing, s3_version_listing,
-                                            sqs_queue_scans, stepfunctions, stepfunctions_lambda,
-                                            stepfunctions_parsing)
+                                            serializer_aliases, sqs_queue_scans, stepfunctions,
+                                            stepfunctions_lambda, stepfunctions_parsing)
         from sdlf_cli.local.runtime.lambda_hook import LambdaRuntime, install_lambda_hooks, uninstall_lambda_hooks
         from sdlf_cli.local.runtime.scheduler import Scheduler
         from sdlf_cli.local.runtime.sqs_poller import (SqsPoller, install_mapping_takeover, install_wake_on_send,
@@ -67,6 +68,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
         kms_keys.install()
         cloudwatch_metric_queries.install()
         s3_version_listing.install()
+        serializer_aliases.install()
         from sdlf_cli.local.iam.credentials import role_environment
 
         manager = WorkerManager(ctx.state_dir / "lambda", ctx.endpoint_url, role_environment)
@@ -121,6 +123,7 @@ def install(ctx: EmulatorContext) -> Callable[[], None]:
             kms_keys.uninstall()
             cloudwatch_metric_queries.uninstall()
             s3_version_listing.uninstall()
+            serializer_aliases.uninstall()
             gc_tuning.uninstall()
 
         _installed["stop"] = stop
