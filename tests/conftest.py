@@ -40,6 +40,8 @@ share_models_with_every_session()
 # the rest fills in around them: a long file that starts last keeps one worker busy while the other idles.
 LONGEST_FIRST = (
     "tests/e2e/test_cicd_pipeline.py",
+    # Not long, but its Spark run makes the class archive every later Spark JVM of the suite starts from.
+    "tests/integration/test_emulator_glue_jobs.py",
     "tests/integration/test_chaos.py",
     "tests/integration/test_stage_b_reliability_e2e.py",
     "tests/integration/test_legislators_e2e.py",

@@ -5,15 +5,19 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 
+from sdlf_cli.cache_dir import CACHE_DIR_VARIABLE, cache_dir
 from sdlf_cli.local.runtime import install, installed_part, spark_class_archive
 from sdlf_cli.local.runtime.glue_jobs import (ERROR_LOG_GROUP, OUTPUT_LOG_GROUP, GlueJobRunner, last_error_line,
                                               script_arguments)
 from tests.integration.test_emulator_runtime_helpers import bucket, client, role_arn, unique, wait_for
 
+ROOT = Path(__file__).resolve().parents[2]
 WRITES_AN_OBJECT = """
 import argparse, json, os, boto3
 parser = argparse.ArgumentParser()
@@ -252,3 +256,19 @@ def test_a_spark_run_makes_the_class_archive_and_the_next_run_starts_from_it(emu
     [made_log], [used_log] = made_classes.values(), used_classes.values()
     assert re.search(r"org.apache.spark.SparkContext source: \S*/spark-core_[^/]*\.jar", made_log)
     assert "org.apache.spark.SparkContext source: shared objects file (top)" in used_log
+    _share_with_the_suite(archive)
+
+
+def _share_with_the_suite(archive) -> None:
+    """The suite's other Spark JVMs (its stage-B lakes' job runs, the unit tests' session) start from this archive
+    (it runs early: tests/conftest.py LONGEST_FIRST); otherwise the first of them would make one more."""
+    if not os.environ.get(CACHE_DIR_VARIABLE):
+        return  # not the suite's shared cache: the project's own is left alone
+    shared = cache_dir(ROOT) / spark_class_archive.FOLDER_NAME
+    key = archive.name.rsplit("-", 1)[0]
+    shared.mkdir(parents=True, exist_ok=True)
+    if any(shared.glob(f"{key}-*{spark_class_archive.SUFFIX}")):
+        return
+    staged = shared / f"{archive.name}.staged"  # the move may cross file systems: in place whole, or not at all
+    shutil.move(archive, staged)
+    os.replace(staged, shared / archive.name)
