@@ -9,6 +9,7 @@ import botocore.session
 import pytest
 
 from sdlf_cli.aws.session import share_models_with_every_session
+from sdlf_cli.aws.user_agent import sanitized_once
 from sdlf_cli.cache_dir import CACHE_DIR_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,8 @@ sys.path.insert(0, str(ROOT / "lambda" / "layers" / "datalake" / "python"))
 # for the test that shows what a session without the shared loader does.
 ORIGINAL_REGISTER_DATA_LOADER = botocore.session.Session._register_data_loader
 share_models_with_every_session()
+# The tests' own clients (moto's, the emulator's helpers') as sdlf's sessions do (sdlf_cli.aws.user_agent).
+sanitized_once()
 
 # The files that take the longest (measured in a full run, longest first). xdist hands whole files to its
 # workers in collection order (pytest.ini: --dist loadfile --no-loadscope-reorder), so these start first and

@@ -79,7 +79,10 @@ def share_models_with_every_session() -> Callable[[], None]:
 
 def new_session(**kwargs) -> boto3.session.Session:
     """A boto3 session (credentials, profile, region as `boto3.session.Session` takes them) sharing the
-    process's loaded service models."""
+    process's loaded service models (and User-Agent components sanitized once: sdlf_cli.aws.user_agent)."""
+    from sdlf_cli.aws.user_agent import sanitized_once
+
+    sanitized_once()
     core = botocore.session.get_session()
     core.register_component("data_loader", shared_loader())
     return boto3.session.Session(botocore_session=core, **kwargs)

@@ -208,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     from sdlf_cli.aws.session import share_models_with_every_session
+    from sdlf_cli.aws.user_agent import sanitized_once
 
     share_models_with_every_session()  # before moto is imported: it makes a session per service it serves
+    sanitized_once()  # the clients of its own parts (alarms, Glue, crawlers, pipelines) make many requests
     done = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
