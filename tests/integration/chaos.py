@@ -5,9 +5,11 @@ lake's own retries run, run stage B, redrive whatever reached a DLQ (again until
 faults off and audit: the answer must be every object PROCESSED once, nothing lost, nothing duplicated, and the
 analytics rows equal to the records put in.
 
-The catalog and stage-A queues get a visibility timeout of a few seconds instead of the templates' minutes, so
-SQS's own retries (a failed batch comes back after the visibility timeout) happen within the run. A receive
-that outlives it is redelivered while still being processed: one more source of duplicates, on purpose.
+The catalog, stage-A and stage-B queues get a visibility timeout of a few seconds instead of the templates' minutes,
+so SQS's own retries (a failed batch comes back after the visibility timeout) happen within the run: a stage-B
+router that fails after receiving (a fault on its manifest or its execution start) leaves the dataset's
+hand-offs in flight for the whole visibility timeout, longer than the scenario. A receive that outlives it is
+redelivered while still being processed: one more source of duplicates, on purpose.
 """
 from __future__ import annotations
 
@@ -196,7 +198,7 @@ class LakeOps:
 
     def fast_retries(self) -> None:
         names, sqs = self.lake.config.names, self.lake.clients.client("sqs")
-        for name in (names.queue("catalog"), names.queue(TEAM, "main", "a")):
+        for name in (names.queue("catalog"), names.queue(TEAM, "main", "a"), names.queue(TEAM, DATASET, "b")):
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": FAST_VISIBILITY})
 
