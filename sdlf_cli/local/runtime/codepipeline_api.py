@@ -6,7 +6,8 @@
 - `GetPipelineState`, `PutApprovalResult`, `ListActionExecutions`, `StopPipelineExecution` and
   `RetryStageExecution`, which moto lacks, answer from the executor;
 - `DeletePipeline` stops the pipeline's running executions;
-- a new object at an S3 source action's bucket/key starts an execution when the action polls;
+- a new object at an S3 source action's bucket/key starts an execution when the action polls, once the
+  S3 request that wrote it has finished;
 - a pipeline created (through the API or CloudFormation) starts its first execution (trigger
   CreatePipeline), and a CloudFormation update with `RestartExecutionOnUpdate` starts one too.
 """
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from sdlf_cli.local.runtime.codepipeline import PipelineExecutor
 from sdlf_cli.local.runtime.pipeline_model import ExecutionRun
@@ -252,24 +254,58 @@ def polling_s3_sources(declaration: dict[str, Any]) -> list[tuple[str, str, str]
     return found
 
 
+# moto's S3Backend.put_object stores the new version before its request handler sets the object's metadata, ACL
+# and tags, so an execution started from inside put_object could read the object half written (no revision
+# summary). AWS's poll only ever sees whole objects: starts asked for during an S3 request wait for its end.
+_s3_request = threading.local()
+
+
+def _after_the_s3_request(start: Callable[[], None]) -> None:
+    pending = getattr(_s3_request, "pending", None)
+    if pending is None:
+        start()
+    else:
+        pending.append(start)
+
+
+def _s3_handler(original: Any) -> Any:
+    def handler(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_s3_request, "pending", None) is not None:  # ambiguous_response calls the key/bucket handler
+            return original(self, *args, **kwargs)
+        _s3_request.pending = []
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            pending, _s3_request.pending = _s3_request.pending, None
+            for start in pending:
+                start()
+
+    return handler
+
+
 def _put_object(original: Any) -> Any:
     def put_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
         key = original(self, bucket_name, key_name, *args, **kwargs)
-        executor = _executor()
-        if executor is None:
-            return key
-        try:
-            region = self.get_bucket(bucket_name).region_name
-            backend = _pipelines(self.account_id, region)
-            for name, pipeline in list(backend.pipelines.items()):
-                for bucket, object_key, action in polling_s3_sources(pipeline.pipeline):
-                    if (bucket, object_key) == (bucket_name, key_name):
-                        executor.start(backend, name, None, "PollForSourceChanges", action)
-        except Exception:
-            LOG.exception("could not start the pipelines polling s3://%s/%s", bucket_name, key_name)
+        if _executor() is not None:
+            account_id, region = self.account_id, self.get_bucket(bucket_name).region_name
+            _after_the_s3_request(lambda: _start_polling_pipelines(account_id, region, bucket_name, key_name))
         return key
 
     return put_object
+
+
+def _start_polling_pipelines(account_id: str, region: str, bucket_name: str, key_name: str) -> None:
+    executor = _executor()
+    if executor is None:
+        return
+    try:
+        backend = _pipelines(account_id, region)
+        for name, pipeline in list(backend.pipelines.items()):
+            for bucket, object_key, action in polling_s3_sources(pipeline.pipeline):
+                if (bucket, object_key) == (bucket_name, key_name):
+                    executor.start(backend, name, None, "PollForSourceChanges", action)
+    except Exception:
+        LOG.exception("could not start the pipelines polling s3://%s/%s", bucket_name, key_name)
 
 
 def _created(account_id: str, region: str, name: str, kind: str = "create") -> None:
@@ -291,6 +327,7 @@ def install(executor: PipelineExecutor) -> None:
     from moto.codepipeline.models import CodePipelineBackend, PipelineExecution
     from moto.codepipeline.responses import CodePipelineResponse
     from moto.s3.models import S3Backend
+    from moto.s3.responses import S3Response
 
     from sdlf_cli.local.cfn import _patching, cicd
     from sdlf_cli.local.runtime import cicd_events
@@ -308,6 +345,8 @@ def install(executor: PipelineExecutor) -> None:
         _patching.install(_patching.Patch(f"codepipeline api: {operation.__name__}", CodePipelineResponse,
                                           operation.__name__, operation))
     _patching.wrap(S3Backend, "put_object", "codepipeline: s3 source polling", _put_object)
+    for handler in ("key_response", "bucket_response"):
+        _patching.wrap(S3Response, handler, f"codepipeline: s3 source polling after {handler}", _s3_handler)
     if _created not in cicd.PIPELINE_CREATED_HOOKS:
         cicd.PIPELINE_CREATED_HOOKS.append(_created)
     cicd_events.install_targets(_start_from_rule)
