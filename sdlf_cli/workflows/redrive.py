@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -43,6 +44,9 @@ log = logging.getLogger("sdlf.redrive")
 
 KINDS = ("catalog", "a", "b", "routing-b")
 DEFAULT_VISIBILITY = 120  # seconds a received message stays hidden while this run decides about it
+# Queues drained at once when no --limit is shared between them. Each drain ends on a one-second long poll that
+# makes sure its queue is empty: one after the other, a lake's dozens of DLQs took that many seconds.
+DRAINING_AT_ONCE = 8
 
 
 @dataclass
@@ -504,13 +508,22 @@ def redrive(lake: Lake, *, team: str | None = None, dataset: str | None = None,
     now = clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     cutoff = cutoff_ms(where.sqs, queues[0].url) if queues else 0
     budget: list[int | None] = [limit]
-    results = []
-    for queue in queues:
+    results = [QueueRedrive(queue) for queue in queues]
+
+    def drain(result: QueueRedrive) -> None:
+        queue = result.queue
         log.info("%s: %d message(s) waiting, %d in flight", queue.name, queue.approximate_count, queue.in_flight)
-        result = QueueRedrive(queue)
-        results.append(result)
         if budget[0] is not None and budget[0] <= 0:
-            continue
+            return
         _drain(where, queue, result, team=team, dataset=dataset, budget=budget, dry_run=dry_run,
                visibility=visibility_timeout, now=now, cutoff=cutoff)
+
+    if limit is not None or len(results) < 2:
+        for result in results:  # a limit goes to the queues in their order
+            drain(result)
+    else:
+        # Each drain has its own result; the lake's clients exist already (boto3 clients are thread-safe).
+        with ThreadPoolExecutor(min(DRAINING_AT_ONCE, len(results)), thread_name_prefix="redrive") as pool:
+            for done in [pool.submit(drain, result) for result in results]:
+                done.result()
     return RedriveResult(results, dry_run=dry_run, limit=limit)
