@@ -59,6 +59,8 @@ LONGEST_FIRST = (
     "tests/unit/test_glue_columnar.py",
     "tests/integration/test_stage_a_e2e.py",
     "tests/unit/test_checkov.py",
+    # Mostly waiting (each redrive ends on one-second long polls): early, it overlaps the others' CPU work.
+    "tests/unit/test_redrive.py",
     "tests/unit/test_glue_quality.py",
     "tests/unit/test_glue_dataset_transforms.py",
 )
