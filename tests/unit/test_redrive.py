@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -215,6 +216,47 @@ def test_limit_moves_at_most_n_across_queues(lake):
     assert lake.count("a") + lake.count("b") == 12
     with pytest.raises(UsageError):
         run(lake, limit=0)
+
+
+def _long_polls(lake, wait_for: threading.Barrier | None = None) -> list[str]:
+    """Records the queue of each receive that waits (the drain's last, "is it empty?" poll); with `wait_for`,
+    each waits there until the other queues' long polls have started too."""
+    sqs = lake.clients.client("sqs")
+    real, polled = sqs.receive_message, []
+
+    def receive(**kwargs):
+        if kwargs.get("WaitTimeSeconds"):
+            polled.append(kwargs["QueueUrl"])
+            if wait_for is not None:
+                wait_for.wait()  # BrokenBarrierError (the run fails) if the queues were drained one by one
+        return real(**kwargs)
+
+    sqs.receive_message = receive
+    return polled
+
+
+def test_without_a_limit_the_queues_are_drained_at_once(lake):
+    lake.put("a-dlq", *[s3_event(f"{T}/{D}/f{i}.json") for i in range(3)])
+    lake.put("b-dlq", hand_off(f"{T}/{D}/f.jsonl"))
+    polled = _long_polls(lake, threading.Barrier(3, timeout=30))
+
+    result = run(lake)
+
+    assert sorted(polled) == sorted([lake.q["catalog-dlq"], lake.q["a-dlq"], lake.q["b-dlq"]])
+    assert [q.queue.kind for q in result.queues] == ["catalog", "a", "b"]  # reported in the lake's order
+    assert [q.moved for q in result.queues] == [0, 3, 1] and result.ok
+    assert lake.count("a-dlq") + lake.count("b-dlq") == 0 and lake.count("a") == 3 and lake.count("b") == 1
+
+
+def test_a_limit_goes_to_the_queues_one_after_the_other_in_their_order(lake):
+    lake.put("a-dlq", s3_event(f"{T}/{D}/one.json"))
+    lake.put("b-dlq", hand_off(f"{T}/{D}/one.jsonl"))
+    polled = _long_polls(lake)
+
+    result = run(lake, limit=5)
+
+    assert polled == [lake.q["catalog-dlq"], lake.q["a-dlq"], lake.q["b-dlq"]]
+    assert result.moved == 2 and result.ok
 
 
 def test_catalog_dlq_unclaimed_objects_go_to_their_dataset_pipeline_once_registered(lake):
