@@ -49,6 +49,7 @@ class EmulatorStatus:
     uptime: float | None  # seconds since start, when running
     state_dir: Path
     saved_state: str | None = None  # what was restored on start, or where the state was saved on stop
+    stopped: int | None = None  # `down`: the pid it stopped (None: nothing was running)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -278,6 +279,8 @@ def down(state_dir: Path | str | None = None, timeout: float = STOP_TIMEOUT_S) -
         _stop_pid(current.pid, timeout)
     _remove_state_files(current.state_dir)
     stopped = _not_running(current.state_dir)
+    if current.running:
+        stopped = replace(stopped, stopped=current.pid)
     if snapshot_exists(current.state_dir):
         return replace(stopped, saved_state=f"state saved in {current.state_dir} (`sdlf local up` restores it, "
                                             "`sdlf local reset` removes it)")

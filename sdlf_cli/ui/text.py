@@ -58,6 +58,8 @@ def render(result) -> None:
 def _(status: EmulatorStatus) -> None:
     if status.running:
         _out.print(f"emulator running: {status.endpoint_url} (pid {status.pid}, log {status.log_file})")
+    elif status.stopped is not None:
+        _out.print(f"emulator stopped (pid {status.stopped})")
     else:
         _out.print("emulator not running")
     if status.saved_state:

@@ -144,8 +144,10 @@ def test_down_then_up_keeps_everything_and_reset_starts_empty(state, lake):
     assert len(before["buckets"]["restarts-kept"]) == 2 and lake.registry.raw_bucket in before["buckets"]
     assert before["stacks"] and before["tables"] and before["queues"]
 
+    running = sdlf(state, "local", "status")
     down = sdlf(state, "local", "down")
     assert not down["running"] and "state saved in" in down["saved_state"]
+    assert down["stopped"] == running["pid"] and sdlf(state, "local", "down")["stopped"] is None  # says what it did
     up = sdlf(state, "local", "up")
     assert up["saved_state"].startswith("restored the state saved at"), up
     after = _everything(lake)
