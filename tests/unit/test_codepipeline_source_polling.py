@@ -102,3 +102,25 @@ def test_a_write_outside_any_request_starts_at_once(polling):
     s3_backends["123456789012"]["global"].put_object(BUCKET, KEY, b"zip")
 
     assert polling.starts == [("pipe", "Zip", None)]
+
+
+def test_a_rule_target_reached_during_an_s3_request_starts_the_pipeline_after_it(polling):
+    from moto.s3.responses import S3Response
+
+    class Starts(SeesTheObject):
+        def start(self, backend, name, variables, trigger, source):
+            self.starts.append((name, trigger, source))
+
+    codepipeline_api._state["executor"] = rule_starts = Starts()
+    seen_inside = []
+
+    def request(self, *args, **kwargs):  # an S3 request during which S3's event reaches a rule
+        codepipeline_api._start_from_rule("123456789012", "us-east-1", "pipe", "arn:rule")
+        seen_inside.append(list(rule_starts.starts))
+        return 200, {}, b""
+
+    codepipeline_api._s3_handler(request)(S3Response())
+    codepipeline_api._start_from_rule("123456789012", "us-east-1", "pipe", "arn:rule")  # outside any request
+
+    assert seen_inside == [[]]
+    assert rule_starts.starts == [("pipe", "CloudWatchEvent", "arn:rule")] * 2

@@ -318,9 +318,14 @@ def _created(account_id: str, region: str, name: str, kind: str = "create") -> N
 
 
 def _start_from_rule(account_id: str, region: str, name: str, rule_arn: str) -> None:
-    executor = _executor()
-    if executor is not None:
-        executor.start(_pipelines(account_id, region), name, None, "CloudWatchEvent", rule_arn)
+    """A rule's pipeline target. S3's own events (an object created) reach the rules from inside the S3 request
+    that wrote the object: the start waits for the request's end, as a polling start does."""
+    def start() -> None:
+        executor = _executor()
+        if executor is not None:
+            executor.start(_pipelines(account_id, region), name, None, "CloudWatchEvent", rule_arn)
+
+    _after_the_s3_request(start)
 
 
 def install(executor: PipelineExecutor) -> None:
