@@ -1,6 +1,7 @@
-"""The emulator's S3 source polling starts a pipeline only once the S3 request that wrote the source object has
-finished: moto sets the object's metadata after S3Backend.put_object returns, and the execution's revision
-summary comes from that metadata."""
+"""The emulator's S3 source polling (and a rule's pipeline target, which S3's own events reach from inside the S3
+request) starts a pipeline only once the S3 request that wrote the source object has finished: moto sets the
+object's metadata after S3Backend.put_object returns, and the execution's revision summary comes from that
+metadata."""
 from __future__ import annotations
 
 import json
