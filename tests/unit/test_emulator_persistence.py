@@ -29,15 +29,7 @@ def _zip() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def aws_env(monkeypatch):
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", REGION)):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-
-
-def test_backends_survive_a_save_and_a_load_into_an_empty_moto(tmp_path, aws_env):
+def test_backends_survive_a_save_and_a_load_into_an_empty_moto(tmp_path, fake_credentials):
     with mock_aws():
         c = _clients()
         c["s3"].create_bucket(Bucket="kept-bucket")
@@ -91,7 +83,7 @@ def test_a_damaged_snapshot_says_how_to_start_empty(tmp_path):
     assert snapshot.load(tmp_path / "nothing-saved") is None
 
 
-def test_saved_files_are_what_reset_removes(tmp_path, aws_env):
+def test_saved_files_are_what_reset_removes(tmp_path, fake_credentials):
     with mock_aws():
         boto3.client("s3", region_name=REGION).create_bucket(Bucket="kept-bucket")
         boto3.client("s3", region_name=REGION).put_object(Bucket="kept-bucket", Key="big", Body=b"b" * BIG)
@@ -120,7 +112,7 @@ def test_which_requests_wait_for_a_snapshot():
     assert not durable_acks.mutates({"REQUEST_METHOD": "POST", "PATH_INFO": "/moto-api/reset", "QUERY_STRING": ""})
 
 
-def test_a_mutating_request_is_answered_after_the_snapshot_that_holds_it(aws_env):
+def test_a_mutating_request_is_answered_after_the_snapshot_that_holds_it(fake_credentials):
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from werkzeug.test import Client
 
@@ -177,7 +169,7 @@ def _backend_app(service: str):
 
 
 # --- recovery ------------------------------------------------------------------------------------------------
-def test_interrupted_glue_runs_and_crawls_end_failed_with_the_reason(aws_env):
+def test_interrupted_glue_runs_and_crawls_end_failed_with_the_reason(fake_credentials):
     from moto.glue.models import glue_backends
 
     with mock_aws():
@@ -194,7 +186,7 @@ def test_interrupted_glue_runs_and_crawls_end_failed_with_the_reason(aws_env):
         assert recovered.failed_crawls == []
 
 
-def test_an_execution_saved_while_running_starts_again_after_the_load(tmp_path, aws_env):
+def test_an_execution_saved_while_running_starts_again_after_the_load(tmp_path, fake_credentials):
     from tests.integration.helpers import wait_for
 
     definition = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 2, "Next": "Done"},
@@ -221,7 +213,7 @@ def test_an_execution_saved_while_running_starts_again_after_the_load(tmp_path, 
         assert json.loads(described["input"]) == {"object": "s3://b/k"}  # the same name and input, run again
 
 
-def test_reset_removes_the_saved_state_and_says_what(tmp_path, aws_env):
+def test_reset_removes_the_saved_state_and_says_what(tmp_path, fake_credentials):
     from sdlf_cli.local import process
 
     state = tmp_path / "local"
